@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/elt-dev/elt/localpg"
+)
+
+// DBCmd manages a project-local PostgreSQL cluster.
+type DBCmd struct {
+	Dir string `name:"dir" env:"ELT_DB_DIR" default:".elt/pg" placeholder:"DIR" help:"Folder of the local cluster (${default})."`
+
+	Start  DBStartCmd  `cmd:"" help:"Create (first time) and start the local cluster on a free port; print its URL. Installs Debian's postgresql package when no server binaries exist and you are root."`
+	Stop   DBStopCmd   `cmd:"" help:"Stop the local cluster."`
+	URL    DBURLCmd    `cmd:"" name:"url" help:"Print the superuser URL of the running local cluster (for DATABASE_URL)."`
+	Status DBStatusCmd `cmd:"" help:"Say whether the local cluster runs, and where."`
+}
+
+// DBStartCmd starts the local cluster.
+type DBStartCmd struct {
+	Port int `name:"port" help:"TCP port on 127.0.0.1 (default: the last one if free, else any free port)."`
+}
+
+// Run starts the cluster and prints its URL.
+func (c *DBStartCmd) Run(ctx context.Context, db *DBCmd) error {
+	cl, err := localpg.Start(ctx, localpg.Options{Dir: db.Dir, Port: c.Port})
+	if err != nil {
+		return err
+	}
+	fmt.Println(cl.URL("postgres"))
+	return nil
+}
+
+// DBStopCmd stops the local cluster.
+type DBStopCmd struct{}
+
+// Run stops the cluster if it runs.
+func (c *DBStopCmd) Run(ctx context.Context, db *DBCmd) error {
+	bin, err := localpg.FindBinDir()
+	if err != nil {
+		return err
+	}
+	cl := &localpg.Cluster{Dir: db.Dir, BinDir: bin}
+	return cl.Stop(ctx)
+}
+
+// DBURLCmd prints the URL of the running cluster.
+type DBURLCmd struct {
+	Database string `name:"database" default:"postgres" help:"Database name in the URL (${default})."`
+}
+
+// Run prints the URL.
+func (c *DBURLCmd) Run(ctx context.Context, db *DBCmd) error {
+	cl, err := localpg.Open(ctx, db.Dir)
+	if err != nil {
+		return err
+	}
+	fmt.Println(cl.URL(c.Database))
+	return nil
+}
+
+// DBStatusCmd reports the cluster's state.
+type DBStatusCmd struct{}
+
+// Run prints where the cluster runs, or that it does not.
+func (c *DBStatusCmd) Run(ctx context.Context, db *DBCmd) error {
+	cl, err := localpg.Open(ctx, db.Dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("running: %s (port %d, server binaries %s)\n", cl.Dir, cl.Port, cl.BinDir)
+	return nil
+}

@@ -1,0 +1,92 @@
+// Command elt extracts a product's usage data from its HTTP export API into PostgreSQL, transforms it inside
+// the database, and exposes it per customer to BI tools through login roles and row-level security.
+//
+// main only parses the command line and wires dependencies; every command's logic lives in a package named
+// for what it does.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Globals are the flags every command shares.
+type Globals struct {
+	DatabaseURL string `name:"database-url" env:"DATABASE_URL" placeholder:"URL" help:"PostgreSQL connection string (postgres://... or key=value). Empty: the libpq variables PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD/PGPASSFILE. Prefer the environment or a passfile for passwords: flags show in ps."`
+	Config      string `name:"config" env:"ELT_CONFIG" default:"elt.yaml" placeholder:"PATH" help:"Config file with the sources to extract (${default})."`
+	LogFormat   string `name:"log-format" env:"ELT_LOG_FORMAT" enum:"text,json" default:"text" help:"Log format: text for people, json for cron and log collectors (${default})."`
+	LogLevel    string `name:"log-level" env:"ELT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Least severe level logged (${default})."`
+}
+
+// Connect opens a pool to the database named by --database-url, DATABASE_URL or the PG* variables.
+func (g *Globals) Connect(ctx context.Context) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(g.DatabaseURL)
+	if err != nil {
+		// pgx errors on a malformed URL may quote it, password included: say only what is wrong.
+		return nil, errors.New("invalid database URL (check --database-url, DATABASE_URL or PG* variables)")
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "elt"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to postgres at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, unwrapConnect(err))
+	}
+	return pool, nil
+}
+
+// CLI is the command tree.
+type CLI struct {
+	Globals
+
+	Migrate MigrateCmd `cmd:"" help:"Apply the SQL migrations embedded in this binary (elt migrate --help)."`
+	DB      DBCmd      `cmd:"" name:"db" help:"Run a local PostgreSQL cluster in a project folder, for the demo and development."`
+}
+
+const description = `elt loads a product's usage data from its HTTP export API into PostgreSQL (extract), turns it into
+typed tables and usage marts inside the database (refresh), and gives each customer a login role that sees
+only its own rows in the analytics schema (tenant), ready for Superset or any SQL tool.
+
+A nightly run is: elt extract && elt refresh. Exit status is 0 only on success.`
+
+func main() {
+	var cli CLI
+	kctx := kong.Parse(&cli,
+		kong.Name("elt"),
+		kong.Description(description),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, Summary: true}),
+	)
+	log := newLogger(cli.LogFormat, cli.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	err := kctx.Run(&cli.Globals, log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "elt: %v\n", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func newLogger(format, level string) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

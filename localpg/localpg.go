@@ -1,0 +1,355 @@
+// Package localpg runs a PostgreSQL cluster in a project-local folder from the server binaries already on the
+// machine, so neither the demo nor the tests need a Postgres installed and configured by hand.
+//
+// # Layout
+//
+// A cluster lives in one folder: data/ (the cluster), run/ (the Unix socket), postgres.log, and port (the
+// TCP port it last listened on). The superuser postgres connects over the Unix socket without a password
+// (the socket folder is reachable only by its owner); every other role connects over TCP on 127.0.0.1 with a
+// scram-sha-256 password, which is what tenant logins use.
+//
+// # Root
+//
+// initdb refuses to run as root, so when the caller is root every server command runs as the postgres user
+// (runuser -u postgres), which owns the folder.
+package localpg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Options configure Start. The zero value of every field but Dir is a sensible default.
+type Options struct {
+	// Dir holds the cluster; created if missing.
+	Dir string
+	// Port to listen on; 0 reuses the port of the last start when free, else picks a free one.
+	Port int
+	// Ephemeral trades durability for speed (fsync, synchronous_commit and full_page_writes off). For test
+	// clusters only.
+	Ephemeral bool
+	// Settings are extra postgresql.conf settings written at initdb time.
+	Settings map[string]string
+}
+
+// Cluster is a started local cluster.
+type Cluster struct {
+	Dir    string // the cluster's folder
+	Port   int    // TCP port on 127.0.0.1
+	BinDir string // server binaries used
+}
+
+// DataDir is the cluster's data directory.
+func (c *Cluster) DataDir() string { return filepath.Join(c.Dir, "data") }
+
+// SocketDir is where the server's Unix socket lives.
+func (c *Cluster) SocketDir() string { return filepath.Join(c.Dir, "run") }
+
+// URL is the superuser's connection string for database db, over the Unix socket.
+func (c *Cluster) URL(db string) string {
+	q := url.Values{"host": {c.SocketDir()}, "port": {strconv.Itoa(c.Port)}, "sslmode": {"disable"}}
+	return (&url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/" + db, RawQuery: q.Encode()}).String()
+}
+
+// TCPURL is a connection string for role user to database db over TCP, without a password (libpq reads it
+// from PGPASSWORD or ~/.pgpass).
+func (c *Cluster) TCPURL(user, db string) string {
+	return (&url.URL{Scheme: "postgres", User: url.User(user), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), Path: "/" + db, RawQuery: "sslmode=disable"}).String()
+}
+
+// FindBinDir locates the PostgreSQL server binaries: $PG_BINDIR, then `pg_config --bindir` when it holds a
+// server, then the newest /usr/lib/postgresql/*/bin.
+func FindBinDir() (string, error) {
+	if d := os.Getenv("PG_BINDIR"); d != "" {
+		if hasServer(d) {
+			return d, nil
+		}
+		return "", fmt.Errorf("PG_BINDIR=%s holds no initdb/pg_ctl/postgres", d)
+	}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		if d := strings.TrimSpace(string(out)); hasServer(d) {
+			return d, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if hasServer(d) {
+			return d, nil
+		}
+	}
+	return "", errNoServer
+}
+
+var errNoServer = errors.New("no PostgreSQL server binaries found (looked at $PG_BINDIR, pg_config --bindir, /usr/lib/postgresql/*/bin); install them, e.g. on Debian/Ubuntu: apt-get install postgresql, or set PG_BINDIR")
+
+func version(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+func hasServer(dir string) bool {
+	for _, b := range []string{"initdb", "pg_ctl", "postgres"} {
+		if fi, err := os.Stat(filepath.Join(dir, b)); err != nil || fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// EnsureBinDir is FindBinDir, but when no server is found and the caller is root on a machine with apt-get, it
+// installs Debian's postgresql package first.
+func EnsureBinDir(ctx context.Context, logf func(string, ...any)) (string, error) {
+	d, err := FindBinDir()
+	if err == nil || os.Geteuid() != 0 {
+		return d, err
+	}
+	if _, lerr := exec.LookPath("apt-get"); lerr != nil {
+		return "", err
+	}
+	logf("no PostgreSQL server found; installing Debian's postgresql package with apt-get")
+	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "postgresql"}} {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, aerr := cmd.CombinedOutput(); aerr != nil {
+			return "", fmt.Errorf("apt-get %s: %w: %s", args[0], aerr, lastLine(out))
+		}
+	}
+	return FindBinDir()
+}
+
+// Start initializes the cluster in opts.Dir when needed and starts it unless it is already running. It is
+// safe to call on a running cluster: it returns the running one.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := EnsureBinDir(ctx, func(string, ...any) {})
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, BinDir: bin}
+	if err := c.prepare(ctx, opts); err != nil {
+		return nil, err
+	}
+	if port, ok := c.running(ctx); ok {
+		c.Port = port
+		return c, nil
+	}
+	port := opts.Port
+	if port == 0 {
+		port = previousPort(dir)
+	}
+	if port == 0 || !free(port) {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	c.Port = port
+	logFile := filepath.Join(dir, "postgres.log")
+	o := fmt.Sprintf("-p %d -k %s", port, c.SocketDir())
+	if _, err := c.run(ctx, "pg_ctl", "-D", c.DataDir(), "-l", logFile, "-w", "-t", "60", "-o", o, "start"); err != nil {
+		return nil, fmt.Errorf("start postgres in %s: %w (see %s)", dir, err, logFile)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "port"), []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Open returns the cluster in dir if it is running.
+func Open(ctx context.Context, dir string) (*Cluster, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := FindBinDir()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, BinDir: bin}
+	port, ok := c.running(ctx)
+	if !ok {
+		return nil, fmt.Errorf("no local postgres running in %s (start it with: elt db start)", dir)
+	}
+	c.Port = port
+	return c, nil
+}
+
+// Stop stops the cluster (fast shutdown: open sessions are ended). Stopping a stopped cluster is not an error.
+func (c *Cluster) Stop(ctx context.Context) error {
+	if _, ok := c.running(ctx); !ok {
+		return nil
+	}
+	if _, err := c.run(ctx, "pg_ctl", "-D", c.DataDir(), "-w", "-m", "fast", "stop"); err != nil {
+		return fmt.Errorf("stop postgres in %s: %w", c.Dir, err)
+	}
+	return nil
+}
+
+// running reports whether the server of this cluster is up, and its port.
+func (c *Cluster) running(ctx context.Context) (int, bool) {
+	pid, err := os.ReadFile(filepath.Join(c.DataDir(), "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	if _, err := c.run(ctx, "pg_ctl", "-D", c.DataDir(), "status"); err != nil {
+		return 0, false
+	}
+	// postmaster.pid: line 4 is the port.
+	lines := strings.Split(string(pid), "\n")
+	if len(lines) < 4 {
+		return 0, false
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(lines[3]))
+	return port, err == nil
+}
+
+func (c *Cluster) prepare(ctx context.Context, opts Options) error {
+	if err := os.MkdirAll(c.SocketDir(), 0o700); err != nil {
+		return err
+	}
+	if asRoot() {
+		if err := ensurePostgresUser(ctx); err != nil {
+			return err
+		}
+		if err := exec.CommandContext(ctx, "chown", "-R", "postgres:postgres", c.Dir).Run(); err != nil {
+			return fmt.Errorf("chown %s to postgres: %w", c.Dir, err)
+		}
+		if err := traversable(c.Dir); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.DataDir(), "PG_VERSION")); err == nil {
+		return nil
+	}
+	if _, err := c.run(ctx, "initdb", "-D", c.DataDir(), "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
+		"--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"); err != nil {
+		return fmt.Errorf("initdb %s: %w", c.DataDir(), err)
+	}
+	settings := map[string]string{
+		"listen_addresses":        "'127.0.0.1'",
+		"max_connections":         "200",
+		"shared_buffers":          "'256MB'",
+		"password_encryption":     "'scram-sha-256'",
+		"log_min_messages":        "warning",
+		"log_timezone":            "'UTC'",
+		"timezone":                "'UTC'",
+		"unix_socket_permissions": "0700",
+	}
+	if opts.Ephemeral {
+		settings["fsync"] = "off"
+		settings["synchronous_commit"] = "off"
+		settings["full_page_writes"] = "off"
+	}
+	for k, v := range opts.Settings {
+		settings[k] = v
+	}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var conf bytes.Buffer
+	conf.WriteString("\n# written by elt (localpg)\n")
+	for _, k := range keys {
+		fmt.Fprintf(&conf, "%s = %s\n", k, settings[k])
+	}
+	f, err := os.OpenFile(filepath.Join(c.DataDir(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.Write(conf.Bytes())
+	return err
+}
+
+// run runs a server binary, as the postgres user when we are root.
+func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	path := filepath.Join(c.BinDir, name)
+	var cmd *exec.Cmd
+	if asRoot() {
+		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
+	} else {
+		cmd = exec.CommandContext(ctx, path, args...)
+	}
+	cmd.Dir = "/"
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), fmt.Errorf("%s: %w: %s", name, err, lastLine(out.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+func asRoot() bool { return os.Geteuid() == 0 }
+
+func ensurePostgresUser(ctx context.Context) error {
+	if _, err := user.Lookup("postgres"); err == nil {
+		return nil
+	}
+	if out, err := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres").CombinedOutput(); err != nil {
+		return fmt.Errorf("create the postgres system user: %w: %s", err, lastLine(out))
+	}
+	return nil
+}
+
+// traversable makes every parent of dir searchable by others, as the postgres user must reach it.
+func traversable(dir string) error {
+	for d := filepath.Dir(dir); d != "/" && d != "."; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+				return fmt.Errorf("make %s traversable for the postgres user: %w", d, err)
+			}
+		}
+	}
+	return nil
+}
+
+func previousPort(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "port"))
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return p
+}
+
+func free(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
