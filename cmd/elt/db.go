@@ -19,12 +19,13 @@ type DBCmd struct {
 
 // DBStartCmd starts the local cluster.
 type DBStartCmd struct {
-	Port int `name:"port" help:"TCP port on 127.0.0.1 (default: the last one if free, else any free port)."`
+	Port      int  `name:"port" help:"TCP port on 127.0.0.1 (default: the last one if free, else any free port)."`
+	Ephemeral bool `name:"ephemeral" help:"Turn fsync, synchronous_commit and full_page_writes off at creation: fast, and unsafe for data you keep (CI and tests only)."`
 }
 
 // Run starts the cluster and prints its URL.
 func (c *DBStartCmd) Run(ctx context.Context, db *DBCmd) error {
-	cl, err := localpg.Start(ctx, localpg.Options{Dir: db.Dir, Port: c.Port})
+	cl, err := localpg.Start(ctx, localpg.Options{Dir: db.Dir, Port: c.Port, Ephemeral: c.Ephemeral})
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,11 @@ func (db *DB) ConnString(user, password string) string {
 	return srv.tcpURL(db.Name, user, password)
 }
 
+// URLFor returns the superuser connection string of another database on the same server.
+func (db *DB) URLFor(database string) string {
+	return srv.urlFor(database)
+}
+
 // server is the PostgreSQL server the test binary uses.
 type server struct {
 	adminURL string // superuser URL of the maintenance database

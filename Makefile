@@ -1,0 +1,43 @@
+# elt — see README.md. Every target works on a fresh machine; nothing needs to be installed by hand.
+
+GO      ?= go
+BIN     := bin
+ELT     := $(BIN)/elt
+DEMOAPI := $(BIN)/elt-demo-api
+
+.PHONY: all build test vet demo demo-down bench bench-extract bench-refresh bench-tenant lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(ELT) ./cmd/elt
+	$(GO) build -o $(DEMOAPI) ./cmd/elt-demo-api
+
+## test: vet, then every test against a real PostgreSQL (DATABASE_URL, or a throwaway cluster per test binary).
+test: vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+vet:
+	$(GO) vet ./...
+
+## demo: local Postgres + demo API, migrate, extract, refresh, three tenants; prints what each tenant sees.
+demo: build
+	bash demo/demo.sh up
+
+## demo-down: stop what make demo started (the data stays in .elt/ for the next run).
+demo-down:
+	bash demo/demo.sh down
+
+bench: bench-extract bench-refresh bench-tenant
+
+bench-extract: build
+	bash tests/bench/extract.sh
+
+bench-refresh: build
+	bash tests/bench/refresh.sh
+
+bench-tenant: build
+	bash tests/bench/tenant.sh
+
+clean:
+	rm -rf $(BIN)
