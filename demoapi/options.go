@@ -21,6 +21,8 @@ const (
 	MaxUsersPerCustomer = 99999
 	MaxEvents           = 999_999_999_999
 	MaxDays             = 36500
+	// MaxUsers bounds Customers × UsersPerCustomer: users are held in memory.
+	MaxUsers = 2_000_000
 )
 
 // Page sizes accepted by every pagination style; a larger limit is clamped to MaxLimit.
@@ -82,6 +84,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("customers must be between 1 and %d, got %d", MaxCustomers, o.Customers)
 	case o.UsersPerCustomer < 1 || o.UsersPerCustomer > MaxUsersPerCustomer:
 		return fmt.Errorf("users per customer must be between 1 and %d, got %d", MaxUsersPerCustomer, o.UsersPerCustomer)
+	case o.Customers*o.UsersPerCustomer > MaxUsers:
+		return fmt.Errorf("customers × users per customer must be at most %d, got %d", MaxUsers, o.Customers*o.UsersPerCustomer)
 	case o.Events > MaxEvents:
 		return fmt.Errorf("events must be at most %d, got %d", int64(MaxEvents), o.Events)
 	case o.Days < 1 || o.Days > MaxDays:
