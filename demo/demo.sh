@@ -46,7 +46,7 @@ up() {
 
   say "demo export API"
   start_api
-  export DEMO_API_URL="http://$(cat "$STATE/demo-api.addr")"
+  export ELT_DEMO_API_URL="http://$(cat "$STATE/demo-api.addr")"
 
   say "elt migrate"
   "$ELT" migrate

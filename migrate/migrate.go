@@ -111,7 +111,8 @@ func ReadStatus(ctx context.Context, conn *pgx.Conn, fsys fs.FS) (Status, error)
 
 // Up applies every pending migration of fsys (nil: the embedded ones) in order and returns those it applied.
 // onStart, if not nil, is called before each one. A failing migration is rolled back whole and the error names
-// its file and the SQL error.
+// its file and the SQL error. After applying any, it gives every object of elt's schemas to the owner role
+// (elt.adopt_objects).
 func Up(ctx context.Context, conn *pgx.Conn, fsys fs.FS, onStart func(Migration)) ([]Migration, error) {
 	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
 	if err != nil {
@@ -140,7 +141,30 @@ func Up(ctx context.Context, conn *pgx.Conn, fsys fs.FS, onStart func(Migration)
 	if err != nil {
 		return applied, describe(err)
 	}
+	if len(applied) > 0 {
+		if err := adopt(ctx, conn); err != nil {
+			return applied, err
+		}
+	}
 	return applied, nil
+}
+
+// adopt gives the objects the migrations just created to the owner role (elt.adopt_objects, from
+// 005_tenants.sql): whoever applies migrations, often a superuser, must not own a view that tenants read (it
+// would bypass row-level security) nor a mart that elt refresh must refresh. Before that migration exists it
+// does nothing.
+func adopt(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `select to_regprocedure('elt.adopt_objects()') is not null`).Scan(&exists); err != nil {
+		return fmt.Errorf("give objects to elt_owner: %w", err)
+	}
+	if !exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, `call elt.adopt_objects()`); err != nil {
+		return fmt.Errorf("give objects to elt_owner: %w", err)
+	}
+	return nil
 }
 
 // describe turns tern's errors into one line an operator can act on.

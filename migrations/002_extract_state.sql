@@ -28,19 +28,37 @@ create table elt.batches (
     staging_table text        not null,
     records       integer     not null,
     bytes         bigint      not null,
+    cursor_max    text,
     committed_at  timestamptz not null default now()
 );
 comment on table elt.batches is 'Each committed batch of records in staging; transforms process batches above their watermark.';
+comment on column elt.batches.cursor_max is 'Highest incremental cursor value in the batch (null for replace loads); bounds the look-back scan.';
 create index batches_run_idx on elt.batches (run_id);
 
 create table elt.cursors (
     source     text        not null,
     resource   text        not null,
+    scope      text        not null default '',
     value      text        not null,
     updated_at timestamptz not null default now(),
-    constraint cursors_pkey primary key (source, resource)
+    constraint cursors_pkey primary key (source, resource, scope)
 );
 comment on table elt.cursors is 'Incremental cursor of each source resource, committed with the batch that reached it.';
+comment on column elt.cursors.scope is 'Empty for a top-level resource; the parent key for a child resource, which keeps one cursor per parent.';
+comment on column elt.cursors.value is 'Every record with a cursor value up to this one is in staging.';
+
+create table elt.rejects (
+    reject_id   bigint generated always as identity primary key,
+    run_id      bigint      not null references elt.runs (run_id),
+    source      text        not null,
+    resource    text        not null,
+    url         text        not null,
+    reason      text        not null,
+    raw         text        not null,
+    rejected_at timestamptz not null default now()
+);
+comment on table elt.rejects is 'Records a source sent that could not be loaded (resources with rejects: true), with the reason and the raw text.';
+create index rejects_source_idx on elt.rejects (source, resource, rejected_at desc);
 
 -- Batch transactions share this lock; elt refresh takes it exclusively for an instant, so a watermark it
 -- reads (max committed batch_id) can never be overtaken by a batch that was still in flight.
@@ -87,6 +105,7 @@ drop table staging.users;
 drop table staging.customers;
 drop function elt.lock_staging_exclusive();
 drop function elt.lock_staging_shared();
+drop table elt.rejects;
 drop table elt.cursors;
 drop table elt.batches;
 drop table elt.runs;

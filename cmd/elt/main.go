@@ -52,6 +52,10 @@ type CLI struct {
 	Globals
 
 	Migrate MigrateCmd `cmd:"" help:"Apply the SQL migrations embedded in this binary (elt migrate --help)."`
+	Extract ExtractCmd `cmd:"" help:"Load the configured HTTP sources into staging (raw jsonb, exactly once)."`
+	Refresh RefreshCmd `cmd:"" help:"Transform staging into core tables, run data checks, refresh the usage marts."`
+	Status  StatusCmd  `cmd:"" help:"Show freshness and the last result of every source and of refresh."`
+	Tenant  TenantCmd  `cmd:"" help:"Manage customers' login roles (add, list, remove, rotate-password, uri, check)."`
 	DB      DBCmd      `cmd:"" name:"db" help:"Run a local PostgreSQL cluster in a project folder, for the demo and development."`
 }
 

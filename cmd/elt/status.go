@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/elt-dev/elt/extract"
+)
+
+// StatusCmd is elt status.
+type StatusCmd struct {
+	JSON bool `name:"json" help:"Print the status as JSON instead of a table."`
+}
+
+// Help is the long help of elt status.
+func (c *StatusCmd) Help() string {
+	return `Shows, for each source, when it last loaded successfully (its freshness), how its last run ended (records,
+pages, retries, error) and, per resource, the incremental cursor and the records in staging. Sources in the
+config file that never ran are listed too. Exit status 0 even when a source failed: read the table.`
+}
+
+// Run prints the status.
+func (c *StatusCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
+	var cfg *extract.Config
+	if loaded, err := extract.LoadConfig(g.Config); err == nil {
+		cfg = loaded
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		log.Warn("config not read; listing only sources that ran", "error", err)
+	}
+	pool, err := g.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st, err := extract.ReadStatus(ctx, pool, cfg)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return extract.WriteStatusJSON(os.Stdout, st)
+	}
+	return extract.WriteStatus(os.Stdout, st, time.Now())
+}

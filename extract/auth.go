@@ -1,0 +1,129 @@
+package extract
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// credentials are the resolved secrets of a source, applied to each request and redacted from every URL
+// and message.
+type credentials struct {
+	auth   Auth
+	secret string // token, API key or password
+}
+
+// resolveCredentials reads the source's secret from its environment variable or file.
+func resolveCredentials(a Auth) (credentials, error) {
+	c := credentials{auth: a}
+	var env, file string
+	switch a.Kind {
+	case "bearer", "api_key":
+		env, file = a.TokenEnv, a.TokenFile
+	case "basic":
+		env, file = a.PasswordEnv, a.PasswordFile
+	default:
+		return c, nil
+	}
+	switch {
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok || v == "" {
+			if file == "" {
+				return c, fmt.Errorf("auth: environment variable %s is not set", env)
+			}
+		} else {
+			c.secret = v
+			return c, nil
+		}
+		fallthrough
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return c, fmt.Errorf("auth: read secret file: %w", err)
+		}
+		c.secret = strings.TrimSpace(string(b))
+		if c.secret == "" {
+			return c, fmt.Errorf("auth: secret file %s is empty", file)
+		}
+	}
+	return c, nil
+}
+
+// apply adds the credentials to req.
+func (c credentials) apply(req *http.Request) {
+	switch c.auth.Kind {
+	case "bearer":
+		req.Header.Set("Authorization", "Bearer "+c.secret)
+	case "basic":
+		req.SetBasicAuth(c.auth.Username, c.secret)
+	case "api_key":
+		if c.auth.In == "query" {
+			q := req.URL.Query()
+			q.Set(c.auth.Name, c.secret)
+			req.URL.RawQuery = q.Encode()
+		} else {
+			req.Header.Set(c.auth.Name, c.secret)
+		}
+	}
+}
+
+// redact removes the secret from s wherever it appears.
+func (c credentials) redact(s string) string {
+	if c.secret == "" {
+		return s
+	}
+	if c.auth.Kind == "basic" {
+		s = strings.ReplaceAll(s, base64.StdEncoding.EncodeToString([]byte(c.auth.Username+":"+c.secret)), "REDACTED")
+	}
+	s = strings.ReplaceAll(s, c.secret, "REDACTED")
+	if e := url.QueryEscape(c.secret); e != c.secret {
+		s = strings.ReplaceAll(s, e, "REDACTED")
+	}
+	return s
+}
+
+// sensitiveParams are query parameters whose values never appear in logs or errors.
+var sensitiveParams = []string{"token", "access_token", "api_key", "apikey", "key", "secret", "password",
+	"client_secret", "signature", "sig", "auth"}
+
+// redactURL renders raw without user info and with the values of sensitive query parameters (and extra
+// ones) replaced.
+func redactURL(raw string, extra []string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		changed := false
+		for k := range q {
+			lk := strings.ToLower(k)
+			hit := false
+			for _, s := range sensitiveParams {
+				if lk == s || strings.HasSuffix(lk, "_"+s) || strings.HasSuffix(lk, "-"+s) {
+					hit = true
+				}
+			}
+			for _, s := range extra {
+				if k == s {
+					hit = true
+				}
+			}
+			if hit {
+				q.Set(k, "REDACTED")
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}

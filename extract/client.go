@@ -1,0 +1,240 @@
+package extract
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// client sends the requests of one source: auth, headers, rate limit, retries.
+type client struct {
+	src     *Source
+	hc      *http.Client
+	creds   credentials
+	limiter *rateLimiter
+	log     *slog.Logger
+	retries atomic.Int64
+	pages   atomic.Int64
+	bytes   atomic.Int64
+}
+
+func newClient(src *Source, creds credentials, log *slog.Logger) *client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 4
+	tr.ResponseHeaderTimeout = time.Duration(src.Timeout)
+	return &client{
+		src:     src,
+		hc:      &http.Client{Transport: tr, Timeout: time.Duration(src.Timeout)},
+		creds:   creds,
+		limiter: newRateLimiter(src.RateLimit),
+		log:     log,
+	}
+}
+
+// show renders u for logs and errors: no credentials, no secret query parameters.
+func (c *client) show(u *url.URL) string {
+	var extra []string
+	if c.creds.auth.Kind == "api_key" && c.creds.auth.In == "query" {
+		extra = append(extra, c.creds.auth.Name)
+	}
+	return c.creds.redact(redactURL(u.String(), extra))
+}
+
+// emitError carries an error raised by the consumer of records through the body readers unchanged.
+type emitError struct{ err error }
+
+func (e emitError) Error() string { return e.err.Error() }
+
+// get fetches u and hands a 200 response to read, retrying per the retry policy. read must call restart
+// semantics itself: attempt counts from 0.
+func (c *client) get(ctx context.Context, u *url.URL, accept string, read func(resp *http.Response, attempt int) error) error {
+	for attempt := 0; ; attempt++ {
+		err := c.once(ctx, u, accept, read, attempt)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ee emitError
+		if errors.As(err, &ee) {
+			return ee.err
+		}
+		ok, retryAfter := retryable(err)
+		if !ok || attempt >= c.src.MaxRetries {
+			if ok && attempt > 0 {
+				return fmt.Errorf("%w (gave up after %d retries)", err, attempt)
+			}
+			return err
+		}
+		wait := backoff(time.Duration(c.src.Backoff), time.Duration(c.src.MaxBackoff), attempt+1)
+		if retryAfter > 0 {
+			if retryAfter > time.Duration(c.src.MaxBackoff) {
+				return fmt.Errorf("%w (Retry-After %s is more than max_backoff %s)", err, retryAfter, time.Duration(c.src.MaxBackoff))
+			}
+			wait = retryAfter
+		}
+		c.retries.Add(1)
+		c.log.Warn("retrying request", "source", c.src.Name, "error", c.creds.redact(err.Error()), "attempt", attempt+1, "wait", wait.Round(time.Millisecond).String())
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(*http.Response, int) error, attempt int) error {
+	if err := c.limiter.wait(ctx); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", "elt-extract")
+	for k, v := range c.src.Headers {
+		req.Header.Set(k, v)
+	}
+	c.creds.apply(req)
+	shown := c.show(u)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return &reachError{url: shown, err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return &httpError{
+			method: http.MethodGet, url: shown, status: resp.StatusCode,
+			body:       c.creds.redact(oneLine(head)),
+			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		}
+	}
+	if err := checkContentType(resp.Header.Get("Content-Type"), accept); err != nil {
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return fmt.Errorf("GET %s: %w: %s", shown, err, c.creds.redact(oneLine(head)))
+	}
+	c.pages.Add(1)
+	body := &countingReader{r: resp.Body, n: &c.bytes}
+	resp.Body = body
+	if err := read(resp, attempt); err != nil {
+		var ee emitError
+		if errors.As(err, &ee) || ctx.Err() != nil {
+			return err
+		}
+		return &bodyError{url: shown, err: err}
+	}
+	return nil
+}
+
+// checkContentType refuses a body that is not what the resource format expects (an HTML error page
+// served with 200, for instance). A missing Content-Type is accepted.
+func checkContentType(ct, accept string) error {
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return fmt.Errorf("unexpected content type %q", ct)
+	}
+	if strings.Contains(mt, "json") || (accept != "application/json" && (mt == "text/plain" || strings.Contains(mt, "jsonl"))) {
+		return nil
+	}
+	return fmt.Errorf("unexpected content type %q", mt)
+}
+
+// oneLine turns the first bytes of a body into a single printable line.
+func oneLine(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "?")
+	s = strings.Join(strings.Fields(s), " ")
+	if len(b) == 200 {
+		for len(s) > 0 && !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+		s += "..."
+	}
+	return s
+}
+
+type countingReader struct {
+	r io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
+
+// walk requests every page of res starting at start and calls emit with each record, in order; a page that
+// fails halfway is retried and its records already emitted are skipped, so emit sees each record once.
+// pageDone, when set, runs after each page, once its response is closed.
+func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit func(rec []byte, bad string, page string) error, pageDone func() error) error {
+	pg := newPager(&res.Pagination, start)
+	wanted := pg.wanted()
+	accept := "application/json"
+	if res.Format == "ndjson" {
+		accept = "application/x-ndjson"
+	}
+	for {
+		var meta map[string]json.RawMessage
+		var header http.Header
+		emitted := 0
+		shown := c.show(pg.cur)
+		err := c.get(ctx, pg.cur, accept, func(resp *http.Response, attempt int) error {
+			pg.restart()
+			header = resp.Header
+			seen := 0
+			one := func(rec []byte, bad string) error {
+				if err := pg.record(rec); err != nil {
+					return emitError{fmt.Errorf("GET %s: %w", shown, err)}
+				}
+				seen++
+				if seen <= emitted {
+					return nil // already emitted before a retry of this page
+				}
+				emitted++
+				if err := emit(rec, bad, shown); err != nil {
+					return emitError{err}
+				}
+				return nil
+			}
+			var err error
+			if res.Format == "ndjson" {
+				err = readNDJSON(resp.Body, one)
+			} else {
+				meta, err = readJSONPage(resp.Body, res.Records, wanted, func(rec []byte) error { return one(rec, "") })
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		done, why, err := pg.advance(meta, header)
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", shown, err)
+		}
+		if pageDone != nil {
+			if err := pageDone(); err != nil {
+				return err
+			}
+		}
+		if done {
+			c.log.Debug("pagination ended", "source", c.src.Name, "resource", res.Name, "pages", pg.pages, "reason", why)
+			return nil
+		}
+	}
+}

@@ -1,0 +1,513 @@
+package extract
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the extract part of the config file: the HTTP sources to load into staging.
+type Config struct {
+	// Sources lists the APIs, in the order elt extract runs them.
+	Sources []*Source `yaml:"sources"`
+}
+
+// Source is one HTTP API: where it is, how to authenticate, how hard to push it, and its resources.
+type Source struct {
+	// Name identifies the source in logs, errors, elt.runs and elt.cursors.
+	Name string `yaml:"name"`
+	// BaseURL is the API root; resource paths are resolved against it.
+	BaseURL string `yaml:"base_url"`
+	// Headers are sent with every request (never put secrets here: use Auth).
+	Headers map[string]string `yaml:"headers"`
+	// Auth says how to authenticate; secrets come from environment variables or files.
+	Auth Auth `yaml:"auth"`
+	// Timeout bounds one request, body included (default 60s).
+	Timeout Duration `yaml:"timeout"`
+	// MaxRetries is how many times a failed request is retried (default 5; 0 uses the default, -1 disables).
+	MaxRetries int `yaml:"max_retries"`
+	// Backoff is the first retry delay, doubled on each retry with full jitter (default 500ms).
+	Backoff Duration `yaml:"backoff"`
+	// MaxBackoff caps one retry delay, Retry-After included (default 60s).
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// RateLimit is the most requests per second sent to this source (0: unlimited).
+	RateLimit float64 `yaml:"rate_limit"`
+	// BatchSize is how many records one batch transaction commits, at least (default 50000).
+	BatchSize int `yaml:"batch_size"`
+	// Resources are the endpoints of this source, extracted in order.
+	Resources []*Resource `yaml:"resources"`
+}
+
+// Auth holds the authentication of a source. Secrets are named, never written: *_env names an environment
+// variable, *_file a file whose content (trimmed) is the secret.
+type Auth struct {
+	// Kind is none (default), bearer, basic or api_key.
+	Kind string `yaml:"kind"`
+	// TokenEnv and TokenFile give the bearer token or the API key.
+	TokenEnv  string `yaml:"token_env"`
+	TokenFile string `yaml:"token_file"`
+	// Username is the basic-auth user (not a secret).
+	Username string `yaml:"username"`
+	// PasswordEnv and PasswordFile give the basic-auth password.
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
+	// Name is the header or query parameter that carries an API key.
+	Name string `yaml:"name"`
+	// In is where the API key goes: header (default) or query.
+	In string `yaml:"in"`
+}
+
+// Resource is one endpoint of a source, loaded into one staging table.
+type Resource struct {
+	// Name identifies the resource within its source.
+	Name string `yaml:"name"`
+	// Path is resolved against the source's base URL; {field} placeholders take parent record fields.
+	Path string `yaml:"path"`
+	// Params are query parameters added to every request.
+	Params map[string]string `yaml:"params"`
+	// Format is json (default) or ndjson (one record per line).
+	Format string `yaml:"format"`
+	// Records is the dotted path to the array of records in a JSON body ("data", "data.items"); empty or "."
+	// means the body itself is the array.
+	Records string `yaml:"records"`
+	// PrimaryKey is the record field that identifies a record (dotted path).
+	PrimaryKey string `yaml:"primary_key"`
+	// Table is the staging table (in schema staging; created on demand).
+	Table string `yaml:"table"`
+	// Mode is append (incremental, the default) or replace (a full snapshot swapped in atomically).
+	Mode string `yaml:"mode"`
+	// Pagination says how to walk the pages.
+	Pagination Pagination `yaml:"pagination"`
+	// Incremental makes an append resource load only what changed since the last run.
+	Incremental *Incremental `yaml:"incremental"`
+	// Parent makes this a child resource: one walk per record of the parent resource.
+	Parent *Parent `yaml:"parent"`
+	// Rejects sends records that cannot be loaded (not an object, invalid JSON line, bytes jsonb refuses) to
+	// elt.rejects instead of failing the run.
+	Rejects bool `yaml:"rejects"`
+
+	source *Source
+	parent *Resource
+}
+
+// Pagination describes one of the pagination kinds and its stop rules.
+type Pagination struct {
+	// Kind is none (default), page, offset, cursor, next_url or link.
+	Kind string `yaml:"kind"`
+	// PageParam is the page-number parameter of kind page (default "page"); FirstPage its first value (default 1).
+	PageParam string `yaml:"page_param"`
+	FirstPage *int   `yaml:"first_page"`
+	// OffsetParam is the offset parameter of kind offset (default "offset").
+	OffsetParam string `yaml:"offset_param"`
+	// SizeParam and Size set the page size on every request (optional for page, limit/100 by default for offset).
+	SizeParam string `yaml:"size_param"`
+	Size      int    `yaml:"size"`
+	// CursorParam is the request parameter that carries the cursor token (default "cursor"); CursorPath is
+	// where the next token is in the body (default "next_cursor").
+	CursorParam string `yaml:"cursor_param"`
+	CursorPath  string `yaml:"cursor_path"`
+	// NextURLPath is where the next page's URL is in the body (kind next_url; default "next").
+	NextURLPath string `yaml:"next_url_path"`
+	// HasMorePath names a boolean in the body: false stops.
+	HasMorePath string `yaml:"has_more_path"`
+	// TotalPath names the total record count in the body: stop once that many records were read.
+	TotalPath string `yaml:"total_path"`
+	// StopOnEmpty stops at a page with no records (default true).
+	StopOnEmpty *bool `yaml:"stop_on_empty"`
+	// MaxPages stops after that many pages (0: no limit).
+	MaxPages int `yaml:"max_pages"`
+}
+
+// Incremental configures cursor-based incremental loading.
+type Incremental struct {
+	// CursorField is the record field (dotted path) whose value orders records and filters requests.
+	CursorField string `yaml:"cursor_field"`
+	// Param is the query parameter that asks for records with cursor >= value.
+	Param string `yaml:"param"`
+	// Initial is the value sent on the first run (optional: no filter).
+	Initial string `yaml:"initial"`
+	// LookBack re-requests this much before the saved cursor (timestamps only), to catch late records;
+	// records already loaded are not loaded twice.
+	LookBack Duration `yaml:"look_back"`
+}
+
+// Parent links a child resource to the resource whose records it is fetched for.
+type Parent struct {
+	// Resource names the parent resource in the same source.
+	Resource string `yaml:"resource"`
+	// Fields maps the child path's placeholders to parent record fields, e.g. {customer_id: id}.
+	Fields map[string]string `yaml:"fields"`
+	// Keep lists the parent fields stored in the child rows' parent column (default: the whole record).
+	Keep []string `yaml:"keep"`
+}
+
+// Duration is a time.Duration written as "30s", "5m" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: invalid duration %q", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadConfig reads the config file at path, expanding ${VAR} and ${VAR:-default} in its values.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandEnv replaces ${VAR} (an error when unset) and ${VAR:-default} in s; $${ escapes a literal ${.
+func expandEnv(s string) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	const esc = "\x00esc\x00"
+	s = strings.ReplaceAll(s, "$${", esc)
+	var missing []string
+	out := envRef.ReplaceAllStringFunc(s, func(m string) string {
+		sub := envRef.FindStringSubmatch(m)
+		if v, ok := os.LookupEnv(sub[1]); ok && v != "" {
+			return v
+		}
+		if sub[2] != "" {
+			return sub[3]
+		}
+		missing = append(missing, sub[1])
+		return ""
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("environment variable %s is not set", strings.Join(missing, ", "))
+	}
+	return strings.ReplaceAll(out, esc, "${"), nil
+}
+
+func expandNode(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!binary" {
+		v, err := expandEnv(n.Value)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		n.Value = v
+	}
+	for _, c := range n.Content {
+		if err := expandNode(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseConfig parses and validates a config document. Keys other than sources (other parts of elt.yaml)
+// are ignored.
+func ParseConfig(b []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, err
+	}
+	if root.Kind == 0 {
+		return &Config{}, nil
+	}
+	if err := expandNode(&root); err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := root.Decode(&c); err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+func (c *Config) validate() error {
+	seen := map[string]bool{}
+	for i, s := range c.Sources {
+		if s == nil || s.Name == "" {
+			return fmt.Errorf("sources[%d]: name is required", i)
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("source %s: defined twice", s.Name)
+		}
+		seen[s.Name] = true
+		if err := s.validate(); err != nil {
+			return fmt.Errorf("source %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Source) validate() error {
+	u, err := url.Parse(s.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("base_url %q is not an http(s) URL", redactURL(s.BaseURL, nil))
+	}
+	if u.User != nil {
+		return errors.New("base_url must not carry credentials: use auth")
+	}
+	if s.Timeout == 0 {
+		s.Timeout = Duration(60 * time.Second)
+	}
+	switch {
+	case s.MaxRetries == 0:
+		s.MaxRetries = 5
+	case s.MaxRetries < 0:
+		s.MaxRetries = 0
+	}
+	if s.Backoff == 0 {
+		s.Backoff = Duration(500 * time.Millisecond)
+	}
+	if s.MaxBackoff == 0 {
+		s.MaxBackoff = Duration(60 * time.Second)
+	}
+	if s.BatchSize <= 0 {
+		s.BatchSize = 50000
+	}
+	if err := s.Auth.validate(); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	byName := map[string]*Resource{}
+	for i, r := range s.Resources {
+		if r == nil || r.Name == "" {
+			return fmt.Errorf("resources[%d]: name is required", i)
+		}
+		if byName[r.Name] != nil {
+			return fmt.Errorf("resource %s: defined twice", r.Name)
+		}
+		byName[r.Name] = r
+		r.source = s
+	}
+	tables := map[string]string{}
+	for _, r := range s.Resources {
+		if err := r.validate(byName); err != nil {
+			return fmt.Errorf("resource %s: %w", r.Name, err)
+		}
+		if other, ok := tables[r.Table]; ok {
+			return fmt.Errorf("resources %s and %s both load staging.%s", other, r.Name, r.Table)
+		}
+		tables[r.Table] = r.Name
+	}
+	return nil
+}
+
+func (a *Auth) validate() error {
+	switch a.Kind {
+	case "", "none":
+		a.Kind = "none"
+	case "bearer":
+		if a.TokenEnv == "" && a.TokenFile == "" {
+			return errors.New("bearer needs token_env or token_file")
+		}
+	case "basic":
+		if a.Username == "" {
+			return errors.New("basic needs username")
+		}
+	case "api_key":
+		if a.TokenEnv == "" && a.TokenFile == "" {
+			return errors.New("api_key needs token_env or token_file")
+		}
+		if a.Name == "" {
+			return errors.New("api_key needs name (the header or query parameter)")
+		}
+		switch a.In {
+		case "":
+			a.In = "header"
+		case "header", "query":
+		default:
+			return fmt.Errorf("api_key in must be header or query, not %q", a.In)
+		}
+	default:
+		return fmt.Errorf("unknown kind %q (none, bearer, basic, api_key)", a.Kind)
+	}
+	return nil
+}
+
+func (r *Resource) validate(byName map[string]*Resource) error {
+	if !nameRE.MatchString(r.Name) {
+		return errors.New("name must be lower-case letters, digits and _")
+	}
+	if r.Path == "" {
+		return errors.New("path is required")
+	}
+	if r.Table == "" {
+		r.Table = r.Name
+	}
+	r.Table = strings.TrimPrefix(r.Table, "staging.")
+	if !nameRE.MatchString(r.Table) || len(r.Table) > 50 {
+		return fmt.Errorf("table %q must be a lower-case name in schema staging", r.Table)
+	}
+	switch r.Format {
+	case "":
+		r.Format = "json"
+	case "json", "ndjson":
+	default:
+		return fmt.Errorf("format must be json or ndjson, not %q", r.Format)
+	}
+	if r.Records == "." {
+		r.Records = ""
+	}
+	switch r.Mode {
+	case "":
+		r.Mode = "append"
+	case "append", "replace":
+	default:
+		return fmt.Errorf("mode must be append or replace, not %q", r.Mode)
+	}
+	if r.Mode == "append" && r.Incremental == nil {
+		return errors.New("append mode needs incremental (a cursor field) to load each record once; use mode: replace for a full snapshot")
+	}
+	if inc := r.Incremental; inc != nil {
+		if inc.CursorField == "" {
+			return errors.New("incremental.cursor_field is required")
+		}
+		if r.Mode == "replace" {
+			return errors.New("incremental and mode replace exclude each other")
+		}
+		if inc.LookBack > 0 && r.PrimaryKey == "" {
+			return errors.New("incremental.look_back needs primary_key, to skip records already loaded")
+		}
+		if inc.LookBack < 0 {
+			return errors.New("incremental.look_back must not be negative")
+		}
+	}
+	if err := r.Pagination.validate(); err != nil {
+		return fmt.Errorf("pagination: %w", err)
+	}
+	if p := r.Parent; p != nil {
+		r.parent = byName[p.Resource]
+		if r.parent == nil {
+			return fmt.Errorf("parent resource %q is not defined in this source", p.Resource)
+		}
+		if r.parent == r || r.parent.Parent != nil {
+			return errors.New("parent must be a top-level resource")
+		}
+		for _, ph := range placeholders(r.Path) {
+			if _, ok := p.Fields[ph]; !ok {
+				return fmt.Errorf("path placeholder {%s} has no parent.fields entry", ph)
+			}
+		}
+		if len(p.Fields) == 0 {
+			return errors.New("parent.fields is empty")
+		}
+		if len(p.Keep) > 0 {
+			for _, field := range p.Fields {
+				if !slices.Contains(p.Keep, strings.Split(field, ".")[0]) {
+					return fmt.Errorf("parent.keep must list %s, which parent.fields uses", strings.Split(field, ".")[0])
+				}
+			}
+		}
+	} else if len(placeholders(r.Path)) > 0 {
+		return errors.New("path has {placeholders} but no parent")
+	}
+	return nil
+}
+
+func (p *Pagination) validate() error {
+	switch p.Kind {
+	case "", "none":
+		p.Kind = "none"
+	case "page":
+		if p.PageParam == "" {
+			p.PageParam = "page"
+		}
+		if p.FirstPage == nil {
+			one := 1
+			p.FirstPage = &one
+		}
+	case "offset":
+		if p.OffsetParam == "" {
+			p.OffsetParam = "offset"
+		}
+		if p.SizeParam == "" {
+			p.SizeParam = "limit"
+		}
+		if p.Size == 0 {
+			p.Size = 100
+		}
+	case "cursor":
+		if p.CursorParam == "" {
+			p.CursorParam = "cursor"
+		}
+		if p.CursorPath == "" {
+			p.CursorPath = "next_cursor"
+		}
+	case "next_url":
+		if p.NextURLPath == "" {
+			p.NextURLPath = "next"
+		}
+	case "link":
+	default:
+		return fmt.Errorf("unknown kind %q (none, page, offset, cursor, next_url, link)", p.Kind)
+	}
+	if (p.SizeParam == "") != (p.Size == 0) {
+		return errors.New("size_param and size go together")
+	}
+	if p.StopOnEmpty == nil {
+		t := true
+		p.StopOnEmpty = &t
+	}
+	if (p.Kind == "page" || p.Kind == "offset") && !*p.StopOnEmpty && p.HasMorePath == "" && p.TotalPath == "" && p.MaxPages == 0 {
+		return errors.New("kind " + p.Kind + " needs a stop rule: stop_on_empty, has_more_path, total_path or max_pages")
+	}
+	if p.MaxPages < 0 {
+		return errors.New("max_pages must not be negative")
+	}
+	return nil
+}
+
+var placeholderRE = regexp.MustCompile(`\{([A-Za-z0-9_]+)\}`)
+
+func placeholders(path string) []string {
+	var out []string
+	for _, m := range placeholderRE.FindAllStringSubmatch(path, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// Select returns the sources named in names (all when empty), or an error naming an unknown one.
+func (c *Config) Select(names []string) ([]*Source, error) {
+	if len(names) == 0 {
+		return c.Sources, nil
+	}
+	var out []*Source
+	for _, n := range names {
+		var found *Source
+		for _, s := range c.Sources {
+			if s.Name == n {
+				found = s
+			}
+		}
+		if found == nil {
+			var all []string
+			for _, s := range c.Sources {
+				all = append(all, s.Name)
+			}
+			return nil, fmt.Errorf("unknown source %q (configured: %s)", n, strings.Join(all, ", "))
+		}
+		out = append(out, found)
+	}
+	return out, nil
+}

@@ -1,0 +1,244 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Options tune one elt extract.
+type Options struct {
+	// Sources restricts the run to these source names (all when empty).
+	Sources []string
+	// FullRefresh reloads every resource from scratch: a fresh table swapped in at the end, cursors reset.
+	FullRefresh bool
+	// Limit stops each resource after about this many records (0: no limit); the run still ends on a
+	// cursor boundary, so the next run resumes exactly after it.
+	Limit int
+	// Log receives structured logs (nil: discarded). Secrets never reach it.
+	Log *slog.Logger
+	// Progress, when set (a terminal), receives a single updating progress line.
+	Progress io.Writer
+	// ProgressEvery is the interval of progress log lines when Progress is nil (default 10s; <0: none).
+	ProgressEvery time.Duration
+}
+
+// Run extracts the selected sources of cfg into staging, one source after another. A source that fails does
+// not stop the others; the returned error has one line per failed source.
+func Run(ctx context.Context, pool *pgxpool.Pool, cfg *Config, opts Options) error {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.ProgressEvery == 0 {
+		opts.ProgressEvery = 10 * time.Second
+	}
+	sources, err := cfg.Select(opts.Sources)
+	if err != nil {
+		return fmt.Errorf("extract: %w", err)
+	}
+	if len(sources) == 0 {
+		return errors.New("extract: no sources in the config")
+	}
+	var errs []string
+	for _, src := range sources {
+		if ctx.Err() != nil {
+			errs = append(errs, fmt.Sprintf("extract %s: cancelled before it started", src.Name))
+			continue
+		}
+		if err := runSource(ctx, pool, src, opts); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// sourceRun is the state of one source's run.
+type sourceRun struct {
+	pool    *pgxpool.Pool
+	src     *Source
+	opts    Options
+	log     *slog.Logger
+	client  *client
+	runID   int64
+	records int64 // committed records, all resources
+	bytes   int64 // committed record bytes
+	fetched atomic.Int64
+}
+
+func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Options) (err error) {
+	log := opts.Log.With("source", src.Name)
+	creds, err := resolveCredentials(src.Auth)
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", src.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.New(creds.redact(err.Error()))
+		}
+	}()
+	lock, err := lockSource(ctx, pool, src.Name)
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", src.Name, err)
+	}
+	defer lock.unlock()
+	// Runs left 'running' by a process that died: this process holds the lock, so they are over.
+	if _, err := pool.Exec(ctx, `
+		update elt.runs set status = 'failed', finished_at = now(),
+		       error = coalesce(error, 'interrupted: the process ended before the run finished')
+		where kind = 'extract' and target = $1 and status = 'running'`, src.Name); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" {
+			return fmt.Errorf("extract %s: the database has no elt tables yet: run elt migrate first", src.Name)
+		}
+		return fmt.Errorf("extract %s: close interrupted runs: %w", src.Name, err)
+	}
+	x := &sourceRun{pool: pool, src: src, opts: opts, log: log, client: newClient(src, creds, log)}
+	if err := pool.QueryRow(ctx, `insert into elt.runs (kind, target) values ('extract', $1) returning run_id`, src.Name).Scan(&x.runID); err != nil {
+		return fmt.Errorf("extract %s: start run: %w", src.Name, err)
+	}
+	log.Info("extract started", "run_id", x.runID)
+	start := time.Now()
+	for _, res := range src.Resources {
+		if err = x.resource(ctx, res); err != nil {
+			err = fmt.Errorf("extract %s/%s: %w", src.Name, res.Name, err)
+			break
+		}
+	}
+	status, msg := "succeeded", ""
+	switch {
+	case err != nil && ctx.Err() != nil:
+		status, msg = "cancelled", "cancelled"
+		err = fmt.Errorf("extract %s: cancelled; committed batches are kept, the next run resumes after them", src.Name)
+	case err != nil:
+		status, msg = "failed", creds.redact(err.Error())
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, ferr := pool.Exec(fctx, `
+		update elt.runs set status = $2, finished_at = now(), error = nullif($3, ''),
+		       pages = $4, records = $5, bytes = $6, retries = $7
+		where run_id = $1`, x.runID, status, msg, x.client.pages.Load(), x.records, x.client.bytes.Load(), x.client.retries.Load()); ferr != nil && err == nil {
+		err = fmt.Errorf("extract %s: finish run: %w", src.Name, ferr)
+	}
+	log.Info("extract finished", "run_id", x.runID, "status", status, "records", x.records,
+		"pages", x.client.pages.Load(), "retries", x.client.retries.Load(), "seconds", time.Since(start).Seconds())
+	return err
+}
+
+// resource extracts one resource: a fetching goroutine streams records to the loader, which commits them
+// batch by batch (append) or in one swap (replace, full refresh).
+func (x *sourceRun) resource(ctx context.Context, res *Resource) error {
+	replace := res.Mode == "replace" || x.opts.FullRefresh
+	if err := ensureTable(ctx, x.pool, res); err != nil {
+		return err
+	}
+	cs := newCursorState()
+	if !replace && res.Incremental != nil {
+		if err := cs.load(ctx, x.pool, res); err != nil {
+			return err
+		}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	items := make(chan item, 8)
+	f := &fetcher{x: x, res: res, cs: cs, out: items}
+	go f.run(fctx)
+	stop := x.progress(ctx, res)
+	var err error
+	if replace {
+		err = x.loadReplace(ctx, res, items)
+	} else {
+		err = x.loadAppend(ctx, res, items)
+	}
+	stop()
+	cancel()
+	for range items { // let the fetcher finish
+	}
+	return err
+}
+
+// resolvePath joins a resource path to the base URL, filling {placeholders} from vars.
+func resolvePath(base, path string, vars map[string]string) (*url.URL, error) {
+	for k, v := range vars {
+		path = strings.ReplaceAll(path, "{"+k+"}", url.PathEscape(v))
+	}
+	raw := path
+	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
+		raw = strings.TrimRight(base, "/") + "/" + strings.TrimLeft(path, "/")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("resource URL: %w", err)
+	}
+	return u, nil
+}
+
+// progress reports the resource's progress until the returned stop is called: a single updating line on a
+// terminal, a log line every ProgressEvery otherwise.
+func (x *sourceRun) progress(ctx context.Context, res *Resource) (stop func()) {
+	label := x.src.Name + "/" + res.Name
+	start := time.Now()
+	startFetched := x.fetched.Load()
+	startBytes := x.client.bytes.Load()
+	startPages := x.client.pages.Load()
+	line := func() (int64, int64, float64, float64) {
+		n := x.fetched.Load() - startFetched
+		p := x.client.pages.Load() - startPages
+		secs := time.Since(start).Seconds()
+		mb := float64(x.client.bytes.Load()-startBytes) / 1e6
+		return n, p, float64(n) / secs, mb / secs
+	}
+	every := 500 * time.Millisecond
+	if x.opts.Progress == nil {
+		if x.opts.ProgressEvery < 0 {
+			return func() {}
+		}
+		every = x.opts.ProgressEvery
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				if x.opts.Progress != nil {
+					n, p, rate, mbs := line()
+					fmt.Fprintf(x.opts.Progress, "\r\033[K%s: %d records, %d pages, %.0f records/s, %.1f MB/s, done\n", label, n, p, rate, mbs)
+				}
+				return
+			case <-ctx.Done():
+				if x.opts.Progress != nil {
+					fmt.Fprint(x.opts.Progress, "\r\033[K")
+				}
+				return
+			case <-t.C:
+				n, p, rate, mbs := line()
+				if x.opts.Progress != nil {
+					fmt.Fprintf(x.opts.Progress, "\r\033[K%s: %d records, %d pages, %.0f records/s, %.1f MB/s", label, n, p, rate, mbs)
+				} else {
+					x.log.Info("extract progress", "resource", res.Name, "records", n, "pages", p,
+						"records_per_s", int64(rate), "mb_per_s", fmt.Sprintf("%.1f", mbs))
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}

@@ -1,0 +1,388 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// record is one record on its way from the API to staging.
+type record struct {
+	data   []byte // the raw JSON object
+	parent []byte // parent fields (child resources), else nil
+	cursor string // incremental cursor value, "" without incremental
+	scope  string // parent key of a child resource, "" otherwise
+	reject string // why it goes to elt.rejects instead of staging ("" normally)
+	page   string // the page URL (without secrets), for rejects
+}
+
+// item is what the fetcher sends to the loader: records, then either end or err.
+type item struct {
+	recs []record
+	end  bool
+	err  error
+}
+
+// errLimit stops a walk once --limit records were fetched (at a cursor boundary).
+var errLimit = errors.New("limit reached")
+
+// cursorState is what the database knows of a resource's incremental progress.
+type cursorState struct {
+	values map[string]string   // committed cursor per scope
+	lower  map[string]string   // look-back lower bound per scope
+	loaded map[string]struct{} // scope, key and cursor of records of the look-back window already in staging
+}
+
+func newCursorState() *cursorState {
+	return &cursorState{values: map[string]string{}, lower: map[string]string{}, loaded: map[string]struct{}{}}
+}
+
+func loadedKey(scope, key, cursor string) string { return scope + "\x00" + key + "\x00" + cursor }
+
+// load reads the committed cursors and, with a look-back window, the keys of the records in the window.
+func (cs *cursorState) load(ctx context.Context, pool *pgxpool.Pool, res *Resource) error {
+	rows, err := pool.Query(ctx, `select scope, value from elt.cursors where source = $1 and resource = $2`, res.source.Name, res.Name)
+	if err != nil {
+		return fmt.Errorf("read cursors: %w", err)
+	}
+	for rows.Next() {
+		var scope, value string
+		if err := rows.Scan(&scope, &value); err != nil {
+			return fmt.Errorf("read cursors: %w", err)
+		}
+		cs.values[scope] = value
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read cursors: %w", err)
+	}
+	lb := time.Duration(res.Incremental.LookBack)
+	if lb <= 0 || len(cs.values) == 0 {
+		return nil
+	}
+	minLower := ""
+	for scope, v := range cs.values {
+		l, err := subtractTime(v, lb)
+		if err != nil {
+			return fmt.Errorf("look_back: cursor %q of %s: %w", v, res.Incremental.CursorField, err)
+		}
+		cs.lower[scope] = l
+		if minLower == "" || compareCursor(l, minLower) < 0 {
+			minLower = l
+		}
+	}
+	// Only batches whose highest cursor reaches the window can hold records of it.
+	brows, err := pool.Query(ctx, `select batch_id, cursor_max from elt.batches
+		where source = $1 and resource = $2 and staging_table = $3 and cursor_max is not null`, res.source.Name, res.Name, res.Table)
+	if err != nil {
+		return fmt.Errorf("read batches: %w", err)
+	}
+	var ids []int64
+	for brows.Next() {
+		var id int64
+		var max string
+		if err := brows.Scan(&id, &max); err != nil {
+			return fmt.Errorf("read batches: %w", err)
+		}
+		if compareCursor(max, minLower) >= 0 {
+			ids = append(ids, id)
+		}
+	}
+	if err := brows.Err(); err != nil {
+		return fmt.Errorf("read batches: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	pk := strings.Split(res.PrimaryKey, ".")
+	cur := strings.Split(res.Incremental.CursorField, ".")
+	rows, err = pool.Query(ctx, fmt.Sprintf(`select record #>> $1, record #>> $2, parent from %s where batch_id = any($3)`,
+		pgx.Identifier{"staging", res.Table}.Sanitize()), pk, cur, ids)
+	if err != nil {
+		return fmt.Errorf("read look-back window: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key, c *string
+		var parent []byte
+		if err := rows.Scan(&key, &c, &parent); err != nil {
+			return fmt.Errorf("read look-back window: %w", err)
+		}
+		if key == nil || c == nil {
+			continue
+		}
+		scope := ""
+		if res.Parent != nil {
+			scope, _ = scopeOf(res, parent)
+		}
+		if l, ok := cs.lower[scope]; ok && compareCursor(*c, l) >= 0 {
+			cs.loaded[loadedKey(scope, *key, *c)] = struct{}{}
+		}
+	}
+	return rows.Err()
+}
+
+// subtractTime returns the RFC 3339 timestamp v minus d, in the same precision.
+func subtractTime(v string, d time.Duration) (string, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return "", errors.New("look_back needs an RFC 3339 timestamp cursor")
+	}
+	layout := time.RFC3339
+	if strings.Contains(v, ".") {
+		layout = time.RFC3339Nano
+	}
+	return t.Add(-d).UTC().Format(layout), nil
+}
+
+// fetcher walks the API for one resource and streams its records to the loader.
+type fetcher struct {
+	x     *sourceRun
+	res   *Resource
+	cs    *cursorState
+	out   chan<- item
+	buf   []record
+	count int               // records sent (rejects excluded)
+	last  map[string]string // last cursor seen per scope in this run
+	prev  record            // the last record sent
+}
+
+func (f *fetcher) run(ctx context.Context) {
+	defer close(f.out)
+	f.last = map[string]string{}
+	err := f.walkAll(ctx)
+	if errors.Is(err, errLimit) {
+		err = nil
+	}
+	if err == nil {
+		err = f.flush(ctx)
+	}
+	it := item{end: true}
+	if err != nil {
+		it = item{err: err}
+	}
+	select {
+	case f.out <- it:
+	case <-ctx.Done():
+	}
+}
+
+func (f *fetcher) flush(ctx context.Context) error {
+	if len(f.buf) == 0 {
+		return nil
+	}
+	select {
+	case f.out <- item{recs: f.buf}:
+		f.buf = make([]record, 0, 256)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *fetcher) walkAll(ctx context.Context) error {
+	res := f.res
+	c := f.x.client
+	if res.parent == nil {
+		start, err := f.startURL(res, nil, "")
+		if err != nil {
+			return err
+		}
+		return c.walk(ctx, res, start, f.emitter(ctx, "", nil), nil)
+	}
+	// Child resource: walk the parent's pages; after each page, walk the children of its records. Only one
+	// parent page is held in memory, and no response stays open while children are fetched.
+	var parents [][]byte
+	pstart, err := f.startURL(res.parent, nil, "")
+	if err != nil {
+		return err
+	}
+	collect := func(rec []byte, bad string, page string) error {
+		if bad == "" {
+			bad = badRecord(rec)
+		}
+		if bad != "" {
+			return fmt.Errorf("parent %s: GET %s: %s", res.parent.Name, page, bad)
+		}
+		parents = append(parents, rec)
+		return nil
+	}
+	children := func() error {
+		for _, p := range parents {
+			vars := map[string]string{}
+			for ph, field := range res.Parent.Fields {
+				v, ok := fieldText(p, strings.Split(field, "."))
+				if !ok {
+					return fmt.Errorf("parent %s record has no field %s: %.200s", res.parent.Name, field, p)
+				}
+				vars[ph] = v
+			}
+			scope := scopeFromVars(res, vars)
+			start, err := f.startURL(res, vars, scope)
+			if err != nil {
+				return err
+			}
+			kept, err := keepFields(p, res.Parent.Keep)
+			if err != nil {
+				return fmt.Errorf("parent %s: %w", res.parent.Name, err)
+			}
+			if err := c.walk(ctx, res, start, f.emitter(ctx, scope, kept), nil); err != nil {
+				return err
+			}
+		}
+		parents = parents[:0]
+		return nil
+	}
+	return c.walk(ctx, res.parent, pstart, collect, children)
+}
+
+// startURL builds the first request of a resource walk: path, parameters and the incremental filter.
+func (f *fetcher) startURL(res *Resource, vars map[string]string, scope string) (*url.URL, error) {
+	u, err := resolvePath(f.x.src.BaseURL, res.Path, vars)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	for k, v := range res.Params {
+		q.Set(k, v)
+	}
+	if inc := res.Incremental; inc != nil && inc.Param != "" && res == f.res {
+		from := inc.Initial
+		if v, ok := f.cs.values[scope]; ok {
+			from = v
+			if l, ok := f.cs.lower[scope]; ok {
+				from = l
+			}
+		}
+		if from != "" {
+			q.Set(inc.Param, from)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u, nil
+}
+
+// emitter returns the record callback of one walk: checks, incremental filter, limit, then batching.
+func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func(rec []byte, bad string, page string) error {
+	res := f.res
+	var curPath, pkPath []string
+	if res.Incremental != nil {
+		curPath = strings.Split(res.Incremental.CursorField, ".")
+	}
+	if res.PrimaryKey != "" {
+		pkPath = strings.Split(res.PrimaryKey, ".")
+	}
+	committed, hasCommitted := f.cs.values[scope]
+	lower, hasLower := f.cs.lower[scope]
+	return func(rec []byte, bad string, page string) error {
+		r := record{data: rec, parent: parent, scope: scope, page: page}
+		if bad == "" {
+			bad = badRecord(rec)
+		}
+		if bad == "" && curPath != nil {
+			c, ok := fieldText(rec, curPath)
+			if !ok {
+				bad = "no cursor field " + res.Incremental.CursorField
+			}
+			r.cursor = c
+		}
+		if bad == "" && pkPath != nil {
+			if _, ok := lookup(rec, pkPath); !ok {
+				bad = "no primary key field " + res.PrimaryKey
+			}
+		}
+		if bad != "" {
+			if !res.Rejects {
+				return fmt.Errorf("GET %s: record %s (set rejects: true to divert such records to elt.rejects): %.200s", page, bad, rec)
+			}
+			r.reject = bad
+			return f.send(ctx, r)
+		}
+		if curPath != nil {
+			if last, ok := f.last[scope]; ok && compareCursor(r.cursor, last) < 0 {
+				return fmt.Errorf("GET %s: records are not in ascending %s order (%s after %s); incremental loading needs the API to sort by its cursor",
+					page, res.Incremental.CursorField, r.cursor, last)
+			}
+			f.last[scope] = r.cursor
+			if hasCommitted && compareCursor(r.cursor, committed) <= 0 {
+				if !hasLower || compareCursor(r.cursor, lower) < 0 {
+					return nil // loaded by an earlier run
+				}
+				key, _ := fieldText(rec, pkPath)
+				if _, ok := f.cs.loaded[loadedKey(scope, key, r.cursor)]; ok {
+					return nil // in the look-back window, already loaded
+				}
+			}
+		}
+		if f.x.opts.Limit > 0 && f.count >= f.x.opts.Limit && (r.scope != f.prev.scope || r.cursor != f.prev.cursor) {
+			return errLimit
+		}
+		f.count++
+		f.prev = r
+		f.x.fetched.Add(1)
+		return f.send(ctx, r)
+	}
+}
+
+func (f *fetcher) send(ctx context.Context, r record) error {
+	f.buf = append(f.buf, r)
+	if len(f.buf) >= 256 {
+		return f.flush(ctx)
+	}
+	return nil
+}
+
+// scopeFromVars is the cursor scope of a child walk: its parent key values, in placeholder order.
+func scopeFromVars(res *Resource, vars map[string]string) string {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + vars[k]
+	}
+	return strings.Join(parts, "&")
+}
+
+// scopeOf recomputes the scope of a staging row from its parent column.
+func scopeOf(res *Resource, parent []byte) (string, bool) {
+	vars := map[string]string{}
+	for ph, field := range res.Parent.Fields {
+		v, ok := fieldText(parent, strings.Split(field, "."))
+		if !ok {
+			return "", false
+		}
+		vars[ph] = v
+	}
+	return scopeFromVars(res, vars), true
+}
+
+// keepFields returns the parent record reduced to the kept fields (the whole record when keep is empty).
+func keepFields(rec []byte, keep []string) ([]byte, error) {
+	if len(keep) == 0 {
+		return rec, nil
+	}
+	out := []byte{'{'}
+	for i, k := range keep {
+		v, ok := member(rec, k)
+		if !ok {
+			v = []byte("null")
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = strconv.AppendQuote(out, k)
+		out = append(out, ':')
+		out = append(out, v...)
+	}
+	return append(out, '}'), nil
+}

@@ -1,0 +1,467 @@
+package extract
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/elt-dev/elt/demoapi"
+	"github.com/elt-dev/elt/tests/pgtest"
+)
+
+// fixture is a purpose-built API: handle answers every request (n counts them from 1).
+type fixture struct {
+	db   *pgtest.DB
+	srv  *httptest.Server
+	logs *syncBuffer
+	n    atomic.Int64
+}
+
+func newFixture(t *testing.T, handle func(w http.ResponseWriter, r *http.Request, n int64)) *fixture {
+	t.Helper()
+	f := &fixture{db: pgtest.New(t), logs: &syncBuffer{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handle(w, r, f.n.Add(1))
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// config renders a one-resource source "fx" (resource "items", table "items") with extra resource lines.
+func (f *fixture) config(t *testing.T, source, resource string) *Config {
+	t.Helper()
+	return mustConfig(t, fmt.Sprintf(`
+sources:
+  - name: fx
+    base_url: %s
+    backoff: 5ms
+    max_backoff: 1s
+    max_retries: 2
+%s
+    resources:
+      - name: items
+        path: /items
+        records: data
+        primary_key: id
+%s
+`, f.srv.URL, source, resource))
+}
+
+func (f *fixture) run(t *testing.T, cfg *Config, opts Options, secrets ...string) error {
+	t.Helper()
+	opts.Log = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.ProgressEvery = -1
+	err := Run(context.Background(), f.db.Pool, cfg, opts)
+	for _, s := range secrets {
+		if err != nil && strings.Contains(err.Error(), s) {
+			t.Errorf("error shows a secret: %v", err)
+		}
+		if strings.Contains(f.logs.String(), s) {
+			t.Errorf("logs show a secret:\n%s", f.logs.String())
+		}
+	}
+	return err
+}
+
+func (f *fixture) ids(t *testing.T) []string {
+	t.Helper()
+	return stagingIDs(t, f.db, "items")
+}
+
+func stagingIDs(t *testing.T, db *pgtest.DB, table string) []string {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), `select record->>'id' from staging.`+table+` order by id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+const appendByID = `        incremental: {cursor_field: id}`
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		contentType string
+		body        string
+		ndjson      bool
+		rejects     bool
+		wantErr     string   // "" : success
+		wantIDs     []string // staged
+		wantRejects []string // reasons
+	}{
+		{name: "InvalidJSON", body: `{"data":[{"id":1},{"id":2,,}]}`, wantErr: "invalid JSON"},
+		{name: "Truncated", body: `{"data":[{"id":1},{"id":2,"v":"abc`, wantErr: "truncated body (gave up after 2 retries)"},
+		{name: "NotAnObject", body: `{"data":[{"id":1},5]}`, wantErr: "record not a JSON object"},
+		{name: "NotAnObjectRejected", body: `{"data":[{"id":1},5,{"id":2}]}`, rejects: true, wantIDs: []string{"1", "2"}, wantRejects: []string{"not a JSON object"}},
+		{name: "NulEscape", body: `{"data":[{"id":1},{"id":2,"s":"a\u0000b"}]}`, wantErr: `contains \u0000`},
+		{name: "NulEscapeRejected", body: `{"data":[{"id":1},{"id":2,"s":"a\u0000b"},{"id":3,"s":"a\\u0000b"}]}`, rejects: true, wantIDs: []string{"1", "3"}, wantRejects: []string{`contains \u0000, which jsonb cannot store`}},
+		{name: "NoCursorRejected", body: `{"data":[{"id":1},{"v":2}]}`, rejects: true, wantIDs: []string{"1"}, wantRejects: []string{"no cursor field id"}},
+		{name: "HTMLPage", contentType: "text/html", body: `<html>maintenance</html>`, wantErr: `unexpected content type "text/html": <html>maintenance</html>`},
+		{name: "NoRecordsArray", body: `{"error":"x"}`, wantErr: `body has no records array at "data"`},
+		{name: "NDJSONBadLineRejected", ndjson: true, contentType: "application/x-ndjson", body: "{\"id\":1}\n{\"id\":2\n{\"id\":3}\n", rejects: true, wantIDs: []string{"1", "3"}, wantRejects: []string{"invalid JSON"}},
+		{name: "NDJSONBadLine", ndjson: true, contentType: "application/x-ndjson", body: "{\"id\":1}\n{\"id\":2\n{\"id\":3}\n", wantErr: "record invalid JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+				ct := tc.contentType
+				if ct == "" {
+					ct = "application/json"
+				}
+				w.Header().Set("Content-Type", ct)
+				fmt.Fprint(w, tc.body)
+			})
+			res := appendByID
+			if tc.rejects {
+				res += "\n        rejects: true"
+			}
+			if tc.ndjson {
+				res += "\n        format: ndjson"
+			}
+			err := f.run(t, f.config(t, "", res), Options{})
+			if tc.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "extract fx/items: ") {
+					t.Fatalf("error %v, want one starting with extract fx/items: and containing %q", err, tc.wantErr)
+				}
+			}
+			// A failed batch is never half-committed.
+			if diff := cmp.Diff(tc.wantIDs, f.ids(t)); diff != "" {
+				t.Errorf("staged ids (-want +got):\n%s", diff)
+			}
+			var reasons []string
+			rows, _ := f.db.Pool.Query(context.Background(), `select reason from elt.rejects order by reject_id`)
+			for rows.Next() {
+				var s string
+				_ = rows.Scan(&s)
+				reasons = append(reasons, s)
+			}
+			if diff := cmp.Diff(tc.wantRejects, reasons); diff != "" {
+				t.Errorf("rejects (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestReplaceSwapsAtomically(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	pages := [][]string{{`{"id":"a"}`, `{"id":"b"}`}, {`{"id":"c"}`}}
+	fail := false
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		p := 0
+		fmt.Sscan(r.URL.Query().Get("page"), &p)
+		if fail && p == 2 {
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return
+		}
+		var recs []string
+		if p >= 1 && p <= len(pages) {
+			recs = pages[p-1]
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(recs, ","))
+	})
+	cfg := f.config(t, "", "        mode: replace\n        pagination: {kind: page}")
+	if err := f.run(t, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a", "b", "c"}, f.ids(t)); diff != "" {
+		t.Errorf("first snapshot (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	pages = [][]string{{`{"id":"d"}`}, {`{"id":"e"}`}}
+	mu.Unlock()
+	if err := f.run(t, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"d", "e"}, f.ids(t)); diff != "" {
+		t.Errorf("second snapshot (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	pages, fail = [][]string{{`{"id":"x"}`}, {`{"id":"y"}`}}, true
+	mu.Unlock()
+	err := f.run(t, cfg, Options{})
+	if err == nil || !strings.Contains(err.Error(), "500 Internal Server Error: boom") {
+		t.Fatalf("error %v, want the 500", err)
+	}
+	if diff := cmp.Diff([]string{"d", "e"}, f.ids(t)); diff != "" {
+		t.Errorf("after a failed replace (-want +got):\n%s", diff)
+	}
+	// The swapped-in table keeps the staging shape, constraint names and a comment.
+	var pkey, fkey string
+	var comment *string
+	err = f.db.Pool.QueryRow(context.Background(), `
+		select (select conname from pg_constraint where conrelid = 'staging.items'::regclass and contype = 'p'),
+		       (select conname from pg_constraint where conrelid = 'staging.items'::regclass and contype = 'f'),
+		       obj_description('staging.items'::regclass, 'pg_class')`).Scan(&pkey, &fkey, &comment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"items_pkey", "items_batch_id_fkey", "Raw records of fx/items (created by elt extract)."}, []string{pkey, fkey, deref(comment)}); diff != "" {
+		t.Errorf("table after swaps (-want +got):\n%s", diff)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func TestFullRefresh(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{events: 1500, updates: 50})
+	if err := b.run(t, Options{Limit: 400}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.run(t, Options{FullRefresh: true}); err != nil {
+		t.Fatal(err)
+	}
+	checkStagingEqualsSource(t, b)
+	// Cursors are back in step: an incremental run adds nothing.
+	if err := b.run(t, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	checkStagingEqualsSource(t, b)
+}
+
+func TestLookBackLoadsLateRecordsOnce(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	recs := []string{`{"id":"a","updated_at":"2026-01-01T10:00:00Z"}`, `{"id":"b","updated_at":"2026-01-01T10:05:00Z"}`}
+	var since []string
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		s := r.URL.Query().Get("updated_since")
+		since = append(since, s)
+		var out []string
+		for _, rec := range recs {
+			v, _ := fieldText([]byte(rec), []string{"updated_at"})
+			if v >= s {
+				out = append(out, rec)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(out, ","))
+	})
+	cfg := f.config(t, "", `        incremental: {cursor_field: updated_at, param: updated_since, initial: "2026-01-01T00:00:00Z", look_back: 10m}`)
+	if err := f.run(t, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	// c arrived late with an older updated_at than b; d is new; b is sent again unchanged.
+	recs = []string{recs[0], `{"id":"c","updated_at":"2026-01-01T10:03:00Z"}`, recs[1], `{"id":"d","updated_at":"2026-01-01T10:10:00Z"}`}
+	mu.Unlock()
+	if err := f.run(t, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a", "b", "c", "d"}, f.ids(t)); diff != "" {
+		t.Errorf("staged (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"2026-01-01T00:00:00Z", "2026-01-01T09:55:00Z"}, since); diff != "" {
+		t.Errorf("updated_since sent (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecordsOutOfCursorOrderFail(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"data":[{"id":1},{"id":3},{"id":2}]}`)
+	})
+	err := f.run(t, f.config(t, "", appendByID), Options{})
+	if err == nil || !strings.Contains(err.Error(), "records are not in ascending id order (2 after 3)") {
+		t.Fatalf("error %v, want the order error", err)
+	}
+}
+
+func TestConcurrentRunsOfOneSource(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{events: 200, faults: demoapi.Faults{Slow: 100 * time.Millisecond}})
+	first := make(chan error, 1)
+	go func() {
+		first <- Run(context.Background(), b.db.Pool, b.cfg, Options{ProgressEvery: -1})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for queryInt(t, b.db, `select count(*) from elt.runs where status = 'running'`) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	err := b.run(t, Options{})
+	if !errors.Is(err, ErrLocked) && (err == nil || !strings.Contains(err.Error(), ErrLocked.Error())) {
+		t.Fatalf("second run: %v, want the lock error", err)
+	}
+	for _, part := range []string{"extract demo: source is locked by another elt extract (\"elt extract ", "run 1 started "} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not contain %q", err, part)
+		}
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	checkStagingEqualsSource(t, b)
+}
+
+func TestRetries(t *testing.T) {
+	t.Parallel()
+	page := `{"data":[{"id":1},{"id":2}]}`
+	for _, tc := range []struct {
+		name    string
+		source  string
+		handle  func(w http.ResponseWriter, n int64)
+		wantErr string
+		retries int64
+	}{
+		{"RetryAfterSeconds", "", func(w http.ResponseWriter, n int64) {
+			if n == 1 {
+				w.Header().Set("Retry-After", "0")
+				http.Error(w, "slow down", http.StatusTooManyRequests)
+				return
+			}
+			fmt.Fprint(w, page)
+		}, "", 1},
+		{"RetryAfterDate", "", func(w http.ResponseWriter, n int64) {
+			if n == 1 {
+				w.Header().Set("Retry-After", time.Now().Add(-time.Second).UTC().Format(http.TimeFormat))
+				http.Error(w, "slow down", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprint(w, page)
+		}, "", 1},
+		{"RetryAfterTooLong", "", func(w http.ResponseWriter, n int64) {
+			w.Header().Set("Retry-After", "3600")
+			http.Error(w, "come back later", http.StatusTooManyRequests)
+		}, "429 Too Many Requests: come back later (Retry-After 1h0m0s is more than max_backoff 1s)", 0},
+		{"500ThenSuccess", "", func(w http.ResponseWriter, n int64) {
+			if n <= 2 {
+				http.Error(w, "oops", http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprint(w, page)
+		}, "", 2},
+		{"TimeoutThenSuccess", "    timeout: 100ms", func(w http.ResponseWriter, n int64) {
+			if n == 1 {
+				time.Sleep(400 * time.Millisecond)
+			}
+			fmt.Fprint(w, page)
+		}, "", 1},
+		{"TimeoutEveryTime", "    timeout: 50ms", func(w http.ResponseWriter, n int64) {
+			time.Sleep(200 * time.Millisecond)
+			fmt.Fprint(w, page)
+		}, "timed out (gave up after 2 retries)", 2},
+		{"NotFoundFailsFast", "", func(w http.ResponseWriter, n int64) {
+			http.Error(w, "no such thing", http.StatusNotFound)
+		}, "/items: 404 Not Found: no such thing", 0},
+		{"ForbiddenFailsFast", "", func(w http.ResponseWriter, n int64) {
+			http.Error(w, "nope", http.StatusForbidden)
+		}, "/items: 403 Forbidden: nope", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+				w.Header().Set("Content-Type", "application/json")
+				tc.handle(w, n)
+			})
+			err := f.run(t, f.config(t, tc.source, appendByID), Options{})
+			if tc.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+			if got := queryInt(t, f.db, `select retries from elt.runs`); got != tc.retries {
+				t.Errorf("retries %d, want %d", got, tc.retries)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverShown(t *testing.T) {
+	t.Parallel()
+	const key = "k3y-in-query-0123"
+	const pass = "b4sic-pa55word"
+	for _, tc := range []struct {
+		name   string
+		auth   string
+		secret string
+	}{
+		{"APIKeyInQuery", "api_key, name: api_key, in: query", key},
+		{"APIKeyInHeader", "api_key, name: X-Api-Key", key},
+		{"Basic", "basic, username: bob", pass},
+		{"Bearer", "bearer", key},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+				// A careless API that echoes what it got, first with a 500 (retried, logged), then a 401.
+				echo := r.URL.String() + " " + r.Header.Get("Authorization") + " " + r.Header.Get("X-Api-Key")
+				if n == 1 {
+					http.Error(w, echo, http.StatusInternalServerError)
+					return
+				}
+				http.Error(w, echo, http.StatusUnauthorized)
+			})
+			secretFile := tokenFileWith(t, tc.secret)
+			src := fmt.Sprintf("    auth: {kind: %s, token_file: %s, password_file: %s}", tc.auth, secretFile, secretFile)
+			err := f.run(t, f.config(t, src, appendByID), Options{}, tc.secret, base64.StdEncoding.EncodeToString([]byte("bob:"+pass)))
+			if err == nil || !strings.Contains(err.Error(), "401 Unauthorized") {
+				t.Fatalf("error %v, want the 401", err)
+			}
+		})
+	}
+}
+
+func tokenFileWith(t *testing.T, secret string) string {
+	t.Helper()
+	p := t.TempDir() + "/secret"
+	if err := writeFile(p, secret); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRateLimiterSpacesRequests(t *testing.T) {
+	t.Parallel()
+	l := newRateLimiter(20) // one request every 50ms
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		if err := l.wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three requests reserve three slots: the next free one is at least 150ms after the first.
+	if gap := l.next.Sub(start); gap < 150*time.Millisecond {
+		t.Errorf("next free slot %s after the start, want at least 150ms", gap)
+	}
+	if newRateLimiter(0) != nil {
+		t.Error("rate 0 should mean no limiter")
+	}
+}

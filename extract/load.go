@@ -1,0 +1,380 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// maxRejectsPerBatch bounds the rejects a batch keeps in memory: a source sending that many bad records is
+// broken, and the run stops.
+const maxRejectsPerBatch = 10000
+
+// ensureTable creates the resource's staging table if it does not exist yet, in the shape every staging
+// table has (docs/architecture.md).
+func ensureTable(ctx context.Context, pool *pgxpool.Pool, res *Resource) error {
+	t := pgx.Identifier{"staging", res.Table}.Sanitize()
+	var exists bool
+	if err := pool.QueryRow(ctx, `select to_regclass($1) is not null`, "staging."+pgx.Identifier{res.Table}.Sanitize()).Scan(&exists); err != nil {
+		return fmt.Errorf("check table staging.%s: %w", res.Table, err)
+	}
+	if exists {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `create table if not exists `+t+` (
+			id       bigint generated always as identity primary key,
+			batch_id bigint not null references elt.batches (batch_id),
+			record   jsonb  not null,
+			parent   jsonb
+		)`); err != nil {
+			return err
+		}
+		comment := fmt.Sprintf("Raw records of %s/%s (created by elt extract).", res.source.Name, res.Name)
+		// comment on takes no parameters: quote the literal through the server.
+		var lit string
+		if err := tx.QueryRow(ctx, `select pg_catalog.quote_literal($1)`, comment).Scan(&lit); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `comment on table `+t+` is `+lit)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create table staging.%s: %w", res.Table, err)
+	}
+	return nil
+}
+
+// batchSource feeds one batch's COPY from the fetcher's stream. It ends a batch only between two records
+// with different cursor values (or scopes), so a committed cursor C means every record up to C is loaded.
+type batchSource struct {
+	in      <-chan item
+	chunk   []record
+	pos     int
+	peeked  *record
+	ended   bool
+	err     error
+	limit   int // records per batch, at least; 0: no limit
+	batchID int64
+	n       int
+	bytes   int64
+	cursors map[string]string // last cursor per scope in this batch
+	rejects []record
+	row     record
+	started bool
+}
+
+func (b *batchSource) pull() (record, bool) {
+	if b.peeked != nil {
+		r := *b.peeked
+		b.peeked = nil
+		return r, true
+	}
+	for b.pos >= len(b.chunk) {
+		if b.ended || b.err != nil {
+			return record{}, false
+		}
+		it, ok := <-b.in
+		if !ok {
+			b.err = errors.New("record stream stopped")
+			return record{}, false
+		}
+		switch {
+		case it.err != nil:
+			b.err = it.err
+			return record{}, false
+		case it.end:
+			b.ended = true
+			return record{}, false
+		}
+		b.chunk, b.pos = it.recs, 0
+	}
+	r := b.chunk[b.pos]
+	b.chunk[b.pos] = record{}
+	b.pos++
+	return r, true
+}
+
+// waitFirst blocks until the next record arrives, so no transaction stays open while the API is slow; false
+// at the end of the stream or on error.
+func (b *batchSource) waitFirst() bool {
+	r, ok := b.pull()
+	if ok {
+		b.peeked = &r
+	}
+	return ok
+}
+
+func (b *batchSource) reset(limit int) {
+	b.limit, b.n, b.bytes, b.started = limit, 0, 0, false
+	b.cursors = map[string]string{}
+	b.rejects = b.rejects[:0]
+}
+
+// Next implements pgx.CopyFromSource.
+func (b *batchSource) Next() bool {
+	for {
+		r, ok := b.pull()
+		if !ok {
+			return false
+		}
+		if r.reject != "" {
+			if len(b.rejects) >= maxRejectsPerBatch {
+				b.err = fmt.Errorf("more than %d rejected records in one batch; last: %s", maxRejectsPerBatch, r.reject)
+				return false
+			}
+			b.rejects = append(b.rejects, r)
+			continue
+		}
+		if b.limit > 0 && b.n >= b.limit && (r.scope != b.row.scope || r.cursor != b.row.cursor) {
+			b.peeked = &r
+			return false
+		}
+		b.row = r
+		b.n++
+		b.bytes += int64(len(r.data))
+		b.cursors[r.scope] = r.cursor
+		return true
+	}
+}
+
+// Values implements pgx.CopyFromSource: the raw bytes go to jsonb unchanged.
+func (b *batchSource) Values() ([]any, error) {
+	if b.row.parent == nil {
+		return []any{b.batchID, b.row.data, nil}, nil
+	}
+	return []any{b.batchID, b.row.data, b.row.parent}, nil
+}
+
+// Err implements pgx.CopyFromSource.
+func (b *batchSource) Err() error { return b.err }
+
+func (b *batchSource) cursorMax() *string {
+	var max *string
+	for _, c := range b.cursors {
+		if c == "" {
+			continue
+		}
+		if max == nil || compareCursor(c, *max) > 0 {
+			c := c
+			max = &c
+		}
+	}
+	return max
+}
+
+var stagingColumns = []string{"batch_id", "record", "parent"}
+
+// loadAppend commits the stream in batches: each batch's COPY, elt.batches row, cursors and run counters in
+// one transaction.
+func (x *sourceRun) loadAppend(ctx context.Context, res *Resource, in <-chan item) error {
+	b := &batchSource{in: in}
+	table := pgx.Identifier{"staging", res.Table}
+	for b.waitFirst() {
+		b.reset(x.src.BatchSize)
+		err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
+			if err := x.beginBatch(ctx, tx, res, b); err != nil {
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, table, stagingColumns, b); err != nil {
+				return copyErr(res, err)
+			}
+			if err := x.upsertCursors(ctx, tx, res, b, false); err != nil {
+				return err
+			}
+			return x.endBatch(ctx, tx, res, b)
+		})
+		if err != nil {
+			if b.err != nil && ctx.Err() == nil {
+				return b.err
+			}
+			return err
+		}
+		x.committed(res, b)
+	}
+	return b.err
+}
+
+// loadReplace loads the whole stream into a fresh table and swaps it in, all in one transaction: a run that
+// dies leaves the old table as it was.
+func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan item) error {
+	b := &batchSource{in: in}
+	b.reset(0)
+	fresh := res.Table + "__new"
+	err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
+		if err := x.beginBatch(ctx, tx, res, b); err != nil {
+			return err
+		}
+		old := pgx.Identifier{"staging", res.Table}.Sanitize()
+		nw := pgx.Identifier{"staging", fresh}.Sanitize()
+		if _, err := tx.Exec(ctx, `drop table if exists `+nw); err != nil {
+			return fmt.Errorf("drop leftover table: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `create table `+nw+` (like `+old+` including all)`); err != nil {
+			return fmt.Errorf("create fresh table: %w", err)
+		}
+		fk := pgx.Identifier{fresh + "_batch_fkey"}.Sanitize()
+		if _, err := tx.Exec(ctx, `alter table `+nw+` add constraint `+fk+` foreign key (batch_id) references elt.batches (batch_id)`); err != nil {
+			return fmt.Errorf("create fresh table: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging", fresh}, stagingColumns, b); err != nil {
+			return copyErr(res, err)
+		}
+		if err := x.swap(ctx, tx, res, fresh); err != nil {
+			return err
+		}
+		if res.Incremental != nil {
+			if err := x.upsertCursors(ctx, tx, res, b, true); err != nil {
+				return err
+			}
+		}
+		return x.endBatch(ctx, tx, res, b)
+	})
+	if err != nil {
+		if b.err != nil && ctx.Err() == nil {
+			return b.err
+		}
+		return err
+	}
+	x.committed(res, b)
+	return nil
+}
+
+// swap replaces the staging table with the fresh one, keeping its comment and the usual constraint names.
+func (x *sourceRun) swap(ctx context.Context, tx pgx.Tx, res *Resource, fresh string) error {
+	old := pgx.Identifier{"staging", res.Table}.Sanitize()
+	nw := pgx.Identifier{"staging", fresh}.Sanitize()
+	var comment *string
+	if err := tx.QueryRow(ctx, `select pg_catalog.obj_description($1::regclass, 'pg_class')`, "staging."+pgx.Identifier{res.Table}.Sanitize()).Scan(&comment); err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	rows, err := tx.Query(ctx, `select indexname from pg_catalog.pg_indexes where schemaname = 'staging' and tablename = $1`, fresh)
+	if err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	indexes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `drop table `+old); err != nil {
+		return fmt.Errorf("swap: drop old table: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `alter table `+nw+` rename to `+pgx.Identifier{res.Table}.Sanitize()); err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	for _, ix := range indexes {
+		name := strings.Replace(ix, fresh, res.Table, 1)
+		if name == ix {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `alter index `+pgx.Identifier{"staging", ix}.Sanitize()+` rename to `+pgx.Identifier{name}.Sanitize()); err != nil {
+			return fmt.Errorf("swap: rename index: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `alter table `+old+` rename constraint `+pgx.Identifier{fresh + "_batch_fkey"}.Sanitize()+` to `+pgx.Identifier{res.Table + "_batch_id_fkey"}.Sanitize()); err != nil {
+		return fmt.Errorf("swap: rename constraint: %w", err)
+	}
+	if comment != nil {
+		var lit string
+		if err := tx.QueryRow(ctx, `select pg_catalog.quote_literal($1)`, *comment).Scan(&lit); err != nil {
+			return fmt.Errorf("swap: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `comment on table `+old+` is `+lit); err != nil {
+			return fmt.Errorf("swap: %w", err)
+		}
+	}
+	return nil
+}
+
+func (x *sourceRun) beginBatch(ctx context.Context, tx pgx.Tx, res *Resource, b *batchSource) error {
+	if _, err := tx.Exec(ctx, `select elt.lock_staging_shared()`); err != nil {
+		return fmt.Errorf("lock staging: %w", err)
+	}
+	err := tx.QueryRow(ctx, `insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
+		values ($1, $2, $3, $4, 0, 0) returning batch_id`, x.runID, x.src.Name, res.Name, res.Table).Scan(&b.batchID)
+	if err != nil {
+		return fmt.Errorf("start batch: %w", err)
+	}
+	return nil
+}
+
+// upsertCursors saves the batch's last cursor of each scope; reset first forgets all (full refresh).
+func (x *sourceRun) upsertCursors(ctx context.Context, tx pgx.Tx, res *Resource, b *batchSource, reset bool) error {
+	if res.Incremental == nil {
+		return nil
+	}
+	if reset {
+		if _, err := tx.Exec(ctx, `delete from elt.cursors where source = $1 and resource = $2`, x.src.Name, res.Name); err != nil {
+			return fmt.Errorf("reset cursors: %w", err)
+		}
+	}
+	if len(b.cursors) == 0 {
+		return nil
+	}
+	scopes := make([]string, 0, len(b.cursors))
+	values := make([]string, 0, len(b.cursors))
+	for s, v := range b.cursors {
+		scopes = append(scopes, s)
+		values = append(values, v)
+	}
+	_, err := tx.Exec(ctx, `
+		insert into elt.cursors (source, resource, scope, value)
+		select $1, $2, s, v from unnest($3::text[], $4::text[]) as u (s, v)
+		on conflict (source, resource, scope) do update set value = excluded.value, updated_at = now()`,
+		x.src.Name, res.Name, scopes, values)
+	if err != nil {
+		return fmt.Errorf("save cursor: %w", err)
+	}
+	return nil
+}
+
+// endBatch records the batch's rejects, counts and the run's counters, inside the batch transaction.
+func (x *sourceRun) endBatch(ctx context.Context, tx pgx.Tx, res *Resource, b *batchSource) error {
+	if len(b.rejects) > 0 {
+		urls := make([]string, len(b.rejects))
+		reasons := make([]string, len(b.rejects))
+		raws := make([]string, len(b.rejects))
+		for i, r := range b.rejects {
+			urls[i], reasons[i] = r.page, r.reject
+			raws[i] = strings.ToValidUTF8(strings.ReplaceAll(string(r.data), "\x00", ""), "\uFFFD")
+		}
+		_, err := tx.Exec(ctx, `
+			insert into elt.rejects (run_id, source, resource, url, reason, raw)
+			select $1, $2, $3, u, r, w from unnest($4::text[], $5::text[], $6::text[]) as x (u, r, w)`,
+			x.runID, x.src.Name, res.Name, urls, reasons, raws)
+		if err != nil {
+			return fmt.Errorf("save rejects: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `update elt.batches set records = $2, bytes = $3, cursor_max = $4 where batch_id = $1`,
+		b.batchID, b.n, b.bytes, b.cursorMax()); err != nil {
+		return fmt.Errorf("finish batch: %w", err)
+	}
+	c := x.client
+	if _, err := tx.Exec(ctx, `update elt.runs set pages = $2, records = $3, bytes = $4, retries = $5 where run_id = $1`,
+		x.runID, c.pages.Load(), x.records+int64(b.n), c.bytes.Load(), c.retries.Load()); err != nil {
+		return fmt.Errorf("update run: %w", err)
+	}
+	return nil
+}
+
+func (x *sourceRun) committed(res *Resource, b *batchSource) {
+	x.records += int64(b.n)
+	x.bytes += b.bytes
+	x.log.Debug("batch committed", "resource", res.Name, "batch_id", b.batchID, "records", b.n,
+		"rejects", len(b.rejects), "cursor", b.cursorMax())
+}
+
+// copyErr explains a COPY failure; a record jsonb refuses fails the whole batch, which is rolled back.
+func copyErr(res *Resource, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "22P02" || pe.Code == "22P05" || pe.Code == "22025" || pe.Code == "22003") {
+		return fmt.Errorf("copy into staging.%s: a record is not valid for jsonb (%s: %s); the batch was rolled back", res.Table, pe.Code, pe.Message)
+	}
+	return fmt.Errorf("copy into staging.%s: %w", res.Table, err)
+}

@@ -1,0 +1,223 @@
+package extract
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// This file holds the pagination kinds (page number, offset/limit, cursor token, next URL in the body,
+// RFC 8288 Link header) and their stop rules (has-more flag, total count, empty page, max pages). Every kind
+// refuses to loop: a page that starts with the same record as the page before, or a cursor or next URL that
+// does not change, is an error naming the page.
+
+// pager walks the pages of one resource request.
+type pager struct {
+	cfg     *Pagination
+	cur     *url.URL // the request for the page being read
+	pages   int      // pages read
+	records int      // records read on all pages
+	prev    []byte   // first record of the previous page
+	first   []byte   // first record of the current page
+	pageRec int      // records on the current page so far
+}
+
+func newPager(cfg *Pagination, start *url.URL) *pager {
+	pg := &pager{cfg: cfg, cur: start}
+	switch cfg.Kind {
+	case "page":
+		pg.set(cfg.PageParam, strconv.Itoa(*cfg.FirstPage))
+	case "offset":
+		pg.set(cfg.OffsetParam, "0")
+	}
+	if cfg.SizeParam != "" {
+		pg.set(cfg.SizeParam, strconv.Itoa(cfg.Size))
+	}
+	return pg
+}
+
+func (pg *pager) set(k, v string) {
+	u := *pg.cur
+	q := u.Query()
+	q.Set(k, v)
+	u.RawQuery = q.Encode()
+	pg.cur = &u
+}
+
+// wanted lists the body fields this pager reads.
+func (pg *pager) wanted() []string {
+	var w []string
+	for _, p := range []string{pg.cfg.HasMorePath, pg.cfg.TotalPath} {
+		if p != "" {
+			w = append(w, p)
+		}
+	}
+	switch pg.cfg.Kind {
+	case "cursor":
+		w = append(w, pg.cfg.CursorPath)
+	case "next_url":
+		w = append(w, pg.cfg.NextURLPath)
+	}
+	return w
+}
+
+// record is called with each record of the current page, in order; it refuses a page that repeats the
+// previous one.
+func (pg *pager) record(rec []byte) error {
+	pg.pageRec++
+	if pg.pageRec == 1 {
+		if pg.pages > 0 && pg.prev != nil && bytes.Equal(pg.prev, rec) {
+			return fmt.Errorf("page %d repeats page %d (same first record): the API ignores the pagination parameters?", pg.pages+1, pg.pages)
+		}
+		pg.first = append(pg.first[:0], rec...)
+	}
+	return nil
+}
+
+// restart forgets the records of the current page, before a retry of it.
+func (pg *pager) restart() { pg.pageRec = 0 }
+
+// advance moves to the next page after the current one was read whole; done reports the end.
+func (pg *pager) advance(meta map[string]json.RawMessage, h http.Header) (done bool, why string, err error) {
+	n := pg.pageRec
+	pg.pages++
+	pg.records += n
+	pg.pageRec = 0
+	pg.prev, pg.first = pg.first, pg.prev[:0]
+	if n == 0 {
+		pg.prev = nil
+	}
+	c := pg.cfg
+	if p := c.HasMorePath; p != "" {
+		if v, ok := meta[p]; ok {
+			more, err := strconv.ParseBool(strings.Trim(string(v), `"`))
+			if err != nil {
+				return false, "", fmt.Errorf("page %d: %s is %s, not a boolean", pg.pages, p, v)
+			}
+			if !more {
+				return true, p + " is false", nil
+			}
+		}
+	}
+	if p := c.TotalPath; p != "" {
+		if v, ok := meta[p]; ok {
+			total, err := strconv.Atoi(strings.Trim(string(v), `"`))
+			if err != nil {
+				return false, "", fmt.Errorf("page %d: %s is %s, not a count", pg.pages, p, v)
+			}
+			if pg.records >= total {
+				return true, "read " + p + " records", nil
+			}
+		}
+	}
+	if n == 0 && *c.StopOnEmpty {
+		return true, "empty page", nil
+	}
+	if c.MaxPages > 0 && pg.pages >= c.MaxPages {
+		return true, "max_pages reached", nil
+	}
+	switch c.Kind {
+	case "none":
+		return true, "single page", nil
+	case "page":
+		pg.set(c.PageParam, strconv.Itoa(*c.FirstPage+pg.pages))
+	case "offset":
+		pg.set(c.OffsetParam, strconv.Itoa(pg.records))
+	case "cursor":
+		tok, ok := scalarText(meta[c.CursorPath])
+		if !ok || tok == "" {
+			if c.HasMorePath != "" && string(meta[c.HasMorePath]) == "true" {
+				return false, "", fmt.Errorf("page %d: %s is true but %s is empty", pg.pages, c.HasMorePath, c.CursorPath)
+			}
+			return true, "no next cursor", nil
+		}
+		if tok == pg.cur.Query().Get(c.CursorParam) {
+			return false, "", fmt.Errorf("page %d: cursor %s did not advance", pg.pages, c.CursorPath)
+		}
+		pg.set(c.CursorParam, tok)
+	case "next_url":
+		next, ok := scalarText(meta[c.NextURLPath])
+		if !ok || next == "" {
+			return true, "no next URL", nil
+		}
+		return pg.follow(next, c.NextURLPath)
+	case "link":
+		next := linkNext(h.Values("Link"))
+		if next == "" {
+			return true, "no Link rel=next", nil
+		}
+		return pg.follow(next, "Link rel=next")
+	}
+	return false, "", nil
+}
+
+func (pg *pager) follow(next, what string) (bool, string, error) {
+	u, err := pg.cur.Parse(next)
+	if err != nil {
+		return false, "", fmt.Errorf("page %d: %s is not a URL", pg.pages, what)
+	}
+	if u.String() == pg.cur.String() {
+		return false, "", fmt.Errorf("page %d: %s points to the same page", pg.pages, what)
+	}
+	if u.Scheme != pg.cur.Scheme || u.Host != pg.cur.Host {
+		// The credentials of this source must not travel to another server.
+		return false, "", fmt.Errorf("page %d: %s points to another server (%s://%s)", pg.pages, what, u.Scheme, u.Host)
+	}
+	pg.cur = u
+	return false, "", nil
+}
+
+// linkNext returns the target of the rel="next" link in RFC 8288 Link header values.
+func linkNext(values []string) string {
+	for _, v := range values {
+		for _, link := range splitLinks(v) {
+			link = strings.TrimSpace(link)
+			if !strings.HasPrefix(link, "<") {
+				continue
+			}
+			end := strings.IndexByte(link, '>')
+			if end < 0 {
+				continue
+			}
+			target := link[1:end]
+			for _, param := range strings.Split(link[end+1:], ";") {
+				k, v, ok := strings.Cut(strings.TrimSpace(param), "=")
+				if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
+					continue
+				}
+				for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(v), `"`)) {
+					if strings.EqualFold(rel, "next") {
+						return target
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// splitLinks splits a Link header value at the commas between links (not those inside <...> or quotes).
+func splitLinks(v string) []string {
+	var out []string
+	inURL, inQuote, start := false, false, 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '<':
+			inURL = true
+		case '>':
+			inURL = false
+		case '"':
+			inQuote = !inQuote
+		case ',':
+			if !inURL && !inQuote {
+				out = append(out, v[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, v[start:])
+}

@@ -1,0 +1,235 @@
+package extract
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// listAPI is a purpose-built API serving records 0..n-1 in pages of size, in one pagination kind, with
+// control over what happens past the last page, so that each stop rule can be shown to be the one that
+// stops the walk.
+type listAPI struct {
+	kind       string // page, offset, cursor, next_url, link, ndjson
+	n, size    int
+	beyond     string // past the end: "empty" (default), "repeat" (the last page again) or "infinite"
+	alwaysNext bool   // always send a next cursor/URL/link, even on the last page
+	hasMore    bool   // send has_more
+	total      bool   // send total
+	ignorePage bool   // always serve the first page (a broken API)
+	stuck      bool   // the next cursor never changes
+	otherHost  bool   // next URLs point to another server
+}
+
+func (a *listAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := 0
+	switch a.kind {
+	case "page":
+		p, _ = strconv.Atoi(q.Get("page"))
+		p--
+	case "offset":
+		o, _ := strconv.Atoi(q.Get("offset"))
+		p = o / a.size
+	case "cursor":
+		p, _ = strconv.Atoi(strings.TrimPrefix(q.Get("cursor"), "c"))
+	default:
+		p, _ = strconv.Atoi(q.Get("p"))
+	}
+	if a.ignorePage {
+		p = 0
+	}
+	last := (a.n - 1) / a.size
+	served := p
+	if p > last && a.beyond == "repeat" {
+		served = last
+	}
+	var recs []string
+	for i := served * a.size; i < (served+1)*a.size && (i < a.n || a.beyond == "infinite"); i++ {
+		recs = append(recs, fmt.Sprintf(`{"id":%d,"v":"r%d"}`, i, i))
+	}
+	more := p < last || a.beyond == "infinite"
+	next := p + 1
+	if a.stuck {
+		next = 1
+	}
+	haveNext := more || a.alwaysNext
+	host := r.Host
+	if a.otherHost {
+		host = "elsewhere.example"
+	}
+	nextURL := fmt.Sprintf("http://%s%s?p=%d", host, r.URL.Path, next)
+	if (a.kind == "link" || a.kind == "ndjson") && haveNext {
+		w.Header().Add("Link", fmt.Sprintf(`<%s>; rel="next", <http://%s/first>; rel="first"`, nextURL, r.Host))
+	}
+	if a.kind == "ndjson" {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		for _, rec := range recs {
+			fmt.Fprintln(w, rec)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if a.kind == "link" {
+		fmt.Fprintf(w, "[%s]", strings.Join(recs, ","))
+		return
+	}
+	body := map[string]any{}
+	meta := map[string]any{}
+	if a.hasMore {
+		meta["has_more"] = more
+	}
+	if a.total {
+		body["total"] = a.n
+	}
+	switch a.kind {
+	case "cursor":
+		if haveNext {
+			body["next_cursor"] = "c" + strconv.Itoa(next)
+		} else {
+			body["next_cursor"] = nil
+		}
+	case "next_url":
+		if haveNext {
+			meta["next"] = nextURL
+		} else {
+			meta["next"] = nil
+		}
+	}
+	body["meta"] = meta
+	b, _ := json.Marshal(body)
+	// The records go in a nested envelope, after some of the metadata: {"total":..,"result":{"items":[...]},"meta":{..}}.
+	fmt.Fprintf(w, `{"result":{"count":%d,"items":[%s]},%s`, len(recs), strings.Join(recs, ","), b[1:])
+}
+
+func walkTestAPI(t *testing.T, api *listAPI, pag Pagination) (ids []int, err error) {
+	t.Helper()
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	format, records := "json", "result.items"
+	switch api.kind {
+	case "link":
+		records = ""
+	case "ndjson":
+		format, records = "ndjson", ""
+	}
+	res := &Resource{Name: "things", Path: "/things", Format: format, Records: records, Mode: "replace", Pagination: pag}
+	src := &Source{Name: "test", BaseURL: srv.URL, Resources: []*Resource{res}, MaxRetries: -1}
+	if err := (&Config{Sources: []*Source{src}}).validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(src, credentials{}, slog.New(slog.DiscardHandler))
+	start, _ := url.Parse(srv.URL + "/things")
+	err = c.walk(context.Background(), res, start, func(rec []byte, bad, page string) error {
+		v, _ := fieldText(rec, []string{"id"})
+		id, _ := strconv.Atoi(v)
+		ids = append(ids, id)
+		return nil
+	}, nil)
+	return ids, err
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func TestPaginationKindsAndStopRules(t *testing.T) {
+	t.Parallel()
+	f := false
+	for _, tc := range []struct {
+		name string
+		api  listAPI
+		pag  Pagination
+		want int // records read
+	}{
+		{"PageEmptyPage", listAPI{kind: "page", n: 23, size: 5}, Pagination{Kind: "page", SizeParam: "per_page", Size: 5}, 23},
+		{"PageHasMore", listAPI{kind: "page", n: 23, size: 5, beyond: "repeat", hasMore: true}, Pagination{Kind: "page", SizeParam: "per_page", Size: 5, HasMorePath: "meta.has_more"}, 23},
+		{"PageTotal", listAPI{kind: "page", n: 25, size: 5, beyond: "repeat", total: true}, Pagination{Kind: "page", SizeParam: "per_page", Size: 5, TotalPath: "total"}, 25},
+		{"PageMaxPages", listAPI{kind: "page", n: 10, size: 5, beyond: "infinite"}, Pagination{Kind: "page", SizeParam: "per_page", Size: 5, MaxPages: 3, StopOnEmpty: &f}, 15},
+		{"OffsetEmptyPage", listAPI{kind: "offset", n: 12, size: 4}, Pagination{Kind: "offset", Size: 4}, 12},
+		{"OffsetHasMore", listAPI{kind: "offset", n: 13, size: 4, beyond: "repeat", hasMore: true}, Pagination{Kind: "offset", Size: 4, HasMorePath: "meta.has_more"}, 13},
+		{"OffsetTotal", listAPI{kind: "offset", n: 13, size: 4, beyond: "repeat", total: true}, Pagination{Kind: "offset", Size: 4, TotalPath: "total"}, 13},
+		{"OffsetMaxPages", listAPI{kind: "offset", n: 4, size: 4, beyond: "infinite"}, Pagination{Kind: "offset", Size: 4, MaxPages: 2}, 8},
+		{"CursorNullToken", listAPI{kind: "cursor", n: 17, size: 5}, Pagination{Kind: "cursor"}, 17},
+		{"CursorHasMore", listAPI{kind: "cursor", n: 17, size: 5, alwaysNext: true, beyond: "repeat", hasMore: true}, Pagination{Kind: "cursor", HasMorePath: "meta.has_more"}, 17},
+		{"CursorTotal", listAPI{kind: "cursor", n: 17, size: 5, alwaysNext: true, beyond: "repeat", total: true}, Pagination{Kind: "cursor", TotalPath: "total"}, 17},
+		{"CursorEmptyPage", listAPI{kind: "cursor", n: 15, size: 5, alwaysNext: true}, Pagination{Kind: "cursor"}, 15},
+		{"CursorMaxPages", listAPI{kind: "cursor", n: 5, size: 5, beyond: "infinite"}, Pagination{Kind: "cursor", MaxPages: 4}, 20},
+		{"NextURLNull", listAPI{kind: "next_url", n: 11, size: 3}, Pagination{Kind: "next_url", NextURLPath: "meta.next"}, 11},
+		{"NextURLHasMore", listAPI{kind: "next_url", n: 11, size: 3, alwaysNext: true, beyond: "repeat", hasMore: true}, Pagination{Kind: "next_url", NextURLPath: "meta.next", HasMorePath: "meta.has_more"}, 11},
+		{"NextURLMaxPages", listAPI{kind: "next_url", n: 3, size: 3, beyond: "infinite"}, Pagination{Kind: "next_url", NextURLPath: "meta.next", MaxPages: 2}, 6},
+		{"LinkHeader", listAPI{kind: "link", n: 11, size: 3}, Pagination{Kind: "link"}, 11},
+		{"LinkEmptyPage", listAPI{kind: "link", n: 9, size: 3, alwaysNext: true}, Pagination{Kind: "link"}, 9},
+		{"LinkMaxPages", listAPI{kind: "link", n: 3, size: 3, beyond: "infinite"}, Pagination{Kind: "link", MaxPages: 5}, 15},
+		{"NDJSONLink", listAPI{kind: "ndjson", n: 10, size: 4}, Pagination{Kind: "link"}, 10},
+		{"NoPagination", listAPI{kind: "cursor", n: 4, size: 10}, Pagination{}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ids, err := walkTestAPI(t, &tc.api, tc.pag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(seq(tc.want), ids); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPaginationNeverLoops(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		api  listAPI
+		pag  Pagination
+		want string
+	}{
+		{"PageIgnored", listAPI{kind: "page", n: 20, size: 5, ignorePage: true}, Pagination{Kind: "page"}, "page 2 repeats page 1"},
+		{"OffsetIgnored", listAPI{kind: "offset", n: 20, size: 5, ignorePage: true}, Pagination{Kind: "offset", Size: 5}, "page 2 repeats page 1"},
+		{"RepeatPastTheEnd", listAPI{kind: "page", n: 10, size: 5, beyond: "repeat"}, Pagination{Kind: "page"}, "page 3 repeats page 2"},
+		{"CursorStuck", listAPI{kind: "cursor", n: 20, size: 5, stuck: true}, Pagination{Kind: "cursor"}, "page 2: cursor next_cursor did not advance"},
+		{"NextURLSame", listAPI{kind: "next_url", n: 20, size: 5, stuck: true}, Pagination{Kind: "next_url", NextURLPath: "meta.next"}, "points to the same page"},
+		{"LinkToAnotherServer", listAPI{kind: "link", n: 20, size: 5, otherHost: true}, Pagination{Kind: "link"}, "page 1: Link rel=next points to another server (http://elsewhere.example)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := walkTestAPI(t, &tc.api, tc.pag)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLinkNext(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{`<https://a/b?page=2>; rel="next", <https://a/b?page=9>; rel="last"`}, "https://a/b?page=2"},
+		{[]string{`<https://a/b?x=1,2>; rel="prev"`, `<https://a/c>; rel="next"`}, "https://a/c"},
+		{[]string{`<https://a/b>; title="a, b"; rel="next last"`}, "https://a/b"},
+		{[]string{`<https://a/b>; rel=next`}, "https://a/b"},
+		{[]string{`<https://a/b>; rel="prev"`}, ""},
+		{nil, ""},
+	} {
+		if got := linkNext(tc.in); got != tc.want {
+			t.Errorf("linkNext(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// This file is the retry policy: what is retried (network errors, truncated bodies, 408, 429 and 5xx), how
+// long to wait (exponential backoff with jitter, or the server's Retry-After), and what fails at once (other
+// 4xx: 401, 403, 404...), plus the per-source request-rate limit.
+
+// httpError is a response that is not a 200: its status, the URL without secrets and the first bytes of the
+// body, for an operator to act on.
+type httpError struct {
+	method, url string
+	status      int
+	body        string
+	retryAfter  time.Duration
+}
+
+func (e *httpError) Error() string {
+	msg := fmt.Sprintf("%s %s: %d %s", e.method, e.url, e.status, http.StatusText(e.status))
+	if e.body != "" {
+		msg += ": " + e.body
+	}
+	return msg
+}
+
+func (e *httpError) retryable() bool {
+	return e.status == http.StatusTooManyRequests || e.status == http.StatusRequestTimeout ||
+		(e.status >= 500 && e.status != http.StatusNotImplemented)
+}
+
+// reachError is a request that never got a response: refused, reset, timed out, DNS.
+type reachError struct {
+	url string
+	err error
+}
+
+func (e *reachError) Error() string {
+	u, err := url.Parse(e.url)
+	host := e.url
+	if err == nil {
+		host = u.Scheme + "://" + u.Host
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(e.err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("cannot reach %s: connection refused (is the API running?)", host)
+	case errors.Is(e.err, context.DeadlineExceeded), errors.As(e.err, &ne) && ne.Timeout(), errors.Is(e.err, os.ErrDeadlineExceeded):
+		return fmt.Sprintf("GET %s: timed out", e.url)
+	}
+	var dns *net.DNSError
+	if errors.As(e.err, &dns) {
+		return fmt.Sprintf("cannot reach %s: %v", host, dns)
+	}
+	msg := e.err.Error()
+	var ue *url.Error
+	if errors.As(e.err, &ue) {
+		msg = ue.Err.Error()
+	}
+	return fmt.Sprintf("GET %s: %s", e.url, msg)
+}
+
+func (e *reachError) Unwrap() error { return e.err }
+
+// bodyError is a failure while reading a 200 body (a cut connection, truncated JSON).
+type bodyError struct {
+	url string
+	err error
+}
+
+func (e *bodyError) Error() string { return fmt.Sprintf("GET %s: read body: %v", e.url, e.err) }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// retryable reports whether err is worth another attempt, and the wait the server asked for.
+func retryable(err error) (bool, time.Duration) {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.retryable(), he.retryAfter
+	}
+	var re *reachError
+	if errors.As(err, &re) {
+		return true, 0
+	}
+	var be *bodyError
+	if errors.As(err, &be) {
+		if errors.Is(be.err, errTruncated) || errors.Is(be.err, io.ErrUnexpectedEOF) {
+			return true, 0
+		}
+		var ne net.Error
+		if errors.As(be.err, &ne) || errors.Is(be.err, syscall.ECONNRESET) {
+			return true, 0
+		}
+	}
+	return false, 0
+}
+
+// backoff returns the wait before retry number attempt (1-based): base*2^(attempt-1) capped at max, with
+// equal jitter (half fixed, half random) so that clients do not retry in lockstep.
+func backoff(base, max time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// rateLimiter spaces requests at least 1/rate apart.
+type rateLimiter struct {
+	mu       sync.Mutex
+	interval time.Duration
+	next     time.Time
+}
+
+func newRateLimiter(perSecond float64) *rateLimiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return &rateLimiter{interval: time.Duration(float64(time.Second) / perSecond)}
+}
+
+func (l *rateLimiter) wait(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	now := time.Now()
+	if l.next.Before(now) {
+		l.next = now
+	}
+	at := l.next
+	l.next = l.next.Add(l.interval)
+	l.mu.Unlock()
+	return sleep(ctx, time.Until(at))
+}

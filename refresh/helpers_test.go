@@ -1,0 +1,186 @@
+package refresh_test
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/refresh"
+	"github.com/elt-dev/elt/tests/pgtest"
+)
+
+// rec is one staging record (and its parent record, for users extracted as children of customers).
+type rec struct {
+	record map[string]any
+	parent map[string]any
+}
+
+// batch is what one extract batch loads into one staging table.
+type batch struct {
+	table   string // customers, users or events
+	records []rec
+}
+
+// load commits each batch as extract would: an elt.batches row and the records in staging, in order.
+func load(t testing.TB, pool *pgxpool.Pool, batches ...batch) {
+	t.Helper()
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var runID int64
+		if err := tx.QueryRow(ctx, `insert into elt.runs (kind, target, status) values ('extract', 'test', 'succeeded') returning run_id`).Scan(&runID); err != nil {
+			return err
+		}
+		for _, b := range batches {
+			var batchID int64
+			if err := tx.QueryRow(ctx, `insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
+				values ($1, 'test', $2, $3, $4, 0) returning batch_id`, runID, b.table, "staging."+b.table, len(b.records)).Scan(&batchID); err != nil {
+				return err
+			}
+			table := pgx.Identifier{"staging", b.table}.Sanitize()
+			for _, r := range b.records {
+				rj, err := json.Marshal(r.record)
+				if err != nil {
+					return err
+				}
+				var pj []byte
+				if r.parent != nil {
+					if pj, err = json.Marshal(r.parent); err != nil {
+						return err
+					}
+				}
+				if _, err := tx.Exec(ctx, "insert into "+table+" (batch_id, record, parent) values ($1, $2, $3)", batchID, rj, pj); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("load staging: %v", err)
+	}
+}
+
+// run refreshes and fails the test on error.
+func run(t testing.TB, pool *pgxpool.Pool, full bool) *refresh.Result {
+	t.Helper()
+	res, err := refresh.Run(context.Background(), pool, refresh.Options{Full: full})
+	if err != nil {
+		t.Fatalf("refresh (full=%v): %v", full, err)
+	}
+	return res
+}
+
+// snapshotTables are the tables compared by the golden and equality tests, with the columns compared
+// (staging_id and batch_id of core depend on load order, not on the data).
+var snapshotTables = []struct{ name, columns string }{
+	{"core.customers", "customer_id, name, plan, country, created_at, updated_at"},
+	{"core.users", "customer_id, user_id, email, name, role, created_at, updated_at"},
+	{"core.events", "customer_id, event_id, user_id, feature, occurred_at, updated_at, properties"},
+	{"marts.active_users_daily", "*"},
+	{"marts.active_users_weekly", "*"},
+	{"marts.active_users_monthly", "*"},
+	{"marts.feature_usage_daily", "*"},
+	{"marts.user_activity", "*"},
+	{"marts.retention_weekly", "*"},
+}
+
+// rollupTables are compared between the incremental and full paths too.
+var rollupTables = []string{
+	"marts.rollup_user_day", "marts.rollup_customer_day", "marts.rollup_feature_day", "marts.rollup_user_week", "marts.rollup_user_month", "marts.rollup_user",
+}
+
+// snapshot renders a table as sorted tab-separated lines (header first), in UTC, as psql would print them.
+func snapshot(t testing.TB, pool *pgxpool.Pool, table, columns string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "set timezone to 'UTC'"); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.SplitN(table, ".", 2)
+	rows, err := conn.Query(ctx, "select "+columns+" from "+pgx.Identifier(parts).Sanitize(), pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatalf("snapshot %s: %v", table, err)
+	}
+	defer rows.Close()
+	var header []string
+	for _, fd := range rows.FieldDescriptions() {
+		header = append(header, fd.Name)
+	}
+	var lines []string
+	for rows.Next() {
+		var vals []string
+		for _, v := range rows.RawValues() {
+			if v == nil {
+				vals = append(vals, `\N`)
+			} else {
+				vals = append(vals, string(v))
+			}
+		}
+		lines = append(lines, strings.Join(vals, "\t"))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("snapshot %s: %v", table, err)
+	}
+	sort.Strings(lines)
+	return strings.Join(append([]string{strings.Join(header, "\t")}, lines...), "\n") + "\n"
+}
+
+// snapshotAll snapshots the core tables, the marts and, with rollups, the rollup tables.
+func snapshotAll(t testing.TB, pool *pgxpool.Pool, rollups bool) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, s := range snapshotTables {
+		out[s.name] = snapshot(t, pool, s.name, s.columns)
+	}
+	if rollups {
+		for _, r := range rollupTables {
+			out[r] = snapshot(t, pool, r, "*")
+		}
+	}
+	return out
+}
+
+func customer(id, name, plan, updated string) rec {
+	return rec{record: map[string]any{"id": id, "name": name, "plan": plan, "country": "IT", "created_at": "2026-01-01T00:00:00Z", "updated_at": updated}}
+}
+
+func user(id, customerID, role, updated string) rec {
+	return rec{record: map[string]any{"id": id, "customer_id": customerID, "email": id + "@example.com", "name": "User " + id, "role": role, "created_at": "2026-01-01T00:00:00Z", "updated_at": updated}}
+}
+
+// childUser is a user as extracted from /customers/{id}/users: without customer_id, the customer in parent.
+func childUser(id, customerID, role, updated string) rec {
+	r := user(id, customerID, role, updated)
+	delete(r.record, "customer_id")
+	r.parent = customer(customerID, "Parent", "pro", "2026-01-01T00:00:00Z").record
+	return r
+}
+
+func event(id, customerID, userID, feature, occurred, updated string) rec {
+	return rec{record: map[string]any{"id": id, "customer_id": customerID, "user_id": userID, "feature": feature,
+		"occurred_at": occurred, "updated_at": updated, "properties": map[string]any{"client": "web"}}}
+}
+
+func mustCount(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func newDB(t *testing.T) *pgtest.DB {
+	t.Helper()
+	return pgtest.New(t)
+}

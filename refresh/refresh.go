@@ -1,0 +1,569 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	elt "github.com/elt-dev/elt"
+)
+
+// DefaultLockTimeout bounds how long a step waits for a table lock when Options.LockTimeout is zero.
+const DefaultLockTimeout = time.Minute
+
+// checkRowLimit is how many violating rows a data check fetches; CheckError shows the first few.
+const checkRowLimit = 100
+
+// Options configure a refresh run. The zero value runs an incremental refresh of the embedded SQL.
+type Options struct {
+	// Full rebuilds core, rollups and marts from all of staging instead of the batches above each watermark.
+	Full bool
+	// LockTimeout is the lock_timeout of every step, so a long-running reader (or another writer) makes the
+	// step fail with a clear error instead of stalling the run forever. Zero means DefaultLockTimeout.
+	LockTimeout time.Duration
+	// SQL holds the transform steps (sql/NNN_name.sql) and data checks (sql/checks/*.sql). Nil means the SQL
+	// embedded in the binary (elt.SQL).
+	SQL fs.FS
+	// Logger receives one line per step. Nil discards.
+	Logger *slog.Logger
+}
+
+// Result describes a finished (or failed) run.
+type Result struct {
+	RunID   int64        // elt.runs.run_id
+	BatchTo int64        // the batch watermark this run processed up to
+	Steps   []StepResult // in execution order
+}
+
+// StepResult is one line of the step log (elt.refresh_steps).
+type StepResult struct {
+	Kind      string // "transform", "check" or "mart"
+	Name      string // file name for transforms and checks, qualified view name for marts
+	BatchFrom int64  // exclusive lower batch bound (transforms and checks)
+	BatchTo   int64  // inclusive upper batch bound (transforms and checks)
+	Rows      int64  // rows written, violating rows, or rows in the mart
+	Started   time.Time
+	Duration  time.Duration
+}
+
+// ErrBusy is returned (wrapped) when another refresh holds the refresh lock.
+var ErrBusy = errors.New("another elt refresh is running")
+
+// CheckError reports the data checks that found violating rows; the marts were not refreshed.
+type CheckError struct {
+	Failures []CheckFailure
+}
+
+// CheckFailure is one failed data check and the first rows it returned.
+type CheckFailure struct {
+	Check   string     // file name, e.g. sql/checks/events_user_exists.sql
+	Columns []string   // column names of the rows
+	Rows    [][]string // first violating rows, as text
+	More    bool       // more rows than Rows violate the check
+}
+
+// Error lists each failed check with its first violating rows.
+func (e *CheckError) Error() string {
+	var b strings.Builder
+	b.WriteString("data checks failed, marts not refreshed (they keep their previous contents):")
+	for _, f := range e.Failures {
+		n := strconv.Itoa(len(f.Rows))
+		if f.More {
+			n = "more than " + n
+		}
+		fmt.Fprintf(&b, "\n  %s: %s violating rows, first:", f.Check, n)
+		for i, r := range f.Rows {
+			if i == 5 {
+				break
+			}
+			b.WriteString("\n    ")
+			for j, v := range r {
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(f.Columns[j] + "=" + v)
+			}
+		}
+	}
+	return b.String()
+}
+
+// StepError reports a failed transform step: its file, the line of the failing statement and the SQL error.
+// The step's transaction was rolled back, so every table is as it was before the step.
+type StepError struct {
+	File string
+	Line int
+	Err  error
+}
+
+// Error names the file, line and SQL error.
+func (e *StepError) Error() string {
+	return fmt.Sprintf("transform %s failed at line %d: %s; the step was rolled back", e.File, e.Line, describePgError(e.Err))
+}
+
+// Unwrap returns the SQL error.
+func (e *StepError) Unwrap() error { return e.Err }
+
+// setLocals configures a step's transaction: its lock_timeout, and no JIT compilation, which costs more than it
+// saves on the short statements of an incremental run.
+const setLocals = `select set_config('lock_timeout', $1, true), set_config('jit', 'off', true)`
+
+// runner carries the state of one run on its dedicated connection.
+type runner struct {
+	pool    *pgxpool.Pool // for the run log: its rows must be written even if conn broke
+	conn    *pgxpool.Conn // holds the refresh lock; every step runs on it
+	opts    Options
+	log     *slog.Logger
+	result  *Result
+	seq     int
+	timeout string // lock_timeout setting value
+}
+
+// Run performs one refresh: it takes the refresh lock (failing with ErrBusy if another run holds it), reads the
+// batch watermark, runs every transform step in its own transaction, runs the data checks, and refreshes the
+// marts concurrently in dependency order. Every step is logged in elt.refresh_steps and the run in elt.runs.
+func Run(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	if opts.SQL == nil {
+		opts.SQL = elt.SQL
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	steps, checks, err := loadSteps(opts.SQL, "sql")
+	if err != nil {
+		return nil, err
+	}
+
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: connect: %w", err)
+	}
+	defer conn.Release()
+	if err := lock(ctx, conn); err != nil {
+		return nil, err
+	}
+	defer unlock(conn)
+
+	r := &runner{pool: pool, conn: conn, opts: opts, log: log, result: &Result{}, timeout: strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10)}
+	target := "incremental"
+	if opts.Full {
+		target = "full"
+	}
+	if err := pool.QueryRow(ctx, `insert into elt.runs (kind, target) values ('refresh', $1) returning run_id`, target).Scan(&r.result.RunID); err != nil {
+		return nil, fmt.Errorf("refresh: start run log: %w", err)
+	}
+	log.Info("refresh started", "run_id", r.result.RunID, "mode", target)
+
+	err = r.run(ctx, steps, checks)
+	r.finish(err)
+	return r.result, err
+}
+
+func (r *runner) run(ctx context.Context, steps []step, checks []check) error {
+	hi, err := r.watermark(ctx)
+	if err != nil {
+		return err
+	}
+	r.result.BatchTo = hi
+	for _, s := range steps {
+		if err := r.transform(ctx, s, hi); err != nil {
+			return err
+		}
+	}
+	if err := r.check(ctx, checks, hi); err != nil {
+		return err
+	}
+	return r.refreshMarts(ctx)
+}
+
+// watermark reads the highest committed batch under the staging lock, so no batch still in flight can commit
+// below it later.
+func (r *runner) watermark(ctx context.Context) (int64, error) {
+	var hi int64
+	err := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `select elt.lock_staging_exclusive()`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `select coalesce(max(batch_id), 0) from elt.batches`).Scan(&hi)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("refresh: read batch watermark: %s", describePgError(err))
+	}
+	return hi, nil
+}
+
+// transform runs one step file in one transaction with its watermark update.
+func (r *runner) transform(ctx context.Context, s step, hi int64) error {
+	started := time.Now()
+	seq, err := r.logStart(ctx, "transform", s.name)
+	if err != nil {
+		return err
+	}
+	var from, rows int64
+	var failed *StepError
+	err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `select coalesce((select batch_id from elt.refresh_watermarks where step = $1 for update), 0)`, s.name).Scan(&from); err != nil {
+			return err
+		}
+		if r.opts.Full {
+			from = 0
+			if len(s.rebuild) > 0 {
+				// Identifiers come from the step file and went through pgx.Identifier.Sanitize.
+				if _, err := tx.Exec(ctx, "truncate "+strings.Join(s.rebuild, ", ")); err != nil {
+					failed = &StepError{File: s.name, Line: 1, Err: err}
+					return err
+				}
+			}
+		}
+		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi}
+		for _, st := range s.statements {
+			tag, err := tx.Exec(ctx, st.sql, pgx.QueryExecModeExec, args)
+			if err != nil {
+				failed = &StepError{File: s.name, Line: st.line + errorLine(st.sql, err) - 1, Err: err}
+				return err
+			}
+			if tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE") {
+				rows += tag.RowsAffected()
+			}
+		}
+		if err := analyzeRebuilt(ctx, tx, s, rows, r.opts.Full); err != nil {
+			failed = &StepError{File: s.name, Line: 1, Err: err}
+			return err
+		}
+		_, err := tx.Exec(ctx, `insert into elt.refresh_watermarks (step, batch_id) values ($1, $2)
+			on conflict (step) do update set batch_id = excluded.batch_id, updated_at = now()`, s.name, hi)
+		return err
+	})
+	res := StepResult{Kind: "transform", Name: s.name, BatchFrom: from, BatchTo: hi, Rows: rows, Started: started, Duration: time.Since(started)}
+	if err != nil {
+		if failed == nil {
+			err = fmt.Errorf("transform %s: %s", s.name, describePgError(err))
+		} else {
+			err = failed
+		}
+		r.logEnd(seq, res, err)
+		return err
+	}
+	r.logEnd(seq, res, nil)
+	r.log.Info("transform", "step", s.name, "batches", fmt.Sprintf("(%d,%d]", from, hi), "rows", rows, "ms", res.Duration.Milliseconds())
+	return nil
+}
+
+// analyzeRebuilt refreshes the planner statistics of the tables a step rebuilds when the step changed a large
+// part of them (a first load, --full), so that the following steps and the next run are planned for the data
+// just written rather than for an empty table. Autovacuum would do it too, but only later.
+func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, full bool) error {
+	if rows == 0 {
+		return nil
+	}
+	for _, table := range s.rebuild {
+		var tuples float64
+		if err := tx.QueryRow(ctx, `select reltuples from pg_catalog.pg_class where oid = $1::regclass`, table).Scan(&tuples); err != nil {
+			return err
+		}
+		if full || tuples < 0 || float64(rows) > 0.2*tuples {
+			if _, err := tx.Exec(ctx, "analyze "+table); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// check runs the data checks over what changed since they last passed, in one repeatable-read snapshot. When
+// all pass, it empties the queue of changed days and moves the checks' watermark in one transaction.
+func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
+	var from int64
+	if !r.opts.Full {
+		err := r.conn.QueryRow(ctx, `select coalesce((select batch_id from elt.refresh_watermarks where step = 'checks'), 0)`).Scan(&from)
+		if err != nil {
+			return fmt.Errorf("refresh: read checks watermark: %w", err)
+		}
+	}
+	args := pgx.NamedArgs{"checked_from": from, "batch_to": hi}
+	type outcome struct {
+		res StepResult
+		f   CheckFailure
+		err error
+	}
+	var outcomes []outcome
+	err := pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		for _, c := range checks {
+			started := time.Now()
+			f, err := runCheck(ctx, tx, c, args)
+			res := StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Rows: int64(len(f.Rows)), Started: started, Duration: time.Since(started)}
+			if err != nil {
+				err = fmt.Errorf("data check %s: %s", c.name, describePgError(err))
+				outcomes = append(outcomes, outcome{res: res, err: err})
+				return err
+			}
+			outcomes = append(outcomes, outcome{res: res, f: f})
+		}
+		return nil
+	})
+	// The step log is written after the read-only snapshot ends.
+	var failures []CheckFailure
+	for _, o := range outcomes {
+		r.seq++
+		switch {
+		case o.err != nil:
+			r.logEnd(r.seq, o.res, o.err)
+		case len(o.f.Rows) > 0:
+			failures = append(failures, o.f)
+			r.logEnd(r.seq, o.res, fmt.Errorf("%d violating rows", len(o.f.Rows)))
+			r.log.Warn("data check failed", "check", o.res.Name, "rows", len(o.f.Rows))
+		default:
+			r.logEnd(r.seq, o.res, nil)
+			r.log.Info("data check", "check", o.res.Name, "ms", o.res.Duration.Milliseconds())
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if len(failures) > 0 {
+		return &CheckError{Failures: failures}
+	}
+	err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `delete from elt.refresh_dirty_days`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `insert into elt.refresh_watermarks (step, batch_id) values ('checks', $1)
+			on conflict (step) do update set batch_id = excluded.batch_id, updated_at = now()`, hi)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("refresh: record passed checks: %w", err)
+	}
+	return nil
+}
+
+// runCheck returns the first violating rows of one check.
+func runCheck(ctx context.Context, tx pgx.Tx, c check, args pgx.NamedArgs) (CheckFailure, error) {
+	f := CheckFailure{Check: c.name}
+	// The check's text is our own embedded SQL; the newline keeps a trailing comment from swallowing ")".
+	rows, err := tx.Query(ctx, "select * from (\n"+c.sql+"\n) as violation limit "+strconv.Itoa(checkRowLimit+1), pgx.QueryExecModeExec, args)
+	if err != nil {
+		return f, err
+	}
+	defer rows.Close()
+	for _, fd := range rows.FieldDescriptions() {
+		f.Columns = append(f.Columns, fd.Name)
+	}
+	for rows.Next() {
+		if len(f.Rows) == checkRowLimit {
+			f.More = true
+			break
+		}
+		vals := rows.RawValues()
+		row := make([]string, len(vals))
+		for i, v := range vals {
+			if v == nil {
+				row[i] = "null"
+			} else {
+				row[i] = string(v)
+			}
+		}
+		f.Rows = append(f.Rows, row)
+	}
+	rows.Close()
+	return f, rows.Err()
+}
+
+// refreshMarts refreshes every materialized view of marts concurrently, each in its own transaction, in
+// dependency order read from the catalog.
+func (r *runner) refreshMarts(ctx context.Context) error {
+	views, err := martOrder(ctx, r.conn)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		started := time.Now()
+		name := v[0] + "." + v[1]
+		seq, err := r.logStart(ctx, "mart", name)
+		if err != nil {
+			return err
+		}
+		ident := pgx.Identifier(v[:]).Sanitize()
+		var n int64
+		err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "refresh materialized view concurrently "+ident); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, "select count(*) from "+ident).Scan(&n)
+		})
+		res := StepResult{Kind: "mart", Name: name, Rows: n, Started: started, Duration: time.Since(started)}
+		if err != nil {
+			err = fmt.Errorf("refresh mart %s: %s", name, describePgError(err))
+			r.logEnd(seq, res, err)
+			return err
+		}
+		r.logEnd(seq, res, nil)
+		r.log.Info("mart", "view", name, "rows", n, "ms", res.Duration.Milliseconds())
+	}
+	return nil
+}
+
+// martOrder lists the materialized views of schema marts so that every view comes after the materialized
+// views it reads, following pg_depend edges of the views' rewrite rules.
+func martOrder(ctx context.Context, conn *pgxpool.Conn) ([][2]string, error) {
+	rows, err := conn.Query(ctx, `
+with recursive mv as (
+    select c.oid, n.nspname, c.relname
+    from pg_catalog.pg_class as c
+    join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+    where c.relkind = 'm' and n.nspname = 'marts'
+),
+edge as (
+    select distinct rw.ev_class as view_oid, d.refobjid as dep_oid
+    from pg_catalog.pg_rewrite as rw
+    join pg_catalog.pg_depend as d
+      on d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = rw.oid
+    where rw.ev_class in (select oid from mv)
+      and d.refobjid in (select oid from mv)
+      and d.refobjid <> rw.ev_class
+),
+depth as (
+    select oid, 0 as level from mv
+    union all
+    select e.view_oid, depth.level + 1 from edge as e join depth on depth.oid = e.dep_oid
+)
+select mv.nspname, mv.relname
+from mv
+join depth on depth.oid = mv.oid
+group by mv.nspname, mv.relname
+order by max(depth.level), mv.relname`)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: read mart dependencies: %w", err)
+	}
+	var out [][2]string
+	for rows.Next() {
+		var v [2]string
+		if err := rows.Scan(&v[0], &v[1]); err != nil {
+			return nil, fmt.Errorf("refresh: read mart dependencies: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("refresh: read mart dependencies: %w", err)
+	}
+	return out, nil
+}
+
+// logStart records a running step outside any transaction, so it survives the step's rollback.
+func (r *runner) logStart(ctx context.Context, kind, name string) (int, error) {
+	r.seq++
+	_, err := r.pool.Exec(ctx, `insert into elt.refresh_steps (run_id, seq, kind, name) values ($1, $2, $3, $4)`, r.result.RunID, r.seq, kind, name)
+	if err != nil {
+		return 0, fmt.Errorf("refresh: log step %s: %w", name, err)
+	}
+	return r.seq, nil
+}
+
+// logEnd records a step's outcome; it uses its own context so that a cancelled run still logs why it stopped.
+func (r *runner) logEnd(seq int, res StepResult, stepErr error) {
+	r.result.Steps = append(r.result.Steps, res)
+	status, msg := "succeeded", (*string)(nil)
+	if stepErr != nil {
+		status = "failed"
+		s := stepErr.Error()
+		msg = &s
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var from, to *int64
+	if res.Kind != "mart" {
+		from, to = &res.BatchFrom, &res.BatchTo
+	}
+	_, err := r.pool.Exec(ctx, `
+insert into elt.refresh_steps (run_id, seq, kind, name, started_at, finished_at, status, batch_from, batch_to, rows, error)
+values ($1, $2, $3, $4, $5, $5::timestamptz + $6::interval, $7, $8, $9, $10, $11)
+on conflict (run_id, seq) do update
+   set started_at = excluded.started_at, finished_at = excluded.finished_at, status = excluded.status, batch_from = excluded.batch_from,
+       batch_to = excluded.batch_to, rows = excluded.rows, error = excluded.error`,
+		r.result.RunID, seq, res.Kind, res.Name, res.Started, res.Duration, status, from, to, res.Rows, msg)
+	if err != nil {
+		r.log.Warn("could not log refresh step", "step", res.Name, "err", err)
+	}
+}
+
+// finish closes the run log row.
+func (r *runner) finish(runErr error) {
+	status, msg := "succeeded", (*string)(nil)
+	if runErr != nil {
+		status = "failed"
+		if errors.Is(runErr, context.Canceled) {
+			status = "cancelled"
+		}
+		s := runErr.Error()
+		msg = &s
+	}
+	var records int64
+	for _, s := range r.result.Steps {
+		if s.Kind == "transform" {
+			records += s.Rows
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := r.pool.Exec(ctx, `update elt.runs set finished_at = now(), status = $2, records = $3, error = $4 where run_id = $1`,
+		r.result.RunID, status, records, msg)
+	if err != nil {
+		r.log.Warn("could not close refresh run log", "run_id", r.result.RunID, "err", err)
+	}
+	if runErr == nil {
+		r.log.Info("refresh finished", "run_id", r.result.RunID, "batch_to", r.result.BatchTo)
+	}
+}
+
+// errorLine is the 1-based line within sql of a PostgreSQL error position, or 1.
+func errorLine(sql string, err error) int {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || pg.Position <= 0 {
+		return 1
+	}
+	r := []rune(sql)
+	pos := int(pg.Position)
+	if pos > len(r) {
+		return 1
+	}
+	return strings.Count(string(r[:pos-1]), "\n") + 1
+}
+
+// describePgError renders a PostgreSQL error as message, detail and SQLSTATE, and explains lock timeouts.
+func describePgError(err error) string {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return err.Error()
+	}
+	msg := pg.Message
+	if pg.Detail != "" {
+		msg += " (" + pg.Detail + ")"
+	}
+	msg += " [SQLSTATE " + pg.Code + "]"
+	if pg.Code == "55P03" {
+		msg += "; another session held a lock longer than lock_timeout: run elt refresh again later or raise --lock-timeout"
+	}
+	return msg
+}

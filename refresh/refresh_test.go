@@ -1,0 +1,560 @@
+package refresh_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	elt "github.com/elt-dev/elt"
+	"github.com/elt-dev/elt/refresh"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under tests/golden/refresh")
+
+const goldenDir = "../tests/golden/refresh"
+
+// fixture is the small fixed dataset of the golden tests, in four extract runs. It holds the cases a
+// transform must get right: a duplicated record (in one batch and across batches), an update that moves an
+// event to another day and feature, a late older version that must lose, a tie on updated_at broken by load
+// order, users extracted as children of their customer, a UTC day boundary, a month boundary inside a week,
+// and an event outside the 30-day window of user_activity.
+var fixture = [][]batch{
+	{
+		{"customers", []rec{
+			customer("cus_a", "Alpha", "pro", "2026-01-01T00:00:00Z"),
+			customer("cus_b", "Beta", "free", "2026-01-01T00:00:00Z"),
+		}},
+		{"users", []rec{
+			childUser("usr_a1", "cus_a", "member", "2026-01-01T00:00:00Z"),
+			childUser("usr_a2", "cus_a", "member", "2026-01-01T00:00:00Z"),
+			user("usr_b1", "cus_b", "admin", "2026-01-01T00:00:00Z"),
+		}},
+		{"events", []rec{
+			event("e00", "cus_a", "usr_a2", "dashboard.view", "2026-02-20T10:00:00Z", "2026-02-20T10:00:01Z"),
+			event("e01", "cus_a", "usr_a1", "dashboard.view", "2026-03-30T09:00:00Z", "2026-03-30T09:00:01Z"),
+			event("e01", "cus_a", "usr_a1", "dashboard.view", "2026-03-30T09:00:00Z", "2026-03-30T09:00:01Z"),
+			event("e02", "cus_a", "usr_a1", "reports.export", "2026-03-30T10:00:00Z", "2026-03-30T10:00:01Z"),
+			event("e03", "cus_a", "usr_a2", "dashboard.view", "2026-03-30T23:59:59Z", "2026-03-31T00:00:01Z"),
+			event("e04", "cus_a", "usr_a2", "dashboard.view", "2026-03-31T00:00:00Z", "2026-03-31T00:00:01Z"),
+			event("e05", "cus_a", "usr_a1", "search.query", "2026-04-01T12:00:00Z", "2026-04-01T12:00:01Z"),
+			event("e08", "cus_b", "usr_b1", "alerts.create", "2026-03-31T15:00:00Z", "2026-03-31T15:00:01Z"),
+			event("e09", "cus_b", "usr_b1", "alerts.create", "2026-03-31T16:00:00Z", "2026-03-31T16:00:01Z"),
+		}},
+	},
+	{
+		{"users", []rec{childUser("usr_a3", "cus_a", "viewer", "2026-04-01T00:00:00Z")}},
+		{"events", []rec{
+			// e02 updated: moved to the next day and renamed.
+			event("e02", "cus_a", "usr_a1", "reports.view", "2026-03-31T10:00:00Z", "2026-04-02T00:00:00Z"),
+			event("e06", "cus_a", "usr_a3", "dashboard.view", "2026-04-07T08:00:00Z", "2026-04-07T08:00:01Z"),
+			event("e07", "cus_a", "usr_a1", "dashboard.view", "2026-04-08T08:00:00Z", "2026-04-08T08:00:01Z"),
+		}},
+	},
+	{
+		{"customers", []rec{customer("cus_b", "Beta", "pro", "2026-04-10T00:00:00Z")}},
+		{"users", []rec{user("usr_a1", "cus_a", "admin", "2026-04-10T00:00:00Z")}},
+		{"events", []rec{
+			event("e01", "cus_a", "usr_a1", "dashboard.view", "2026-03-30T09:00:00Z", "2026-03-30T09:00:01Z"),
+			// A late, older version of e05: loses to the version already in core.
+			event("e05", "cus_a", "usr_a1", "alerts.view", "2026-04-01T12:00:00Z", "2026-04-01T11:00:00Z"),
+			// Same updated_at as the first e09: the later load wins.
+			event("e09", "cus_b", "usr_b1", "alerts.view", "2026-03-31T16:00:00Z", "2026-03-31T16:00:01Z"),
+			event("e10", "cus_b", "usr_b1", "dashboard.view", "2026-04-14T09:00:00Z", "2026-04-14T09:00:01Z"),
+		}},
+	},
+	{
+		// A late, older version of usr_a1: loses.
+		{"users", []rec{user("usr_a1", "cus_a", "viewer", "2026-03-01T00:00:00Z")}},
+	},
+}
+
+func goldenPath(table string) string {
+	return filepath.Join(goldenDir, table+".tsv")
+}
+
+// TestGolden loads the fixture run by run with an incremental refresh after each, compares every core table
+// and mart with the committed expected rows, then checks that a --full rebuild gives the same rows.
+func TestGolden(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	for _, r := range fixture {
+		load(t, db.Pool, r...)
+		run(t, db.Pool, false)
+	}
+	got := snapshotAll(t, db.Pool, false)
+	if *update {
+		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, s := range got {
+			if err := os.WriteFile(goldenPath(name), []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tc := range snapshotTables {
+		want, err := os.ReadFile(goldenPath(tc.name))
+		if err != nil {
+			t.Fatalf("read golden (run go test ./refresh -run TestGolden -update to create it): %v", err)
+		}
+		if diff := cmp.Diff(string(want), got[tc.name]); diff != "" {
+			t.Errorf("%s after incremental refreshes differs from %s (-want +got):\n%s", tc.name, goldenPath(tc.name), diff)
+		}
+	}
+
+	run(t, db.Pool, true)
+	full := snapshotAll(t, db.Pool, false)
+	if diff := cmp.Diff(got, full); diff != "" {
+		t.Errorf("--full differs from incremental (-incremental +full):\n%s", diff)
+	}
+}
+
+// TestRefreshTwice: a second refresh without new batches writes nothing and changes nothing.
+func TestRefreshTwice(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	for _, r := range fixture {
+		load(t, db.Pool, r...)
+	}
+	run(t, db.Pool, false)
+	first := snapshotAll(t, db.Pool, true)
+	res := run(t, db.Pool, false)
+	for _, s := range res.Steps {
+		if s.Kind == "transform" && s.Rows != 0 {
+			t.Errorf("second run: step %s wrote %d rows, want 0", s.Name, s.Rows)
+		}
+	}
+	if diff := cmp.Diff(first, snapshotAll(t, db.Pool, true)); diff != "" {
+		t.Errorf("second refresh changed the data (-first +second):\n%s", diff)
+	}
+}
+
+// TestIncrementalEqualsFull loads a generated dataset with many updated, duplicated, late and re-sent events
+// in several batches, refreshing after each; a --full rebuild, and a single refresh of a database that loaded
+// everything at once, must give the same core tables, rollups and marts.
+func TestIncrementalEqualsFull(t *testing.T) {
+	t.Parallel()
+	gen := func(round int) []batch {
+		var users, events []rec
+		for u := range 6 {
+			c := []string{"cus_x", "cus_y"}[u%2]
+			users = append(users, user(userID(u), c, []string{"admin", "member"}[round%2], stamp(round, 0)))
+		}
+		for i := range 60 {
+			n := round*40 + i // rounds overlap: ids 40..59 of each round are re-sent by the next
+			u := (n*7 + round) % 6
+			c := []string{"cus_x", "cus_y"}[u%2]
+			day := (n*5 + round*3) % 45 // updates move events between days, weeks and months
+			occurred := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, day).Add(time.Duration(n%24) * time.Hour)
+			updated := stamp(round, i)
+			if i%9 == 0 {
+				updated = stamp(0, i) // late: not newer than what earlier rounds sent
+			}
+			events = append(events, event(eventID(n), c, userID(u), []string{"a", "b", "c"}[(n+round)%3], occurred.Format(time.RFC3339), updated))
+		}
+		return []batch{
+			{"customers", []rec{customer("cus_x", "X", "pro", stamp(round, 0)), customer("cus_y", "Y", "free", stamp(0, 0))}},
+			{"users", users},
+			{"events", events},
+			{"events", events[:10]}, // exact duplicates in a second batch
+		}
+	}
+
+	incr := newDB(t)
+	once := newDB(t)
+	for round := range 4 {
+		load(t, incr.Pool, gen(round)...)
+		run(t, incr.Pool, false)
+		load(t, once.Pool, gen(round)...)
+	}
+	run(t, once.Pool, false)
+	want := snapshotAll(t, incr.Pool, true)
+
+	if diff := cmp.Diff(want, snapshotAll(t, once.Pool, true)); diff != "" {
+		t.Errorf("one refresh of everything differs from refreshes after each load (-incremental +once):\n%s", diff)
+	}
+	run(t, incr.Pool, true)
+	if diff := cmp.Diff(want, snapshotAll(t, incr.Pool, true)); diff != "" {
+		t.Errorf("--full differs from incremental (-incremental +full):\n%s", diff)
+	}
+}
+
+func userID(u int) string  { return fmt.Sprintf("usr_%d", u) }
+func eventID(n int) string { return fmt.Sprintf("evt_%04d", n) }
+
+// stamp is an updated_at that grows with the round and the record.
+func stamp(round, i int) string {
+	return time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(round)*24*time.Hour + time.Duration(i)*time.Second).Format(time.RFC3339)
+}
+
+// TestFailingCheckKeepsMarts: an event of an unknown user stops the refresh before the marts, which keep
+// their previous rows; the error names the check and shows the row. Once the user arrives, the next refresh
+// passes and the marts include the event.
+func TestFailingCheckKeepsMarts(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	load(t, db.Pool, fixture[0]...)
+	run(t, db.Pool, false)
+	before := snapshotAll(t, db.Pool, false)
+
+	load(t, db.Pool, batch{"events", []rec{event("e99", "cus_a", "usr_ghost", "dashboard.view", "2026-04-20T10:00:00Z", "2026-04-20T10:00:00Z")}})
+	_, err := refresh.Run(context.Background(), db.Pool, refresh.Options{})
+	var ce *refresh.CheckError
+	if !errors.As(err, &ce) {
+		t.Fatalf("refresh error = %v, want a *refresh.CheckError", err)
+	}
+	want := []refresh.CheckFailure{{
+		Check:   "sql/checks/events_user_exists.sql",
+		Columns: []string{"customer_id", "event_id", "user_id"},
+		Rows:    [][]string{{"cus_a", "e99", "usr_ghost"}},
+	}}
+	if diff := cmp.Diff(want, ce.Failures); diff != "" {
+		t.Errorf("check failures (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(err.Error(), "event_id=e99") {
+		t.Errorf("error %q does not show the violating row", err)
+	}
+	after := snapshotAll(t, db.Pool, false)
+	for _, m := range []string{"marts.active_users_daily", "marts.feature_usage_daily", "marts.user_activity"} {
+		if diff := cmp.Diff(before[m], after[m]); diff != "" {
+			t.Errorf("%s changed although a check failed (-before +after):\n%s", m, diff)
+		}
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from elt.runs where kind = 'refresh' and status = 'failed' and error like '%events_user_exists%'`); got != 1 {
+		t.Errorf("failed runs logged = %d, want 1", got)
+	}
+
+	load(t, db.Pool, batch{"users", []rec{user("usr_ghost", "cus_a", "member", "2026-04-20T00:00:00Z")}})
+	run(t, db.Pool, false)
+	if got := mustCount(t, db.Pool, `select count(*) from marts.active_users_daily where customer_id = 'cus_a' and day = '2026-04-20'`); got != 1 {
+		t.Errorf("marts after the fix: day of e99 has %d rows, want 1", got)
+	}
+}
+
+// TestFailingStep: a step that fails leaves every table as it was, and the error names the file and line.
+func TestFailingStep(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	load(t, db.Pool, fixture[0]...)
+	fsys := fstest.MapFS{}
+	err := fs.WalkDir(elt.SQL, "sql", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(elt.SQL, p)
+		fsys[p] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys["sql/025_broken.sql"] = &fstest.MapFile{Data: []byte(
+		"-- writes, then fails: the write must be rolled back\n" +
+			"delete from core.customers;\n" +
+			"\n" +
+			"select 1 / (select count(*) - count(*) from core.users);\n")}
+
+	_, err = refresh.Run(context.Background(), db.Pool, refresh.Options{SQL: fsys})
+	var se *refresh.StepError
+	if !errors.As(err, &se) {
+		t.Fatalf("refresh error = %v, want a *refresh.StepError", err)
+	}
+	if se.File != "sql/025_broken.sql" || se.Line != 4 {
+		t.Errorf("error at %s line %d, want sql/025_broken.sql line 4 (%v)", se.File, se.Line, err)
+	}
+	if !strings.Contains(err.Error(), "division by zero") {
+		t.Errorf("error %q does not carry the SQL error", err)
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from core.customers`); got != 2 {
+		t.Errorf("core.customers has %d rows after the failed step, want the 2 of the step before", got)
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from core.events`); got != 0 {
+		t.Errorf("core.events has %d rows: steps after the failed one ran", got)
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from elt.refresh_watermarks where step = 'sql/025_broken.sql'`); got != 0 {
+		t.Errorf("watermark of the failed step moved")
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from elt.refresh_steps where name = 'sql/025_broken.sql' and status = 'failed' and error like '%line 4%'`); got != 1 {
+		t.Errorf("failed step not logged in elt.refresh_steps")
+	}
+}
+
+// TestConcurrentReader: readers of the marts see no error and are never blocked while a refresh runs.
+func TestConcurrentReader(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	load(t, db.Pool, fixture[0]...)
+	run(t, db.Pool, false)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var reads atomic.Int64
+	errs := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			var n int64
+			err := db.Pool.QueryRow(ctx, `select (select count(*) from marts.active_users_daily) + (select count(*) from marts.feature_usage_daily)
+				+ (select count(*) from marts.user_activity) + (select count(*) from marts.retention_weekly)`).Scan(&n)
+			if err != nil && ctx.Err() == nil {
+				errs <- err
+				return
+			}
+			reads.Add(1)
+		}
+	}()
+	for _, r := range fixture[1:] {
+		load(t, db.Pool, r...)
+		run(t, db.Pool, false)
+	}
+	run(t, db.Pool, true)
+	cancel()
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("reader failed during refresh: %v", err)
+	default:
+	}
+	if reads.Load() == 0 {
+		t.Fatal("the reader never completed a query")
+	}
+}
+
+// TestBusy: a second run while one holds the refresh lock fails at once and names the holder.
+func TestBusy(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `select pg_advisory_lock(hashtextextended('elt:refresh', 0))`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = refresh.Run(ctx, db.Pool, refresh.Options{})
+	if !errors.Is(err, refresh.ErrBusy) || !strings.Contains(err.Error(), "backend pid") {
+		t.Fatalf("refresh while locked: %v, want ErrBusy naming the holder", err)
+	}
+	if _, err := conn.Exec(ctx, `select pg_advisory_unlock(hashtextextended('elt:refresh', 0))`); err != nil {
+		t.Fatal(err)
+	}
+	run(t, db.Pool, false)
+}
+
+// TestLockTimeout: a session holding a lock that conflicts with a step makes the run fail after lock_timeout
+// with an explanation, instead of waiting forever.
+func TestLockTimeout(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `lock table marts.rollup_user in share mode`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = refresh.Run(ctx, db.Pool, refresh.Options{LockTimeout: 200 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "sql/040_rollups.sql") || !strings.Contains(err.Error(), "lock_timeout") {
+		t.Fatalf("refresh with a locked rollup: %v, want a lock_timeout error naming sql/040_rollups.sql", err)
+	}
+}
+
+// TestMartOrder: a materialized view over another one is refreshed after it, whatever their names.
+func TestMartOrder(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `
+create materialized view marts.aaa_top_days as
+select customer_id, max(active_users) as top from marts.active_users_daily group by customer_id;
+create unique index on marts.aaa_top_days (customer_id);
+create materialized view marts.aab_top as select max(top) as top from marts.aaa_top_days;
+create unique index on marts.aab_top (top);`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load(t, db.Pool, fixture[0]...)
+	res := run(t, db.Pool, false)
+	pos := map[string]int{}
+	for i, s := range res.Steps {
+		if s.Kind == "mart" {
+			pos[s.Name] = i
+		}
+	}
+	if !(pos["marts.active_users_daily"] < pos["marts.aaa_top_days"] && pos["marts.aaa_top_days"] < pos["marts.aab_top"]) {
+		t.Errorf("mart order %v: dependencies must come first", pos)
+	}
+	if got := mustCount(t, db.Pool, `select top from marts.aab_top`); got != 2 {
+		t.Errorf("top = %d, want 2 (refreshed over fresh data)", got)
+	}
+}
+
+// TestStepLog: every step of a run is in elt.refresh_steps with its kind, batches and rows.
+func TestStepLog(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	load(t, db.Pool, fixture[0]...)
+	res := run(t, db.Pool, false)
+	rows, err := db.Pool.Query(context.Background(), `select kind, name, status, rows from elt.refresh_steps where run_id = $1 order by seq`, res.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type logged struct {
+		Kind, Name, Status string
+		Rows               int64
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[logged])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []logged
+	for _, s := range res.Steps {
+		want = append(want, logged{s.Kind, s.Name, "succeeded", s.Rows})
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("elt.refresh_steps (-want +got):\n%s", diff)
+	}
+	if len(got) < 4+5+6 {
+		t.Errorf("only %d steps logged", len(got))
+	}
+	if n := mustCount(t, db.Pool, `select count(*) from elt.runs where run_id = $1 and status = 'succeeded' and records > 0`, res.RunID); n != 1 {
+		t.Errorf("run not logged as succeeded")
+	}
+}
+
+// TestUserSummaryMovesAndRemovals: a user's lifetime summary follows updates that move the first or last event
+// to another day or to another user (the incremental path must recompute those users, not merge them), and
+// matches a --full rebuild after each step.
+func TestUserSummaryMovesAndRemovals(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	load(t, db.Pool,
+		batch{"customers", []rec{customer("cus_a", "Alpha", "pro", "2026-01-01T00:00:00Z")}},
+		batch{"users", []rec{user("u1", "cus_a", "member", "2026-01-01T00:00:00Z"), user("u2", "cus_a", "member", "2026-01-01T00:00:00Z")}},
+	)
+	steps := []struct {
+		name   string
+		events []rec
+		want   string // marts.user_activity without the header
+	}{
+		{"Initial", []rec{
+			event("e1", "cus_a", "u1", "f", "2026-05-01T10:00:00Z", "2026-06-01T00:00:01Z"),
+			event("e2", "cus_a", "u1", "f", "2026-05-03T10:00:00Z", "2026-06-01T00:00:02Z"),
+			event("e3", "cus_a", "u1", "f", "2026-05-05T10:00:00Z", "2026-06-01T00:00:03Z"),
+			event("e4", "cus_a", "u2", "f", "2026-05-04T10:00:00Z", "2026-06-01T00:00:04Z"),
+		}, "cus_a\tu1\t2026-05-01 10:00:00+00\t2026-05-05 10:00:00+00\t3\t3\n" +
+			"cus_a\tu2\t2026-05-04 10:00:00+00\t2026-05-04 10:00:00+00\t1\t1\n"},
+		{"FirstMovesLater", []rec{event("e1", "cus_a", "u1", "f", "2026-05-04T09:00:00Z", "2026-06-02T00:00:00Z")},
+			"cus_a\tu1\t2026-05-03 10:00:00+00\t2026-05-05 10:00:00+00\t3\t3\n" +
+				"cus_a\tu2\t2026-05-04 10:00:00+00\t2026-05-04 10:00:00+00\t1\t1\n"},
+		{"LastMovesEarlier", []rec{event("e3", "cus_a", "u1", "f", "2026-05-04T08:00:00Z", "2026-06-02T00:00:01Z")},
+			"cus_a\tu1\t2026-05-03 10:00:00+00\t2026-05-04 09:00:00+00\t2\t3\n" +
+				"cus_a\tu2\t2026-05-04 10:00:00+00\t2026-05-04 10:00:00+00\t1\t1\n"},
+		{"UserLosesAllEvents", []rec{event("e4", "cus_a", "u1", "f", "2026-05-04T10:00:00Z", "2026-06-02T00:00:02Z")},
+			"cus_a\tu1\t2026-05-03 10:00:00+00\t2026-05-04 10:00:00+00\t2\t4\n"},
+		{"FirstMovesEarlier", []rec{event("e2", "cus_a", "u1", "f", "2026-04-30T10:00:00Z", "2026-06-02T00:00:03Z")},
+			"cus_a\tu1\t2026-04-30 10:00:00+00\t2026-05-04 10:00:00+00\t2\t4\n"},
+	}
+	for _, s := range steps {
+		load(t, db.Pool, batch{"events", s.events})
+		run(t, db.Pool, false)
+		incr := snapshotAll(t, db.Pool, true)
+		want := "customer_id\tuser_id\tfirst_seen\tlast_seen\tactive_days\tevents_30d\n" + s.want
+		if diff := cmp.Diff(want, incr["marts.user_activity"]); diff != "" {
+			t.Errorf("%s: marts.user_activity (-want +got):\n%s", s.name, diff)
+		}
+		run(t, db.Pool, true)
+		if diff := cmp.Diff(incr, snapshotAll(t, db.Pool, true)); diff != "" {
+			t.Errorf("%s: --full differs from incremental (-incremental +full):\n%s", s.name, diff)
+		}
+	}
+}
+
+// TestStatus: elt status shows the latest run, its steps, and how many batches the marts lack.
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	st, err := refresh.ReadStatus(ctx, db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastRun != nil || st.Pending != 0 {
+		t.Errorf("status before any run = %+v, want no run and nothing pending", st)
+	}
+
+	load(t, db.Pool, fixture[0]...)
+	res := run(t, db.Pool, false)
+	load(t, db.Pool, fixture[1]...)
+	if st, err = refresh.ReadStatus(ctx, db.Pool); err != nil {
+		t.Fatal(err)
+	}
+	if st.LastRun == nil || st.LastRun.RunID != res.RunID || st.LastRun.Status != "succeeded" || st.MartsBatch != res.BatchTo || st.Pending != 2 {
+		t.Fatalf("status = %+v, want run %d succeeded, marts at batch %d, 2 batches pending", st, res.RunID, res.BatchTo)
+	}
+	if len(st.LastRun.Steps) != len(res.Steps) {
+		t.Errorf("status has %d steps, the run had %d", len(st.LastRun.Steps), len(res.Steps))
+	}
+	var b strings.Builder
+	if err := refresh.WriteStatus(&b, st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
+	for _, want := range []string{"(incremental) succeeded", "2 newer batches pending", "sql/030_events.sql", "marts.user_activity", "(0,3]"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestRunsAsPipelineRole: the refresh works as a login that is only a member of elt_owner (as elt_runner is),
+// not a superuser: temporary tables, analyze, advisory lock and concurrent refresh all go through ownership.
+func TestRunsAsPipelineRole(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	role := "refresh_test_" + strings.ToLower(strings.TrimPrefix(db.Name, "t_"))
+	if _, err := db.Pool.Exec(ctx, "create role "+pgx.Identifier{role}.Sanitize()+" login password 'pw' in role elt_owner"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Pool.Exec(context.Background(), "drop role if exists "+pgx.Identifier{role}.Sanitize())
+	})
+	load(t, db.Pool, fixture[0]...)
+	pool, err := pgxpool.New(ctx, db.ConnString(role, "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var super bool
+	if err := pool.QueryRow(ctx, `select rolsuper from pg_roles where rolname = current_user`).Scan(&super); err != nil || super {
+		t.Fatalf("connected as a superuser (%v)", err)
+	}
+	for _, full := range []bool{false, true} {
+		if _, err := refresh.Run(ctx, pool, refresh.Options{Full: full}); err != nil {
+			t.Fatalf("refresh as %s (full=%v): %v", role, full, err)
+		}
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from marts.active_users_daily`); got != 5 {
+		t.Errorf("active_users_daily has %d rows, want 5", got)
+	}
+}

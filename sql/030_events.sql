@@ -1,0 +1,58 @@
+-- Events: the newest version of each event loaded by batches in (@batch_from, @batch_to], and the
+-- (customer, UTC day) buckets they change, queued in elt.refresh_dirty_days for the rollups: the day of each
+-- version written and, when it replaces an older version, the older version's day too (an update may move an
+-- event to another day). The newest version wins by updated_at, then by load order (batch, then staging id);
+-- a late, older version is ignored.
+-- rebuild: core.events
+
+with incoming as (
+    select distinct on (s.record ->> 'customer_id', s.record ->> 'id')
+           s.record ->> 'customer_id'                  as customer_id,
+           s.record ->> 'id'                           as event_id,
+           s.record ->> 'user_id'                      as user_id,
+           s.record ->> 'feature'                      as feature,
+           (s.record ->> 'occurred_at')::timestamptz   as occurred_at,
+           (s.record ->> 'updated_at')::timestamptz    as updated_at,
+           s.record -> 'properties'                    as properties,
+           s.id                                        as staging_id,
+           s.batch_id
+    from staging.events as s
+    where s.batch_id > @batch_from
+      and s.batch_id <= @batch_to
+    order by s.record ->> 'customer_id', s.record ->> 'id',
+             (s.record ->> 'updated_at')::timestamptz desc, s.batch_id desc, s.id desc
+),
+-- The versions that win: new events, and newer versions of known ones (with the day they replace). This
+-- reads core.events as it was before the statement, and decides exactly as the upsert's where clause below;
+-- lateral, so it probes the primary key per incoming event instead of scanning all of core.events.
+winners as (
+    select i.customer_id, i.occurred_at, e.occurred_at as replaced_at
+    from incoming as i
+    left join lateral (
+        select x.occurred_at, x.updated_at, x.batch_id, x.staging_id
+        from core.events as x
+        where x.customer_id = i.customer_id and x.event_id = i.event_id
+    ) as e on true
+    where e.updated_at is null
+       or (i.updated_at, i.batch_id, i.staging_id) > (e.updated_at, e.batch_id, e.staging_id)
+),
+queued as (
+    insert into elt.refresh_dirty_days (customer_id, day)
+    select customer_id, (occurred_at at time zone 'UTC')::date from winners
+    union
+    select customer_id, (replaced_at at time zone 'UTC')::date from winners where replaced_at is not null
+    on conflict do nothing
+)
+insert into core.events as e
+       (customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id)
+select customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
+from incoming
+on conflict (customer_id, event_id) do update
+   set user_id     = excluded.user_id,
+       feature     = excluded.feature,
+       occurred_at = excluded.occurred_at,
+       updated_at  = excluded.updated_at,
+       properties  = excluded.properties,
+       staging_id  = excluded.staging_id,
+       batch_id    = excluded.batch_id
+ where (excluded.updated_at, excluded.batch_id, excluded.staging_id) > (e.updated_at, e.batch_id, e.staging_id);

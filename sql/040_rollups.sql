@@ -1,0 +1,169 @@
+-- Rollups: recompute every (customer, UTC day) bucket queued in elt.refresh_dirty_days from core.events, then
+-- the weeks, months and users those days belong to from the day rollup. The cost follows the number of changed
+-- buckets, not the history. Recomputing a bucket is idempotent, so a bucket queued twice (a run whose data
+-- checks failed is retried) gives the same result. The queue is emptied only once the data checks pass.
+-- Days are UTC days; weeks start on Monday.
+-- rebuild: marts.rollup_user_day, marts.rollup_feature_day, marts.rollup_user_week, marts.rollup_user_month
+-- rebuild: marts.rollup_user, marts.rollup_customer_day
+
+-- A private copy of the queue with fresh statistics, so every statement below is planned for the number of
+-- changed days of this run (a handful, or every day on --full).
+create temp table pg_temp.refresh_days on commit drop as
+select customer_id, day from elt.refresh_dirty_days;
+analyze pg_temp.refresh_days;
+
+-- What the changed days held before, per user, to update the users' lifetime summaries by difference.
+create temp table pg_temp.refresh_old_days on commit drop as
+select r.customer_id, r.user_id, r.day, r.events, r.first_at, r.last_at
+from marts.rollup_user_day as r
+join pg_temp.refresh_days as d on d.customer_id = r.customer_id and d.day = r.day;
+
+delete from marts.rollup_user_day as r
+using pg_temp.refresh_days as d
+where r.customer_id = d.customer_id
+  and r.day = d.day;
+
+-- lateral: each changed day reads its own events through the (customer_id, occurred_at) index, whatever the
+-- statistics say about core.events.
+insert into marts.rollup_user_day (customer_id, day, user_id, events, first_at, last_at)
+select d.customer_id, d.day, e.user_id, count(*), min(e.occurred_at), max(e.occurred_at)
+from pg_temp.refresh_days as d
+cross join lateral (
+    select x.user_id, x.occurred_at
+    from core.events as x
+    where x.customer_id = d.customer_id
+      and x.occurred_at >= d.day::timestamp at time zone 'UTC'
+      and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
+      and x.user_id is not null
+) as e
+group by d.customer_id, d.day, e.user_id;
+
+delete from marts.rollup_customer_day as r
+using pg_temp.refresh_days as d
+where r.customer_id = d.customer_id
+  and r.day = d.day;
+
+insert into marts.rollup_customer_day (customer_id, day, active_users, events)
+select r.customer_id, r.day, count(*), sum(r.events)
+from pg_temp.refresh_days as d
+join marts.rollup_user_day as r on r.customer_id = d.customer_id and r.day = d.day
+group by r.customer_id, r.day;
+
+delete from marts.rollup_feature_day as r
+using pg_temp.refresh_days as d
+where r.customer_id = d.customer_id
+  and r.day = d.day;
+
+insert into marts.rollup_feature_day (customer_id, day, feature, events, users)
+select d.customer_id, d.day, e.feature, count(*), count(distinct e.user_id)
+from pg_temp.refresh_days as d
+cross join lateral (
+    select x.feature, x.user_id
+    from core.events as x
+    where x.customer_id = d.customer_id
+      and x.occurred_at >= d.day::timestamp at time zone 'UTC'
+      and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
+      and x.feature is not null
+) as e
+group by d.customer_id, d.day, e.feature;
+
+-- Weeks (Monday) and months (first day) that contain a changed day.
+create temp table pg_temp.refresh_periods on commit drop as
+select distinct customer_id,
+       date_trunc('week', day::timestamp)::date  as week,
+       date_trunc('month', day::timestamp)::date as month
+from pg_temp.refresh_days;
+
+delete from marts.rollup_user_week as r
+using pg_temp.refresh_periods as p
+where r.customer_id = p.customer_id
+  and r.week = p.week;
+
+insert into marts.rollup_user_week (customer_id, week, user_id, events)
+select r.customer_id, w.week, r.user_id, sum(r.events)
+from (select distinct customer_id, week from pg_temp.refresh_periods) as w
+join marts.rollup_user_day as r
+  on r.customer_id = w.customer_id
+ and r.day >= w.week
+ and r.day < w.week + 7
+group by r.customer_id, w.week, r.user_id;
+
+delete from marts.rollup_user_month as r
+using pg_temp.refresh_periods as p
+where r.customer_id = p.customer_id
+  and r.month = p.month;
+
+insert into marts.rollup_user_month (customer_id, month, user_id, events)
+select r.customer_id, m.month, r.user_id, sum(r.events)
+from (select distinct customer_id, month from pg_temp.refresh_periods) as m
+join marts.rollup_user_day as r
+  on r.customer_id = m.customer_id
+ and r.day >= m.month
+ and r.day < (m.month + interval '1 month')::date
+group by r.customer_id, m.month, r.user_id;
+
+-- Users: lifetime summary, updated by the difference between what the changed days held before and now.
+-- That is exact for the counts; first_seen and last_seen can be merged too unless the user's first (last)
+-- event was on a changed day and moved later (earlier) or went away: those users, and users left without any
+-- event, are recomputed from all their days.
+create temp table pg_temp.refresh_user_change on commit drop as
+with before as (
+    select customer_id, user_id, count(*) as days, sum(events) as events, min(first_at) as first_at, max(last_at) as last_at
+    from pg_temp.refresh_old_days
+    group by customer_id, user_id
+),
+after as (
+    select r.customer_id, r.user_id, count(*) as days, sum(r.events) as events, min(r.first_at) as first_at, max(r.last_at) as last_at
+    from marts.rollup_user_day as r
+    join pg_temp.refresh_days as d on d.customer_id = r.customer_id and d.day = r.day
+    group by r.customer_id, r.user_id
+)
+select coalesce(a.customer_id, b.customer_id)          as customer_id,
+       coalesce(a.user_id, b.user_id)                  as user_id,
+       coalesce(a.days, 0) - coalesce(b.days, 0)       as days,
+       coalesce(a.events, 0) - coalesce(b.events, 0)   as events,
+       b.first_at                                      as old_first,
+       b.last_at                                       as old_last,
+       a.first_at                                      as new_first,
+       a.last_at                                       as new_last
+from after as a
+full join before as b on b.customer_id = a.customer_id and b.user_id = a.user_id;
+
+create temp table pg_temp.refresh_user_recompute on commit drop as
+select c.customer_id, c.user_id
+from pg_temp.refresh_user_change as c
+join marts.rollup_user as u on u.customer_id = c.customer_id and u.user_id = c.user_id
+where (c.old_first = u.first_seen and (c.new_first is null or c.new_first > c.old_first))
+   or (c.old_last = u.last_seen and (c.new_last is null or c.new_last < c.old_last))
+   or u.active_days + c.days <= 0;
+
+update marts.rollup_user as u
+   set first_seen  = least(u.first_seen, c.new_first),
+       last_seen   = greatest(u.last_seen, c.new_last),
+       active_days = u.active_days + c.days,
+       events      = u.events + c.events
+from pg_temp.refresh_user_change as c
+where c.customer_id = u.customer_id
+  and c.user_id = u.user_id
+  and (c.days <> 0 or c.events <> 0 or c.new_first < u.first_seen or c.new_last > u.last_seen)
+  and not exists (
+      select from pg_temp.refresh_user_recompute as x where x.customer_id = c.customer_id and x.user_id = c.user_id
+  );
+
+delete from marts.rollup_user as u
+using pg_temp.refresh_user_recompute as x
+where u.customer_id = x.customer_id
+  and u.user_id = x.user_id;
+
+insert into marts.rollup_user (customer_id, user_id, first_seen, last_seen, active_days, events)
+select r.customer_id, r.user_id, min(r.first_at), max(r.last_at), count(*)::int, sum(r.events)
+from pg_temp.refresh_user_recompute as x
+join marts.rollup_user_day as r on r.customer_id = x.customer_id and r.user_id = x.user_id
+group by r.customer_id, r.user_id;
+
+-- Users seen for the first time: the changed days are all their days.
+insert into marts.rollup_user (customer_id, user_id, first_seen, last_seen, active_days, events)
+select c.customer_id, c.user_id, c.new_first, c.new_last, c.days::int, c.events
+from pg_temp.refresh_user_change as c
+where c.new_first is not null
+  and not exists (select from marts.rollup_user as u where u.customer_id = c.customer_id and u.user_id = c.user_id);

@@ -1,0 +1,374 @@
+package tenant_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/elt-dev/elt/tenant"
+	"github.com/elt-dev/elt/tenant/tenanttest"
+)
+
+// The attacks run as the login of cus_0001 with raw SQL. Each either fails with the expected SQLSTATE or
+// reads only cus_0001's rows. Ids of every seeded row contain its customer id, so a leaked row shows.
+
+// sqlstate returns the SQLSTATE of err, or "" when it is not a PostgreSQL error.
+func sqlstate(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// strings returns the first column of every row of sql as text.
+func column(t *testing.T, conn *pgx.Conn, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return got
+}
+
+// onlyOwn fails unless every value contains customer (and there is at least one).
+func onlyOwn(t *testing.T, customer string, values []string) {
+	t.Helper()
+	if len(values) == 0 {
+		t.Errorf("read no rows, want %s's", customer)
+	}
+	for _, v := range values {
+		if !strings.Contains(v, customer) {
+			t.Errorf("read %q, which is not %s's", v, customer)
+		}
+	}
+}
+
+// TestAttacksDenied: statements a tenant must not be able to run at all.
+func TestAttacksDenied(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	me := b.Add(t, "cus_0001", tenant.Limits{})
+	other := b.Add(t, "cus_0002", tenant.Limits{})
+	tests := []struct {
+		name, sql, code string
+	}{
+		{"SetRoleOwner", "set role elt_owner", "42501"},
+		{"SetRoleRunner", "set role elt_runner", "42501"},
+		{"SetRoleOtherTenant", "set role " + other.Role, "42501"},
+		{"SetSessionAuthorization", "set session authorization " + other.Role, "42501"},
+		{"SetSessionAuthorizationSuperuser", "set session authorization postgres", "42501"},
+		{"SelectStaging", "select * from staging.events", "42501"},
+		{"SelectCore", "select * from core.events", "42501"},
+		{"SelectMart", "select * from marts.active_users_daily", "42501"},
+		{"SelectRollup", "select * from marts.rollup_user_day", "42501"},
+		{"SelectMap", "select * from elt.tenants", "42501"},
+		{"SelectRunLog", "select * from elt.runs", "42501"},
+		{"CopyCoreToStdout", "copy core.events to stdout", "42501"},
+		{"CopyQueryOnCoreToStdout", "copy (select * from core.customers) to stdout", "42501"},
+		{"CopyToServerFile", "copy (select 1) to '/tmp/elt-tenant-attack'", "42501"},
+		{"SelectPgStatistic", "select * from pg_statistic", "42501"},
+		{"InsertView", "insert into analytics.events (event_id) values ('x')", "42501"},
+		{"UpdateView", "update analytics.users set name = 'x'", "42501"},
+		{"DeleteView", "delete from analytics.users", "42501"},
+		{"TruncateView", "truncate analytics.events", "42809"},
+		{"TruncateCore", "truncate core.events", "42501"},
+		{"SelectForUpdate", "select * from analytics.users for update", "42501"},
+		{"SelectForShare", "select * from analytics.users for share", "42501"},
+		{"LockViewExclusive", "begin; lock table analytics.active_users_daily in access exclusive mode; commit", "42501"},
+		{"LockMart", "begin; lock table marts.active_users_daily in access share mode; commit", "42501"},
+		{"AdvisoryLock", "select pg_advisory_lock(hashtextextended('elt:staging-batches', 0))", "42501"},
+		{"AdvisoryXactLock", "select pg_try_advisory_xact_lock(1)", "42501"},
+		{"TempTable", "create temp table t (x int)", "42501"},
+		{"TempFunction", "create function pg_temp.leak(text) returns bool language plpgsql as 'begin raise notice ''%'', $1; return true; end'", "42501"},
+		{"CreateInPublic", "create table public.t (x int)", "42501"},
+		{"CreateInAnalytics", "create view analytics.v as select 1", "42501"},
+		{"CreateSchema", "create schema mine", "42501"},
+		{"LargeObject", "select lo_create(0)", "42501"},
+		{"ReadServerFile", "select pg_read_file('/etc/passwd')", "42501"},
+		{"RaiseOwnConnectionLimit", "alter role " + me.Role + " connection limit -1", "42501"},
+		{"GrantSelfOwner", "grant elt_owner to " + me.Role, "0LP01"},
+		{"RefreshMart", "refresh materialized view marts.active_users_daily", "42501"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			conn := b.Connect(t, me)
+			ctx := context.Background()
+			// The login defaults to read-only transactions; lift that so the privileges themselves are tested.
+			if _, err := conn.Exec(ctx, "set default_transaction_read_only = off"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := conn.Exec(ctx, tt.sql)
+			if got := sqlstate(err); got != tt.code {
+				if got != "42501" || tt.code != "0LP01" { // GRANT's code for a missing privilege varies by version
+					t.Errorf("%s: error %v (SQLSTATE %q), want SQLSTATE %s", tt.sql, err, got, tt.code)
+				}
+			}
+		})
+	}
+}
+
+// TestAttacksReadOnlyOwnRows: statements a tenant may run, which must still read only its own rows.
+func TestAttacksReadOnlyOwnRows(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	me := b.Add(t, "cus_0001", tenant.Limits{})
+	b.Add(t, "cus_0002", tenant.Limits{})
+	ctx := context.Background()
+
+	t.Run("ForgedSettings", func(t *testing.T) {
+		conn := b.Connect(t, me)
+		for _, s := range []string{
+			"select set_config('elt.customer_id', 'cus_0002', false)",
+			"set app.customer_id = 'cus_0002'",
+			"set application_name = 'cus_0002'",
+			"set role elt_tenant", // allowed (its own group); session_user stays the login
+		} {
+			if _, err := conn.Exec(ctx, s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+		onlyOwn(t, "cus_0001", column(t, conn, "select user_id from analytics.users"))
+		onlyOwn(t, "cus_0001", column(t, conn, "select customer_id from analytics.customers"))
+		if _, err := conn.Exec(ctx, "reset role"); err != nil {
+			t.Fatal(err)
+		}
+		onlyOwn(t, "cus_0001", column(t, conn, "select event_id from analytics.events"))
+	})
+
+	t.Run("LeakyFunctionNotice", func(t *testing.T) {
+		// A cheap, non-leakproof function that reports every value it sees. Tenants cannot create one (see
+		// TestAttacksDenied); a superuser made this one to show that the barrier holds even so.
+		if _, err := b.DB.Pool.Exec(ctx, `create function public.peek(text) returns boolean language plpgsql cost 0.0001 as
+			'begin raise notice ''peek %'', $1; return true; end'`); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var seen []string
+		cfg, err := pgx.ParseConfig(b.URL(me))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+			mu.Lock()
+			seen = append(seen, strings.TrimPrefix(n.Message, "peek "))
+			mu.Unlock()
+		}
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		for _, q := range []string{
+			"select count(*)::text from analytics.users where public.peek(user_id)",
+			"select count(*)::text from analytics.events as e join analytics.users as u on public.peek(e.event_id) and public.peek(u.user_id)",
+			"select user_id from analytics.user_activity order by public.peek(user_id)",
+		} {
+			column(t, conn, q)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		onlyOwn(t, "cus_0001", seen)
+	})
+
+	t.Run("ErrorOracle", func(t *testing.T) {
+		conn := b.Connect(t, me)
+		// Each would divide by zero on a row of cus_0002, if it ever saw one.
+		for _, q := range []string{
+			"select user_id from analytics.users where 1 / (case when user_id like 'cus_0002%' then 0 else 1 end) = 1",
+			"select u.user_id from analytics.users as u join analytics.events as e on e.user_id = u.user_id and 1 / (case when e.event_id like 'cus_0002%' then 0 else 1 end) = 1",
+			"select user_id from analytics.user_activity order by 1 / (case when user_id like 'cus_0002%' then 0 else 1 end)",
+			"select customer_id from analytics.customers where 1 / (case when customer_id = 'cus_0002' then 0 else 1 end) = 1",
+		} {
+			onlyOwn(t, "cus_0001", column(t, conn, q))
+		}
+	})
+
+	t.Run("CopyViewQuery", func(t *testing.T) {
+		conn := b.Connect(t, me)
+		var buf strings.Builder
+		if _, err := conn.PgConn().CopyTo(ctx, &buf, "copy (select user_id from analytics.users) to stdout"); err != nil {
+			t.Fatal(err)
+		}
+		onlyOwn(t, "cus_0001", strings.Fields(buf.String()))
+	})
+
+	t.Run("CatalogsRevealNoCustomer", func(t *testing.T) {
+		conn := b.Connect(t, me)
+		for _, q := range []string{
+			"select rolname from pg_roles where rolname ~ 'cus_'",
+			"select description from pg_shdescription where description ~ 'cus_|Customer '",
+			"select description from pg_description where description ~ 'cus_0|Customer [0-9]'",
+			"select schemaname || '.' || tablename from pg_stats where schemaname in ('staging', 'core', 'marts', 'elt', 'analytics')",
+			"select array_to_string(rolconfig, ',') from pg_roles where array_to_string(rolconfig, ',') ~ 'cus_'",
+			"select query from pg_stat_activity where usename <> current_user and query ~ 'cus_'",
+			"select c.relname from pg_class as c where c.relname ~ 'cus_'",
+		} {
+			if got := column(t, conn, q); len(got) != 0 {
+				t.Errorf("%s: got %v, want nothing", q, got)
+			}
+		}
+	})
+
+	t.Run("PgStatsOfViewsEmpty", func(t *testing.T) {
+		if _, err := b.DB.Pool.Exec(ctx, "analyze"); err != nil {
+			t.Fatal(err)
+		}
+		conn := b.Connect(t, me)
+		if got := column(t, conn, "select attname::text from pg_stats where schemaname in ('core', 'marts', 'elt')"); len(got) != 0 {
+			t.Errorf("pg_stats shows private statistics: %v", got)
+		}
+	})
+}
+
+// TestTenantCannotStallRefresh: an idle transaction that read every view, or a held lock, does not block a
+// concurrent mart refresh; and the login's default idle timeout ends such a transaction.
+func TestTenantCannotStallRefresh(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	me := b.Add(t, "cus_0001", tenant.Limits{IdleInTransactionTimeout: time.Second})
+	ctx := context.Background()
+	conn := b.Connect(t, me)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range column(t, conn, "select table_name::text from information_schema.views where table_schema = 'analytics'") {
+		if _, err := tx.Exec(ctx, "select * from analytics."+v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "lock table analytics.active_users_daily in access share mode"); err != nil {
+		t.Fatal(err)
+	}
+	// elt refresh refreshes marts concurrently; with a lock_timeout, a blocked refresh fails instead of hanging.
+	rtx, err := b.Runner.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtx.Rollback(ctx)
+	if _, err := rtx.Exec(ctx, "set local lock_timeout = '5s'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rtx.Exec(ctx, "refresh materialized view concurrently marts.active_users_daily"); err != nil {
+		t.Errorf("refresh while a tenant holds a transaction open: %v", err)
+	}
+	rtx.Rollback(ctx)
+
+	time.Sleep(2 * time.Second) // past the login's 1 s idle_in_transaction_session_timeout
+	if _, err := tx.Exec(ctx, "select 1"); err == nil {
+		t.Error("the idle transaction survived the login's idle_in_transaction_session_timeout")
+	}
+}
+
+// TestConnectionLimit: the login's connection limit holds, and the tenant cannot lift it.
+func TestConnectionLimit(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	me := b.Add(t, "cus_0001", tenant.Limits{ConnectionLimit: 2})
+	b.Connect(t, me)
+	b.Connect(t, me)
+	conn, err := b.TryConnect(me)
+	if err == nil {
+		conn.Close(context.Background())
+		t.Fatal("a third session logged in past a connection limit of 2")
+	}
+	if got := sqlstate(err); got != "53300" {
+		t.Errorf("third session: %v (SQLSTATE %q), want 53300 too_many_connections", err, got)
+	}
+}
+
+// TestRemoveCutsAccessAtOnce: Remove ends the open sessions, and the login cannot log in again.
+func TestRemoveCutsAccessAtOnce(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	me := b.Add(t, "cus_0001", tenant.Limits{})
+	ctx := context.Background()
+	conn := b.Connect(t, me)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "select * from analytics.events"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tenant.Remove(ctx, b.Runner, "cus_0001"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "select * from analytics.events"); err == nil {
+		t.Error("the open transaction still reads after Remove")
+	}
+	if c, err := b.TryConnect(me); err == nil {
+		c.Close(ctx)
+		t.Error("the removed login logged in again")
+	}
+}
+
+// TestOtherTenantCannotEndMySessions: a tenant cannot terminate or cancel another tenant's session.
+func TestOtherTenantCannotEndMySessions(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	me := b.Add(t, "cus_0001", tenant.Limits{})
+	other := b.Add(t, "cus_0002", tenant.Limits{})
+	victim := b.Connect(t, other)
+	pid := victim.PgConn().PID()
+	conn := b.Connect(t, me)
+	for _, f := range []string{"pg_terminate_backend", "pg_cancel_backend"} {
+		_, err := conn.Exec(context.Background(), "select "+f+"($1)", int32(pid))
+		if sqlstate(err) != "42501" {
+			t.Errorf("%s of another tenant's session: %v, want SQLSTATE 42501", f, err)
+		}
+	}
+	if _, err := victim.Exec(context.Background(), "select 1"); err != nil {
+		t.Errorf("victim session: %v", err)
+	}
+}
+
+// TestDashboardQueriesUseTenantIndexes: typical dashboard queries, as a tenant, can use the index led by
+// customer_id, with the tenant's own time or user condition in the index condition too (the comparison
+// operators are leakproof, so the barrier lets them down into the scan). Sequential scans are disabled so
+// that the tiny test data does not hide the plan the planner would choose on real volumes.
+func TestDashboardQueriesUseTenantIndexes(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	conn := b.Connect(t, b.Add(t, "cus_0001", tenant.Limits{}))
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "set enable_seqscan = off"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, sql, index, cond string
+	}{
+		{"DailyActiveUsers90Days", "select day, active_users from analytics.active_users_daily where day >= date '2026-11-20' - 90 order by day",
+			"active_users_daily_key", "day >="},
+		{"TopFeatures30Days", "select feature, sum(events) from analytics.feature_usage_daily where day >= date '2026-11-20' - 30 group by feature order by 2 desc limit 10",
+			"feature_usage_daily_key", "day >="},
+		{"OneUsersActivity", "select day, events from analytics.user_activity_daily where user_id = 'cus_0001_u1' order by day",
+			"rollup_user_day", "user_id ="},
+		{"EventsTimeSeries", "select date_trunc('day', occurred_at), count(*) from analytics.events where occurred_at >= timestamptz '2026-11-01 00:00+00' group by 1",
+			"events_customer_occurred_idx", "occurred_at >="},
+	}
+	for _, tt := range tests {
+		lines := column(t, conn, "explain (costs off) "+tt.sql)
+		plan := strings.Join(lines, "\n")
+		var scan, cond bool
+		for _, l := range lines {
+			scan = scan || strings.Contains(l, "Index") && strings.Contains(l, tt.index)
+			cond = cond || strings.Contains(l, "Index Cond: ((customer_id = $0)") && strings.Contains(l, tt.cond)
+		}
+		if !scan || !cond {
+			t.Errorf("%s: want an index scan on %s with customer_id = $0 and %q in the index condition; plan:\n%s", tt.name, tt.index, tt.cond, plan)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+// Package superset_test checks that a tenant login works through Superset's own database layer, Python
+// SQLAlchemy with psycopg2, and that only the tenant's rows come back. It runs compat.py with /usr/bin/python3
+// (or $ELT_PYTHON), which must have Debian's python3-sqlalchemy and python3-psycopg2: the test fails, not
+// skips, without them.
+package superset_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/elt-dev/elt/tenant"
+	"github.com/elt-dev/elt/tenant/tenanttest"
+)
+
+// compat is what compat.py prints.
+type compat struct {
+	SQLAlchemy       string                       `json:"sqlalchemy"`
+	Schemas          []string                     `json:"schemas"`
+	DefaultSchema    string                       `json:"default_schema"`
+	Tables           []string                     `json:"tables"`
+	Views            []string                     `json:"views"`
+	Columns          map[string]map[string]string `json:"columns"`
+	Uncommented      []string                     `json:"uncommented"`
+	EventsByWeek     [][2]any                     `json:"events_by_week"`
+	ActiveUsersByDay int                          `json:"active_users_by_day"`
+	TopFeatures      [][2]any                     `json:"top_features"`
+	Customers        []string                     `json:"customers"`
+	UserPrefixes     []string                     `json:"user_prefixes"`
+	EventPrefixes    []string                     `json:"event_prefixes"`
+}
+
+func python() string {
+	if p := os.Getenv("ELT_PYTHON"); p != "" {
+		return p
+	}
+	return "/usr/bin/python3"
+}
+
+func TestSupersetSeesOnlyItsTenant(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	const customer = "cus_0002"
+	l := b.Add(t, customer, tenant.Limits{})
+	b.Add(t, "cus_0003", tenant.Limits{}) // another tenant exists, with more data
+
+	// The URI elt tenant uri prints, for the test cluster's TCP address.
+	cfg, err := pgx.ParseConfig(b.URL(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := tenant.EndpointFrom(cfg)
+	e.SSLMode = "disable"
+	uri := e.URI(tenant.FormatSQLAlchemy, l.Role, l.Password)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python(), "compat.py")
+	cmd.Env = append(os.Environ(), "ELT_TENANT_URI="+uri)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s compat.py: %v\n%s\n(CI must install the Debian packages python3-sqlalchemy and python3-psycopg2)", python(), err, stderr.String())
+	}
+	var got compat
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("compat.py output: %v\n%s", err, stdout.String())
+	}
+
+	wantViews := []string{
+		"active_users_daily", "active_users_monthly", "active_users_weekly", "customers", "events",
+		"feature_usage_daily", "retention_weekly", "user_activity", "user_activity_daily", "users",
+	}
+	if diff := cmp.Diff(wantViews, got.Views); diff != "" {
+		t.Errorf("views Superset lists in analytics (-want +got):\n%s", diff)
+	}
+	if len(got.Tables) != 0 {
+		t.Errorf("tables in analytics = %v, want none (only views)", got.Tables)
+	}
+	if got.DefaultSchema != "analytics" {
+		t.Errorf("default schema = %q, want analytics (the login's search_path)", got.DefaultSchema)
+	}
+	if len(got.Uncommented) != 0 {
+		t.Errorf("relations or columns without a comment (Superset shows them): %v", got.Uncommented)
+	}
+	wantCols := map[string]string{"event_id": "TEXT", "user_id": "TEXT", "feature": "TEXT", "occurred_at": "TIMESTAMP", "properties": "JSONB"}
+	if diff := cmp.Diff(wantCols, got.Columns["events"]); diff != "" {
+		t.Errorf("columns of analytics.events (-want +got):\n%s", diff)
+	}
+	own := []string{customer}
+	for name, g := range map[string][]string{"customers": got.Customers, "user ids": got.UserPrefixes, "event ids": got.EventPrefixes} {
+		if diff := cmp.Diff(own, g); diff != "" {
+			t.Errorf("%s seen through SQLAlchemy (-want +got):\n%s", name, diff)
+		}
+	}
+
+	// The time series and top-N equal what the owner counts for this customer alone.
+	var wantEvents, wantDays int64
+	if err := b.DB.Pool.QueryRow(context.Background(),
+		`select (select count(*) from core.events where customer_id = $1),
+		        (select count(*) from marts.active_users_daily where customer_id = $1)`, customer).Scan(&wantEvents, &wantDays); err != nil {
+		t.Fatal(err)
+	}
+	var gotEvents int64
+	for _, p := range got.EventsByWeek {
+		gotEvents += int64(p[1].(float64))
+	}
+	if gotEvents != wantEvents || int64(got.ActiveUsersByDay) != wantDays {
+		t.Errorf("time series: %d events over %d days, want %d events over %d days", gotEvents, got.ActiveUsersByDay, wantEvents, wantDays)
+	}
+	if len(got.TopFeatures) == 0 {
+		t.Error("top features: no rows")
+	}
+}
