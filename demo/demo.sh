@@ -48,8 +48,10 @@ up() {
   start_api
   export ELT_DEMO_API_URL="http://$(cat "$STATE/demo-api.addr")"
 
-  say "elt migrate"
+  say "elt migrate (as the superuser: creates the roles elt_owner, elt_runner, elt_tenant)"
   "$ELT" migrate
+  # From here on elt runs as elt_runner: a member of elt_owner, neither superuser nor BYPASSRLS.
+  export DATABASE_URL=${DATABASE_URL/postgres@/elt_runner@}
 
   say "elt extract"
   "$ELT" extract
@@ -60,7 +62,21 @@ up() {
   say "elt status"
   "$ELT" status
 
-  tenants
+  say "tenants: one login role per customer"
+  for c in "${CUSTOMERS[@]}"; do
+    "$ELT" tenant add "$c" --if-not-exists --password-to "$STATE/$c.password"
+  done
+  "$ELT" tenant list
+
+  say "what each tenant's own login sees (and the owner's numbers for the same customer)"
+  for c in "${CUSTOMERS[@]}"; do
+    "$ELT" tenant report "$c" --password-from "$STATE/$c.password"
+    echo "  Superset SQLAlchemy URI: $("$ELT" tenant uri "$c" --password-from "$STATE/$c.password")"
+    echo
+  done
+
+  say "isolation audit"
+  "$ELT" tenant check
 }
 
 down() {

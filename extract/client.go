@@ -31,10 +31,9 @@ type client struct {
 func newClient(src *Source, creds credentials, log *slog.Logger) *client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 4
-	tr.ResponseHeaderTimeout = time.Duration(src.Timeout)
 	return &client{
 		src:     src,
-		hc:      &http.Client{Transport: tr, Timeout: time.Duration(src.Timeout)},
+		hc:      &http.Client{Transport: tr},
 		creds:   creds,
 		limiter: newRateLimiter(src.RateLimit),
 		log:     log,
@@ -47,7 +46,7 @@ func (c *client) show(u *url.URL) string {
 	if c.creds.auth.Kind == "api_key" && c.creds.auth.In == "query" {
 		extra = append(extra, c.creds.auth.Name)
 	}
-	return c.creds.redact(redactURL(u.String(), extra))
+	return c.creds.redactAll(redactURL(u.String(), extra))
 }
 
 // emitError carries an error raised by the consumer of records through the body readers unchanged.
@@ -85,7 +84,7 @@ func (c *client) get(ctx context.Context, u *url.URL, accept string, read func(r
 			wait = retryAfter
 		}
 		c.retries.Add(1)
-		c.log.Warn("retrying request", "source", c.src.Name, "error", c.creds.redact(err.Error()), "attempt", attempt+1, "wait", wait.Round(time.Millisecond).String())
+		c.log.Warn("retrying request", "error", c.creds.redact(err.Error()), "attempt", attempt+1, "wait", wait.Round(time.Millisecond).String())
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
@@ -96,7 +95,24 @@ func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(
 	if err := c.limiter.wait(ctx); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	// The timeout is an idle timeout: for the response headers, then for each read of the body, so that a
+	// long streamed body (a big NDJSON export) is fine as long as bytes keep coming.
+	timeout := time.Duration(c.src.Timeout)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var idle atomic.Bool
+	timer := time.AfterFunc(timeout, func() {
+		idle.Store(true)
+		cancel()
+	})
+	defer timer.Stop()
+	timedOut := func(err error) error {
+		if idle.Load() && ctx.Err() == nil {
+			return fmt.Errorf("%w after %s without data", errTimeout, timeout)
+		}
+		return err
+	}
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
@@ -109,30 +125,29 @@ func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(
 	shown := c.show(u)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return &reachError{url: shown, err: err}
+		return &reachError{url: shown, err: timedOut(err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		return &httpError{
 			method: http.MethodGet, url: shown, status: resp.StatusCode,
-			body:       c.creds.redact(oneLine(head)),
+			body:       c.creds.redactAll(oneLine(head)),
 			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		}
 	}
 	if err := checkContentType(resp.Header.Get("Content-Type"), accept); err != nil {
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return fmt.Errorf("GET %s: %w: %s", shown, err, c.creds.redact(oneLine(head)))
+		return fmt.Errorf("GET %s: %w: %s", shown, err, c.creds.redactAll(oneLine(head)))
 	}
 	c.pages.Add(1)
-	body := &countingReader{r: resp.Body, n: &c.bytes}
-	resp.Body = body
+	resp.Body = &countingReader{r: resp.Body, n: &c.bytes, progress: func() { timer.Reset(timeout) }}
 	if err := read(resp, attempt); err != nil {
 		var ee emitError
 		if errors.As(err, &ee) || ctx.Err() != nil {
 			return err
 		}
-		return &bodyError{url: shown, err: err}
+		return &bodyError{url: shown, err: timedOut(err)}
 	}
 	return nil
 }
@@ -167,13 +182,17 @@ func oneLine(b []byte) string {
 }
 
 type countingReader struct {
-	r io.ReadCloser
-	n *atomic.Int64
+	r        io.ReadCloser
+	n        *atomic.Int64
+	progress func()
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
+	if n > 0 {
+		c.n.Add(int64(n))
+		c.progress()
+	}
 	return n, err
 }
 
@@ -233,7 +252,7 @@ func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit f
 			}
 		}
 		if done {
-			c.log.Debug("pagination ended", "source", c.src.Name, "resource", res.Name, "pages", pg.pages, "reason", why)
+			c.log.Debug("pagination ended", "resource", res.Name, "pages", pg.pages, "reason", why)
 			return nil
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,7 +30,7 @@ type Source struct {
 	Headers map[string]string `yaml:"headers"`
 	// Auth says how to authenticate; secrets come from environment variables or files.
 	Auth Auth `yaml:"auth"`
-	// Timeout bounds one request, body included (default 60s).
+	// Timeout is the longest wait for the response headers, then for more bytes of the body (default 60s).
 	Timeout Duration `yaml:"timeout"`
 	// MaxRetries is how many times a failed request is retried (default 5; 0 uses the default, -1 disables).
 	MaxRetries int `yaml:"max_retries"`
@@ -41,6 +42,9 @@ type Source struct {
 	RateLimit float64 `yaml:"rate_limit"`
 	// BatchSize is how many records one batch transaction commits, at least (default 50000).
 	BatchSize int `yaml:"batch_size"`
+	// BatchTime ends a batch (at the next cursor boundary) after this long even if it is smaller, so that a
+	// slow API never keeps a batch transaction, and elt refresh behind it, waiting for long (default 10s).
+	BatchTime Duration `yaml:"batch_time"`
 	// Resources are the endpoints of this source, extracted in order.
 	Resources []*Resource `yaml:"resources"`
 }
@@ -230,6 +234,9 @@ func ParseConfig(b []byte) (*Config, error) {
 	if err := expandNode(&root); err != nil {
 		return nil, err
 	}
+	if err := checkKeys(&root, reflect.TypeFor[Config](), true); err != nil {
+		return nil, err
+	}
 	var c Config
 	if err := root.Decode(&c); err != nil {
 		return nil, err
@@ -238,6 +245,51 @@ func ParseConfig(b []byte) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// checkKeys refuses mapping keys that match no field of t (a typo such as "pagnation" would otherwise be
+// ignored silently). At the top level, keys of other parts of the config file are allowed.
+func checkKeys(n *yaml.Node, t reflect.Type, top bool) error {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			if err := checkKeys(c, t, top); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for _, c := range n.Content {
+			if err := checkKeys(c, t.Elem(), false); err != nil {
+				return err
+			}
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			var field *reflect.StructField
+			for j := 0; j < t.NumField(); j++ {
+				f := t.Field(j)
+				if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key && f.IsExported() {
+					field = &f
+				}
+			}
+			if field == nil {
+				if top {
+					continue
+				}
+				return fmt.Errorf("line %d: unknown key %q", n.Content[i].Line, key)
+			}
+			if err := checkKeys(n.Content[i+1], field.Type, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -284,6 +336,9 @@ func (s *Source) validate() error {
 	}
 	if s.BatchSize <= 0 {
 		s.BatchSize = 50000
+	}
+	if s.BatchTime <= 0 {
+		s.BatchTime = Duration(10 * time.Second)
 	}
 	if err := s.Auth.validate(); err != nil {
 		return fmt.Errorf("auth: %w", err)

@@ -139,10 +139,11 @@ func TestStatus(t *testing.T) {
 	if err := b.run(t, Options{}); err == nil {
 		t.Fatal("run against a closed API succeeded")
 	}
-	st, err := ReadStatus(context.Background(), b.db.Pool, b.cfg)
+	status, err := ReadStatus(context.Background(), b.db.Pool, b.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := status.Sources
 	if len(st) != 1 || st[0].LastSuccess == nil || st[0].LastRun == nil {
 		t.Fatalf("status %+v, want one source with a success and a last run", st)
 	}
@@ -162,13 +163,23 @@ func TestStatus(t *testing.T) {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
 	var out strings.Builder
-	if err := WriteStatus(&out, st, time.Now()); err != nil {
+	if err := WriteStatus(&out, status, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for _, part := range []string{"demo    ", "failed ", "demo/users", "(latest of 3 parents)", "connection refused"} {
+	for _, part := range []string{"demo    ", "failed ", "demo/users", "(latest of 3 parents)", "connection refused", "REFRESH  never ran"} {
 		if !strings.Contains(out.String(), part) {
 			t.Errorf("status output lacks %q:\n%s", part, out.String())
 		}
+	}
+	// Refresh runs are listed after the sources.
+	if _, err := b.db.Pool.Exec(context.Background(), `insert into elt.runs (kind, target, status, finished_at) values ('refresh', 'all', 'succeeded', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if status, err = ReadStatus(context.Background(), b.db.Pool, b.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(status.Refresh) != 1 || status.Refresh[0].Target != "all" || status.Refresh[0].LastSuccess == nil {
+		t.Errorf("refresh status %+v, want one succeeded run of target all", status.Refresh)
 	}
 }
 
@@ -228,6 +239,8 @@ func TestConfigErrors(t *testing.T) {
 		{"CredentialsInURL", "sources:\n  - name: s\n    base_url: http://u:pw@127.0.0.1:1\n", "base_url must not carry credentials"},
 		{"BearerWithoutSecret", "sources:\n  - name: s\n    base_url: http://h\n    auth: {kind: bearer}\n", "bearer needs token_env or token_file"},
 		{"MissingVariable", "sources:\n  - name: s\n    base_url: ${ELT_TEST_SURELY_UNSET_VAR}\n", "line 3: environment variable ELT_TEST_SURELY_UNSET_VAR is not set"},
+		{"Typo", head + "      - {name: r, path: /r, mode: replace, pagnation: {kind: page}}", `line 5: unknown key "pagnation"`},
+		{"TypoInAuth", "sources:\n  - name: s\n    base_url: http://h\n    auth:\n      kind: bearer\n      token_evn: X\n", `line 6: unknown key "token_evn"`},
 		{"LookBackWithoutKey", head + "      - {name: r, path: /r, incremental: {cursor_field: t, look_back: 1h}}", "look_back needs primary_key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,5 +265,23 @@ func TestExpandEnv(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("expandEnv(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+func TestDemoConfigLoads(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadConfig("../demo/elt.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range cfg.Sources {
+		for _, r := range s.Resources {
+			got = append(got, s.Name+"/"+r.Name+" -> staging."+r.Table)
+		}
+	}
+	want := []string{"demo/customers -> staging.customers", "demo/users -> staging.users", "demo/events -> staging.events"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("demo resources (-want +got):\n%s", diff)
 	}
 }

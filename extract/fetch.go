@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -152,11 +153,29 @@ type fetcher struct {
 	count int               // records sent (rejects excluded)
 	last  map[string]string // last cursor seen per scope in this run
 	prev  record            // the last record sent
+	due   atomic.Bool       // set every flushEvery: hand over what is buffered even if it is little
 }
+
+// flushEvery bounds how long a record waits in the fetcher's buffer when the API is slow.
+const flushEvery = 100 * time.Millisecond
 
 func (f *fetcher) run(ctx context.Context) {
 	defer close(f.out)
 	f.last = map[string]string{}
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-tick.C:
+				f.due.Store(true)
+			case <-stop:
+				return
+			}
+		}
+	}()
 	err := f.walkAll(ctx)
 	if errors.Is(err, errLimit) {
 		err = nil
@@ -195,7 +214,7 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return c.walk(ctx, res, start, f.emitter(ctx, "", nil), nil)
+		return c.walk(ctx, res, start, f.emitter(ctx, "", nil), func() error { return f.flush(ctx) })
 	}
 	// Child resource: walk the parent's pages; after each page, walk the children of its records. Only one
 	// parent page is held in memory, and no response stays open while children are fetched.
@@ -233,7 +252,7 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("parent %s: %w", res.parent.Name, err)
 			}
-			if err := c.walk(ctx, res, start, f.emitter(ctx, scope, kept), nil); err != nil {
+			if err := c.walk(ctx, res, start, f.emitter(ctx, scope, kept), func() error { return f.flush(ctx) }); err != nil {
 				return err
 			}
 		}
@@ -333,7 +352,8 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 
 func (f *fetcher) send(ctx context.Context, r record) error {
 	f.buf = append(f.buf, r)
-	if len(f.buf) >= 256 {
+	if len(f.buf) >= 256 || f.due.Load() {
+		f.due.Store(false)
 		return f.flush(ctx)
 	}
 	return nil

@@ -376,7 +376,24 @@ func TestRetries(t *testing.T) {
 		{"TimeoutEveryTime", "    timeout: 50ms", func(w http.ResponseWriter, n int64) {
 			time.Sleep(200 * time.Millisecond)
 			fmt.Fprint(w, page)
-		}, "timed out (gave up after 2 retries)", 2},
+		}, "/items: timed out after 50ms without data (gave up after 2 retries)", 2},
+		{"BodyStallsThenSuccess", "    timeout: 100ms", func(w http.ResponseWriter, n int64) {
+			fmt.Fprint(w, `{"data":[{"id":1},`)
+			w.(http.Flusher).Flush()
+			if n == 1 {
+				time.Sleep(400 * time.Millisecond)
+			}
+			fmt.Fprint(w, `{"id":2}]}`)
+		}, "", 1},
+		{"SlowSteadyBodyIsFine", "    timeout: 100ms", func(w http.ResponseWriter, n int64) {
+			fmt.Fprint(w, `{"data":[{"id":0}`)
+			for i := 1; i <= 6; i++ {
+				w.(http.Flusher).Flush()
+				time.Sleep(40 * time.Millisecond)
+				fmt.Fprintf(w, `,{"id":%d}`, i)
+			}
+			fmt.Fprint(w, `]}`)
+		}, "", 0},
 		{"NotFoundFailsFast", "", func(w http.ResponseWriter, n int64) {
 			http.Error(w, "no such thing", http.StatusNotFound)
 		}, "/items: 404 Not Found: no such thing", 0},
@@ -463,5 +480,29 @@ func TestRateLimiterSpacesRequests(t *testing.T) {
 	}
 	if newRateLimiter(0) != nil {
 		t.Error("rate 0 should mean no limiter")
+	}
+}
+
+func TestSlowAPICommitsSmallBatches(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"data":[{"id":0}`)
+		for i := 1; i <= 8; i++ {
+			w.(http.Flusher).Flush()
+			time.Sleep(30 * time.Millisecond)
+			fmt.Fprintf(w, `,{"id":%d}`, i)
+		}
+		fmt.Fprint(w, `]}`)
+	})
+	cfg := f.config(t, "    batch_time: 50ms", appendByID)
+	if err := f.run(t, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, f.db, `select count(*) from elt.batches`); n < 2 {
+		t.Errorf("%d batch for a slow stream, want several (batch_time)", n)
+	}
+	if diff := cmp.Diff([]string{"0", "1", "2", "3", "4", "5", "6", "7", "8"}, f.ids(t)); diff != "" {
+		t.Errorf("staged (-want +got):\n%s", diff)
 	}
 }

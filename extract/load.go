@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -59,7 +61,9 @@ type batchSource struct {
 	peeked  *record
 	ended   bool
 	err     error
-	limit   int // records per batch, at least; 0: no limit
+	limit   int         // records per batch, at least; 0: no limit
+	late    atomic.Bool // set by timer: the batch ends at the next cursor boundary
+	timer   *time.Timer
 	batchID int64
 	n       int
 	bytes   int64
@@ -110,8 +114,16 @@ func (b *batchSource) waitFirst() bool {
 	return ok
 }
 
-func (b *batchSource) reset(limit int) {
+func (b *batchSource) reset(limit int, d time.Duration) {
 	b.limit, b.n, b.bytes, b.started = limit, 0, 0, false
+	b.late.Store(false)
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	if d > 0 {
+		b.timer = time.AfterFunc(d, func() { b.late.Store(true) })
+	}
 	b.cursors = map[string]string{}
 	b.rejects = b.rejects[:0]
 }
@@ -131,7 +143,7 @@ func (b *batchSource) Next() bool {
 			b.rejects = append(b.rejects, r)
 			continue
 		}
-		if b.limit > 0 && b.n >= b.limit && (r.scope != b.row.scope || r.cursor != b.row.cursor) {
+		if b.limit > 0 && b.n > 0 && (b.n >= b.limit || b.late.Load()) && (r.scope != b.row.scope || r.cursor != b.row.cursor) {
 			b.peeked = &r
 			return false
 		}
@@ -176,7 +188,7 @@ func (x *sourceRun) loadAppend(ctx context.Context, res *Resource, in <-chan ite
 	b := &batchSource{in: in}
 	table := pgx.Identifier{"staging", res.Table}
 	for b.waitFirst() {
-		b.reset(x.src.BatchSize)
+		b.reset(x.src.BatchSize, time.Duration(x.src.BatchTime))
 		err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
 			if err := x.beginBatch(ctx, tx, res, b); err != nil {
 				return err
@@ -197,6 +209,7 @@ func (x *sourceRun) loadAppend(ctx context.Context, res *Resource, in <-chan ite
 		}
 		x.committed(res, b)
 	}
+	b.reset(0, 0)
 	return b.err
 }
 
@@ -204,7 +217,7 @@ func (x *sourceRun) loadAppend(ctx context.Context, res *Resource, in <-chan ite
 // dies leaves the old table as it was.
 func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan item) error {
 	b := &batchSource{in: in}
-	b.reset(0)
+	b.reset(0, 0)
 	fresh := res.Table + "__new"
 	err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
 		if err := x.beginBatch(ctx, tx, res, b); err != nil {

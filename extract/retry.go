@@ -43,6 +43,9 @@ func (e *httpError) retryable() bool {
 		(e.status >= 500 && e.status != http.StatusNotImplemented)
 }
 
+// errTimeout is a request or body that stalled for longer than the source's timeout.
+var errTimeout = errors.New("timed out")
+
 // reachError is a request that never got a response: refused, reset, timed out, DNS.
 type reachError struct {
 	url string
@@ -59,6 +62,8 @@ func (e *reachError) Error() string {
 	switch {
 	case errors.Is(e.err, syscall.ECONNREFUSED):
 		return fmt.Sprintf("cannot reach %s: connection refused (is the API running?)", host)
+	case errors.Is(e.err, errTimeout):
+		return fmt.Sprintf("GET %s: %v", e.url, e.err)
 	case errors.Is(e.err, context.DeadlineExceeded), errors.As(e.err, &ne) && ne.Timeout(), errors.Is(e.err, os.ErrDeadlineExceeded):
 		return fmt.Sprintf("GET %s: timed out", e.url)
 	}
@@ -97,7 +102,7 @@ func retryable(err error) (bool, time.Duration) {
 	}
 	var be *bodyError
 	if errors.As(err, &be) {
-		if errors.Is(be.err, errTruncated) || errors.Is(be.err, io.ErrUnexpectedEOF) {
+		if errors.Is(be.err, errTruncated) || errors.Is(be.err, io.ErrUnexpectedEOF) || errors.Is(be.err, errTimeout) {
 			return true, 0
 		}
 		var ne net.Error

@@ -13,6 +13,20 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// Status is what elt status shows: the sources, then the transform runs.
+type Status struct {
+	Sources []SourceStatus `json:"sources"`
+	// Refresh is the last elt refresh run per target (elt.runs of kind refresh), with its last success.
+	Refresh []RefreshStatus `json:"refresh"`
+}
+
+// RefreshStatus is the freshness of one elt refresh target.
+type RefreshStatus struct {
+	Target      string     `json:"target"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	LastRun     RunStatus  `json:"last_run"`
+}
+
 // SourceStatus is the freshness of one source, for elt status.
 type SourceStatus struct {
 	Source string `json:"source"`
@@ -52,7 +66,36 @@ type ResourceStatus struct {
 }
 
 // ReadStatus reads the run log, cursors and batches; cfg (optional) adds the sources that never ran.
-func ReadStatus(ctx context.Context, pool *pgxpool.Pool, cfg *Config) ([]SourceStatus, error) {
+func ReadStatus(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Status, error) {
+	sources, err := readSources(ctx, pool, cfg)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Sources: sources}
+	rows, err := pool.Query(ctx, `
+		select distinct on (target) target, run_id, status, started_at, finished_at, pages, records, bytes, retries, coalesce(error, ''),
+		       (select max(s.finished_at) from elt.runs s where s.kind = 'refresh' and s.target = r.target and s.status = 'succeeded')
+		from elt.runs r where kind = 'refresh'
+		order by target, run_id desc`)
+	if err != nil {
+		return nil, fmt.Errorf("read refresh runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r RefreshStatus
+		l := &r.LastRun
+		if err := rows.Scan(&r.Target, &l.RunID, &l.Status, &l.StartedAt, &l.FinishedAt, &l.Pages, &l.Records, &l.Bytes, &l.Retries, &l.Error, &r.LastSuccess); err != nil {
+			return nil, fmt.Errorf("read refresh runs: %w", err)
+		}
+		st.Refresh = append(st.Refresh, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read refresh runs: %w", err)
+	}
+	return st, nil
+}
+
+func readSources(ctx context.Context, pool *pgxpool.Pool, cfg *Config) ([]SourceStatus, error) {
 	bySource := map[string]*SourceStatus{}
 	get := func(name string) *SourceStatus {
 		s := bySource[name]
@@ -170,8 +213,48 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool, cfg *Config) ([]SourceS
 	return out, nil
 }
 
-// WriteStatus prints st as a table: freshness and last run per source, then its resources.
-func WriteStatus(w io.Writer, st []SourceStatus, now time.Time) error {
+// WriteStatus prints the status as tables: freshness and last run per source, its resources, then refresh.
+func WriteStatus(w io.Writer, status *Status, now time.Time) error {
+	if err := writeSources(w, status.Sources, now); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	if len(status.Refresh) == 0 {
+		_, err := fmt.Fprintln(w, "REFRESH  never ran")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REFRESH\tFRESH AS OF\tLAST RUN\tERROR")
+	for _, r := range status.Refresh {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Target, fresh(r.LastSuccess, now), lastRun(&r.LastRun), oneLineErr(r.LastRun.Error))
+	}
+	return tw.Flush()
+}
+
+func fresh(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return fmt.Sprintf("%s (%s ago)", t.UTC().Format("2006-01-02 15:04Z"), age(now.Sub(*t)))
+}
+
+func lastRun(r *RunStatus) string {
+	s := fmt.Sprintf("%s %s", r.Status, r.StartedAt.UTC().Format("2006-01-02 15:04Z"))
+	if r.FinishedAt != nil {
+		s += fmt.Sprintf(" (%s)", age(r.FinishedAt.Sub(r.StartedAt)))
+	}
+	return s
+}
+
+func oneLineErr(e string) string {
+	e = strings.ReplaceAll(e, "\n", " ")
+	if len(e) > 160 {
+		e = e[:160] + "..."
+	}
+	return e
+}
+
+func writeSources(w io.Writer, st []SourceStatus, now time.Time) error {
 	if len(st) == 0 {
 		_, err := fmt.Fprintln(w, "No sources configured and no extract runs yet.")
 		return err
@@ -179,27 +262,17 @@ func WriteStatus(w io.Writer, st []SourceStatus, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tFRESH AS OF\tLAST RUN\tRECORDS\tPAGES\tRETRIES\tERROR")
 	for _, s := range st {
-		fresh := "never"
-		if s.LastSuccess != nil {
-			fresh = fmt.Sprintf("%s (%s ago)", s.LastSuccess.UTC().Format("2006-01-02 15:04Z"), age(now.Sub(*s.LastSuccess)))
-		}
 		name := s.Source
 		if !s.Configured {
 			name += " (not in config)"
 		}
 		last, records, pages, retries, errText := "-", "", "", "", ""
 		if r := s.LastRun; r != nil {
-			last = fmt.Sprintf("%s %s", r.Status, r.StartedAt.UTC().Format("2006-01-02 15:04Z"))
-			if r.FinishedAt != nil {
-				last += fmt.Sprintf(" (%s)", age(r.FinishedAt.Sub(r.StartedAt)))
-			}
+			last = lastRun(r)
 			records, pages, retries = fmt.Sprint(r.Records), fmt.Sprint(r.Pages), fmt.Sprint(r.Retries)
-			errText = r.Error
-			if len(errText) > 160 {
-				errText = errText[:160] + "..."
-			}
+			errText = oneLineErr(r.Error)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, fresh, last, records, pages, retries, strings.ReplaceAll(errText, "\n", " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, fresh(s.LastSuccess, now), last, records, pages, retries, errText)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -226,7 +299,7 @@ func WriteStatus(w io.Writer, st []SourceStatus, now time.Time) error {
 }
 
 // WriteStatusJSON prints st as JSON.
-func WriteStatusJSON(w io.Writer, st []SourceStatus) error {
+func WriteStatusJSON(w io.Writer, st *Status) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(st)

@@ -56,6 +56,7 @@ comment on column elt.tenants.role_name is 'Login role (opaque name, no customer
 comment on column elt.tenants.customer_id is 'Customer whose rows the role reads in analytics.';
 comment on column elt.tenants.kind is 'tenant: a customer''s login (one per customer); probe: a short-lived login of elt tenant check.';
 comment on column elt.tenants.password_set_at is 'When the password was last set (add or rotate-password).';
+-- squawk-ignore require-concurrent-index-creation
 create unique index tenants_customer_key on elt.tenants (customer_id) where kind = 'tenant';
 
 -- The analytics views. Each is security_barrier, so a tenant's own predicates (a leaky function, an error
@@ -266,6 +267,8 @@ begin
 end
 $$;
 comment on procedure elt.harden_database() is 'Revokes from PUBLIC the default privileges that would help a tenant (temporary objects, advisory locks, large objects); run by the database owner or a superuser.';
+
+revoke execute on procedure elt.adopt_objects(), elt.harden_database() from public;
 
 call elt.harden_database();
 call elt.adopt_objects();

@@ -19,8 +19,9 @@ type StatusCmd struct {
 // Help is the long help of elt status.
 func (c *StatusCmd) Help() string {
 	return `Shows, for each source, when it last loaded successfully (its freshness), how its last run ended (records,
-pages, retries, error) and, per resource, the incremental cursor and the records in staging. Sources in the
-config file that never ran are listed too. Exit status 0 even when a source failed: read the table.`
+pages, retries, error), per resource the incremental cursor, last batch and rejects, and the last elt refresh
+run. Sources in the config file that never ran are listed too. Exit status 0 even when a source failed: read
+the table.`
 }
 
 // Run prints the status.

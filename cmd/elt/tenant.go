@@ -29,6 +29,24 @@ type TenantCmd struct {
 	Report         TenantReportCmd `cmd:"" help:"Log in as a customer's login and print its recent usage, next to what the owner reads for that customer."`
 }
 
+// Help is the long help of elt tenant.
+func (c *TenantCmd) Help() string {
+	return `Each customer gets one PostgreSQL login with an opaque name (tenant_ and 16 hex digits), mapped to its
+customer in the private table elt.tenants. The login can read only the views of schema analytics, and every
+view keeps only the rows of the customer mapped to the session's login (session_user), whatever SQL the
+client sends: no setting, SET ROLE or set_config changes it. Superset, Metabase, psql or Excel connect with
+the URI of elt tenant uri.
+
+Run these commands as elt_runner (created by elt migrate), or a superuser. Passwords are generated (or read
+with --password-from), printed once or written with --password-to, and never stored by elt; the server
+receives only their SCRAM verifier.
+
+A typical onboarding: elt tenant add cus_0042 --password-to cus_0042.pw, then
+elt tenant uri cus_0042 --password-from cus_0042.pw for the Superset admin. Run elt tenant check after every
+migration: it exits 1 on anything that would let a tenant read what it should not. See docs/tenants.md and
+docs/superset.md.`
+}
+
 // readPassword reads a password from path ("-": standard input), without its trailing newline.
 func readPassword(path string) (string, error) {
 	var b []byte

@@ -123,6 +123,15 @@ func (b *Bundle) Add(t testing.TB, customer string, limits tenant.Limits) Login 
 	if err != nil {
 		t.Fatalf("add tenant %s: %v", customer, err)
 	}
+	// Roles outlive the test's database: drop this one (with DATABASE_URL, the cluster is shared and kept).
+	t.Cleanup(func() {
+		ctx := context.Background()
+		ident := pgx.Identifier{tn.Role}.Sanitize()
+		b.DB.Pool.Exec(ctx, `select pg_terminate_backend(pid, 5000) from pg_stat_activity where usename = $1`, tn.Role)
+		if _, err := b.DB.Pool.Exec(ctx, "drop role if exists "+ident); err != nil {
+			t.Logf("drop tenant login %s: %v", tn.Role, err)
+		}
+	})
 	return Login{Customer: customer, Role: tn.Role, Password: pw}
 }
 
