@@ -71,7 +71,8 @@ up() {
   say "what each tenant's own login sees (and the owner's numbers for the same customer)"
   for c in "${CUSTOMERS[@]}"; do
     "$ELT" tenant report "$c" --password-from "$STATE/$c.password"
-    echo "  Superset SQLAlchemy URI: $("$ELT" tenant uri "$c" --password-from "$STATE/$c.password")"
+    echo "  Superset SQLAlchemy URI: $("$ELT" tenant uri "$c")"
+    echo "  password: in $STATE/$c.password (or paste the URI with it: elt tenant uri $c --password-from $STATE/$c.password)"
     echo
   done
 

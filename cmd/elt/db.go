@@ -9,7 +9,8 @@ import (
 
 // DBCmd manages a project-local PostgreSQL cluster.
 type DBCmd struct {
-	Dir string `name:"dir" env:"ELT_DB_DIR" default:".elt/pg" placeholder:"DIR" help:"Folder of the local cluster (${default})."`
+	Dir      string `name:"dir" env:"ELT_DB_DIR" default:".elt/pg" placeholder:"DIR" help:"Folder of the local cluster (${default})."`
+	Database string `name:"database" default:"elt" help:"Database that start creates and whose URL start and url print (${default})."`
 
 	Start  DBStartCmd  `cmd:"" help:"Create (first time) and start the local cluster on a free port; print its URL. Installs Debian's postgresql package when no server binaries exist and you are root."`
 	Stop   DBStopCmd   `cmd:"" help:"Stop the local cluster."`
@@ -29,7 +30,10 @@ func (c *DBStartCmd) Run(ctx context.Context, db *DBCmd) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(cl.URL("postgres"))
+	if err := cl.EnsureDatabase(ctx, db.Database); err != nil {
+		return err
+	}
+	fmt.Println(cl.URL(db.Database))
 	return nil
 }
 
@@ -47,9 +51,7 @@ func (c *DBStopCmd) Run(ctx context.Context, db *DBCmd) error {
 }
 
 // DBURLCmd prints the URL of the running cluster.
-type DBURLCmd struct {
-	Database string `name:"database" default:"postgres" help:"Database name in the URL (${default})."`
-}
+type DBURLCmd struct{}
 
 // Run prints the URL.
 func (c *DBURLCmd) Run(ctx context.Context, db *DBCmd) error {
@@ -57,7 +59,7 @@ func (c *DBURLCmd) Run(ctx context.Context, db *DBCmd) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(cl.URL(c.Database))
+	fmt.Println(cl.URL(db.Database))
 	return nil
 }
 
