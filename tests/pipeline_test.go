@@ -33,8 +33,10 @@ func TestPipelineTenantsSeeTheirOwnNumbers(t *testing.T) {
 	api := demoapi.New(demoapi.Options{Customers: 3, Events: 6000, Seed: 7, Now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Token: "pipeline-token"})
 	ts := httptest.NewServer(api)
 	defer ts.Close()
+	// elt runs as elt_runner, as in make demo: neither superuser nor bypassrls, so the row-level security of
+	// the core tables applies to it too.
 	env := []string{
-		"DATABASE_URL=" + db.URL,
+		"DATABASE_URL=" + db.URLAs("elt_runner"),
 		"ELT_CONFIG=" + demoConfig,
 		"ELT_DEMO_API_URL=" + ts.URL,
 		"ELT_DEMO_API_TOKEN=pipeline-token",
@@ -100,6 +102,29 @@ func TestPipelineTenantsSeeTheirOwnNumbers(t *testing.T) {
 			t.Errorf("customers visible to %s's login (-want +got):\n%s", c.ID, diff)
 		}
 		got[c.ID] = tot
+
+		// Row-level security under the views: even with a grant on core.events by mistake, the tenant's login
+		// reads only its own customer's events.
+		if _, err := db.Pool.Exec(ctx, "grant usage on schema core to "+role+"; grant select on core.events to "+role); err != nil {
+			t.Fatal(err)
+		}
+		var direct customerTotals
+		var customers int
+		conn, err = pgx.Connect(ctx, db.ConnString(role, readFile(t, pwFile)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = conn.QueryRow(ctx, `select count(*), count(distinct user_id), count(distinct customer_id) from core.events`).Scan(&direct.Events, &direct.Users, &customers)
+		conn.Close(ctx)
+		if err != nil {
+			t.Fatalf("query core.events as tenant %s: %v", c.ID, err)
+		}
+		if direct != tot || customers != 1 {
+			t.Errorf("tenant %s reading core.events directly: %+v over %d customers, want %+v over 1", c.ID, direct, customers, tot)
+		}
+		if _, err := db.Pool.Exec(ctx, "revoke select on core.events from "+role+"; revoke usage on schema core from "+role); err != nil {
+			t.Fatal(err)
+		}
 
 		// What the report (and make demo) prints matches the owner's numbers.
 		rep := runElt(t, env, "tenant", "report", c.ID, "--password-from", pwFile)

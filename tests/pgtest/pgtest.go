@@ -51,6 +51,17 @@ func (db *DB) URLFor(database string) string {
 	return srv.urlFor(database)
 }
 
+// URLAs returns this test's database connection string for another role, over the same connection as the
+// superuser's (the local cluster's Unix socket needs no password).
+func (db *DB) URLAs(user string) string {
+	u, err := url.Parse(db.URL)
+	if err != nil {
+		panic(err)
+	}
+	u.User = url.User(user)
+	return u.String()
+}
+
 // server is the PostgreSQL server the test binary uses.
 type server struct {
 	adminURL string // superuser URL of the maintenance database
