@@ -195,6 +195,10 @@ func TestReplaceSwapsAtomically(t *testing.T) {
 	if diff := cmp.Diff([]string{"a", "b", "c"}, f.ids(t)); diff != "" {
 		t.Errorf("first snapshot (-want +got):\n%s", diff)
 	}
+	var lastID int64
+	if err := f.db.Pool.QueryRow(context.Background(), `select max(id) from staging.items`).Scan(&lastID); err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	pages = [][]string{{`{"id":"d"}`}, {`{"id":"e"}`}}
 	mu.Unlock()
@@ -203,6 +207,16 @@ func TestReplaceSwapsAtomically(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"d", "e"}, f.ids(t)); diff != "" {
 		t.Errorf("second snapshot (-want +got):\n%s", diff)
+	}
+	// The snapshot continues the load order (refresh breaks ties by it) and belongs to elt_owner, like every
+	// elt object.
+	var firstID int64
+	var owner string
+	if err := f.db.Pool.QueryRow(context.Background(), `select min(id), (select tableowner from pg_tables where schemaname = 'staging' and tablename = 'items') from staging.items`).Scan(&firstID, &owner); err != nil {
+		t.Fatal(err)
+	}
+	if firstID <= lastID || owner != "elt_owner" {
+		t.Errorf("swapped-in table: first id %d (want > %d), owner %s (want elt_owner)", firstID, lastID, owner)
 	}
 	mu.Lock()
 	pages, fail = [][]string{{`{"id":"x"}`}, {`{"id":"y"}`}}, true

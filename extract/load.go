@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,9 @@ func ensureTable(ctx context.Context, pool *pgxpool.Pool, res *Resource) error {
 		return nil
 	}
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := actAsOwner(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `create table if not exists `+t+` (
 			id       bigint generated always as identity primary key,
 			batch_id bigint not null references elt.batches (batch_id),
@@ -48,6 +52,24 @@ func ensureTable(ctx context.Context, pool *pgxpool.Pool, res *Resource) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create table staging.%s: %w", res.Table, err)
+	}
+	return nil
+}
+
+// actAsOwner makes the objects tx creates belong to elt_owner, the owner of every elt object (docs/tenants.md),
+// when the session may act as it. Without the role (a database not migrated by this elt) it does nothing.
+func actAsOwner(ctx context.Context, tx pgx.Tx) error {
+	var member bool
+	err := tx.QueryRow(ctx, `select case when exists (select from pg_catalog.pg_roles where rolname = 'elt_owner')
+		then pg_catalog.pg_has_role(current_user, 'elt_owner', 'member') else false end`).Scan(&member)
+	if err != nil {
+		return fmt.Errorf("check role elt_owner: %w", err)
+	}
+	if !member {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `set local role elt_owner`); err != nil {
+		return fmt.Errorf("act as elt_owner: %w", err)
 	}
 	return nil
 }
@@ -228,7 +250,19 @@ func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan it
 		if _, err := tx.Exec(ctx, `drop table if exists `+nw); err != nil {
 			return fmt.Errorf("drop leftover table: %w", err)
 		}
+		if err := actAsOwner(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `create table `+nw+` (like `+old+` including all)`); err != nil {
+			return fmt.Errorf("create fresh table: %w", err)
+		}
+		// The fresh table's identity (load order) continues the old one's, so a reloaded record never looks
+		// older to refresh than the version it replaces.
+		var next int64
+		if err := tx.QueryRow(ctx, `select coalesce(pg_catalog.pg_sequence_last_value(pg_catalog.pg_get_serial_sequence($1, 'id')), 0) + 1`, "staging."+pgx.Identifier{res.Table}.Sanitize()).Scan(&next); err != nil {
+			return fmt.Errorf("create fresh table: read load order: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `alter table `+nw+` alter column id restart with `+strconv.FormatInt(next, 10)); err != nil {
 			return fmt.Errorf("create fresh table: %w", err)
 		}
 		fk := pgx.Identifier{fresh + "_batch_fkey"}.Sanitize()

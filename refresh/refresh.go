@@ -76,11 +76,14 @@ func (e *CheckError) Error() string {
 	var b strings.Builder
 	b.WriteString("data checks failed, marts not refreshed (they keep their previous contents):")
 	for _, f := range e.Failures {
-		n := strconv.Itoa(len(f.Rows))
-		if f.More {
+		n := strconv.Itoa(len(f.Rows)) + " violating rows"
+		switch {
+		case f.More:
 			n = "more than " + n
+		case len(f.Rows) == 1:
+			n = "1 violating row"
 		}
-		fmt.Fprintf(&b, "\n  %s: %s violating rows, first:", f.Check, n)
+		fmt.Fprintf(&b, "\n  %s: %s, first:", f.Check, n)
 		for i, r := range f.Rows {
 			if i == 5 {
 				break

@@ -225,6 +225,7 @@ func TestFailingCheckKeepsMarts(t *testing.T) {
 	if diff := cmp.Diff(want, ce.Failures); diff != "" {
 		t.Errorf("check failures (-want +got):\n%s", diff)
 	}
+	t.Log(err)
 	if !strings.Contains(err.Error(), "event_id=e99") {
 		t.Errorf("error %q does not show the violating row", err)
 	}
@@ -273,6 +274,7 @@ func TestFailingStep(t *testing.T) {
 	if !errors.As(err, &se) {
 		t.Fatalf("refresh error = %v, want a *refresh.StepError", err)
 	}
+	t.Log(err)
 	if se.File != "sql/025_broken.sql" || se.Line != 4 {
 		t.Errorf("error at %s line %d, want sql/025_broken.sql line 4 (%v)", se.File, se.Line, err)
 	}
@@ -349,6 +351,7 @@ func TestBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = refresh.Run(ctx, db.Pool, refresh.Options{})
+	t.Log(err)
 	if !errors.Is(err, refresh.ErrBusy) || !strings.Contains(err.Error(), "backend pid") {
 		t.Fatalf("refresh while locked: %v, want ErrBusy naming the holder", err)
 	}
@@ -373,6 +376,7 @@ func TestLockTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = refresh.Run(ctx, db.Pool, refresh.Options{LockTimeout: 200 * time.Millisecond})
+	t.Log(err)
 	if err == nil || !strings.Contains(err.Error(), "sql/040_rollups.sql") || !strings.Contains(err.Error(), "lock_timeout") {
 		t.Fatalf("refresh with a locked rollup: %v, want a lock_timeout error naming sql/040_rollups.sql", err)
 	}
