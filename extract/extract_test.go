@@ -166,20 +166,10 @@ func TestStatus(t *testing.T) {
 	if err := WriteStatus(&out, status, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for _, part := range []string{"demo    ", "failed ", "demo/users", "(latest of 3 parents)", "connection refused", "REFRESH  never ran"} {
+	for _, part := range []string{"demo    ", "failed ", "demo/users", "(latest of 3 parents)", "connection refused"} {
 		if !strings.Contains(out.String(), part) {
 			t.Errorf("status output lacks %q:\n%s", part, out.String())
 		}
-	}
-	// Refresh runs are listed after the sources.
-	if _, err := b.db.Pool.Exec(context.Background(), `insert into elt.runs (kind, target, status, finished_at) values ('refresh', 'all', 'succeeded', now())`); err != nil {
-		t.Fatal(err)
-	}
-	if status, err = ReadStatus(context.Background(), b.db.Pool, b.cfg); err != nil {
-		t.Fatal(err)
-	}
-	if len(status.Refresh) != 1 || status.Refresh[0].Target != "all" || status.Refresh[0].LastSuccess == nil {
-		t.Errorf("refresh status %+v, want one succeeded run of target all", status.Refresh)
 	}
 }
 

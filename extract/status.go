@@ -2,7 +2,6 @@ package extract
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -13,18 +12,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Status is what elt status shows: the sources, then the transform runs.
+// Status is what elt status shows about extract: every source's freshness and resources. (Refresh has a
+// status of its own: refresh.ReadStatus.)
 type Status struct {
 	Sources []SourceStatus `json:"sources"`
-	// Refresh is the last elt refresh run per target (elt.runs of kind refresh), with its last success.
-	Refresh []RefreshStatus `json:"refresh"`
-}
-
-// RefreshStatus is the freshness of one elt refresh target.
-type RefreshStatus struct {
-	Target      string     `json:"target"`
-	LastSuccess *time.Time `json:"last_success,omitempty"`
-	LastRun     RunStatus  `json:"last_run"`
 }
 
 // SourceStatus is the freshness of one source, for elt status.
@@ -71,28 +62,7 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool, cfg *Config) (*Status, 
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Sources: sources}
-	rows, err := pool.Query(ctx, `
-		select distinct on (target) target, run_id, status, started_at, finished_at, pages, records, bytes, retries, coalesce(error, ''),
-		       (select max(s.finished_at) from elt.runs s where s.kind = 'refresh' and s.target = r.target and s.status = 'succeeded')
-		from elt.runs r where kind = 'refresh'
-		order by target, run_id desc`)
-	if err != nil {
-		return nil, fmt.Errorf("read refresh runs: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r RefreshStatus
-		l := &r.LastRun
-		if err := rows.Scan(&r.Target, &l.RunID, &l.Status, &l.StartedAt, &l.FinishedAt, &l.Pages, &l.Records, &l.Bytes, &l.Retries, &l.Error, &r.LastSuccess); err != nil {
-			return nil, fmt.Errorf("read refresh runs: %w", err)
-		}
-		st.Refresh = append(st.Refresh, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read refresh runs: %w", err)
-	}
-	return st, nil
+	return &Status{Sources: sources}, nil
 }
 
 func readSources(ctx context.Context, pool *pgxpool.Pool, cfg *Config) ([]SourceStatus, error) {
@@ -213,22 +183,9 @@ func readSources(ctx context.Context, pool *pgxpool.Pool, cfg *Config) ([]Source
 	return out, nil
 }
 
-// WriteStatus prints the status as tables: freshness and last run per source, its resources, then refresh.
+// WriteStatus prints the status as tables: freshness and last run per source, then its resources.
 func WriteStatus(w io.Writer, status *Status, now time.Time) error {
-	if err := writeSources(w, status.Sources, now); err != nil {
-		return err
-	}
-	fmt.Fprintln(w)
-	if len(status.Refresh) == 0 {
-		_, err := fmt.Fprintln(w, "REFRESH  never ran")
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REFRESH\tFRESH AS OF\tLAST RUN\tERROR")
-	for _, r := range status.Refresh {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Target, fresh(r.LastSuccess, now), lastRun(&r.LastRun), oneLineErr(r.LastRun.Error))
-	}
-	return tw.Flush()
+	return writeSources(w, status.Sources, now)
 }
 
 func fresh(t *time.Time, now time.Time) string {
@@ -298,12 +255,6 @@ func writeSources(w io.Writer, st []SourceStatus, now time.Time) error {
 	return tw.Flush()
 }
 
-// WriteStatusJSON prints st as JSON.
-func WriteStatusJSON(w io.Writer, st *Status) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(st)
-}
 
 func age(d time.Duration) string {
 	switch {

@@ -155,6 +155,13 @@ func Run(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error)
 		return nil, fmt.Errorf("refresh: connect: %w", err)
 	}
 	defer conn.Release()
+	var migrated bool
+	if err := conn.QueryRow(ctx, `select to_regclass('elt.refresh_steps') is not null and to_regclass('marts.rollup_user') is not null`).Scan(&migrated); err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	if !migrated {
+		return nil, errors.New("refresh: the database lacks elt's tables (elt.refresh_steps, marts.*): run elt migrate first")
+	}
 	if err := lock(ctx, conn); err != nil {
 		return nil, err
 	}

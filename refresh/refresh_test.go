@@ -562,3 +562,83 @@ func TestRunsAsPipelineRole(t *testing.T) {
 		t.Errorf("active_users_daily has %d rows, want 5", got)
 	}
 }
+
+// TestWaitsForBatchInFlight: a batch whose transaction started before the refresh read its watermark is
+// either included whole or left for the next run, never half-read: the refresh waits for the batch to commit
+// (elt.lock_staging_exclusive), then includes it.
+func TestWaitsForBatchInFlight(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	load(t, db.Pool, fixture[0]...)
+
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var runID, batchID int64
+	if _, err := tx.Exec(ctx, `select elt.lock_staging_shared()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, `insert into elt.runs (kind, target) values ('extract', 'test') returning run_id`).Scan(&runID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, `insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
+		values ($1, 'test', 'events', 'staging.events', 1, 0) returning batch_id`, runID).Scan(&batchID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `insert into staging.events (batch_id, record) values ($1, $2)`, batchID,
+		`{"id": "e50", "customer_id": "cus_a", "user_id": "usr_a1", "feature": "f", "occurred_at": "2026-04-20T10:00:00Z", "updated_at": "2026-04-20T10:00:00Z"}`); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	var res *refresh.Result
+	go func() {
+		var err error
+		res, err = refresh.Run(ctx, db.Pool, refresh.Options{})
+		done <- err
+	}()
+	// Wait until the refresh waits for the batch's lock, then commit the batch.
+	for {
+		var waiting int64
+		if err := db.Pool.QueryRow(ctx, `select count(*) from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("refresh finished while a batch was in flight: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if res.BatchTo != batchID {
+		t.Errorf("refresh processed batches up to %d, want the in-flight batch %d", res.BatchTo, batchID)
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from core.events where event_id = 'e50'`); got != 1 {
+		t.Errorf("event of the in-flight batch is not in core.events")
+	}
+}
+
+// TestNotMigrated: on a database without elt's tables the refresh says to migrate.
+func TestNotMigrated(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `drop table elt.refresh_steps`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := refresh.Run(ctx, db.Pool, refresh.Options{})
+	if err == nil || !strings.Contains(err.Error(), "run elt migrate") {
+		t.Fatalf("refresh of an unmigrated database: %v, want advice to run elt migrate", err)
+	}
+}

@@ -2,7 +2,6 @@ package refresh
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -139,12 +138,6 @@ func WriteStatus(w io.Writer, st Status, now time.Time) error {
 	return tw.Flush()
 }
 
-// WriteStatusJSON prints st as one JSON document.
-func WriteStatusJSON(w io.Writer, st Status) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(st)
-}
 
 // ago renders t relative to now, e.g. "2026-11-25 03:00 UTC (5h12m ago)".
 func ago(now, t time.Time) string {

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/elt-dev/elt/extract"
+	"github.com/elt-dev/elt/refresh"
 )
 
 // StatusCmd is elt status.
@@ -20,7 +23,7 @@ type StatusCmd struct {
 func (c *StatusCmd) Help() string {
 	return `Shows, for each source, when it last loaded successfully (its freshness), how its last run ended (records,
 pages, retries, error), per resource the incremental cursor, last batch and rejects, and the last elt refresh
-run. Sources in the config file that never ran are listed too. Exit status 0 even when a source failed: read
+run with its steps, the last batch the marts include and how many newer batches wait. Sources in the config file that never ran are listed too. Exit status 0 even when a source failed: read
 the table.`
 }
 
@@ -37,12 +40,26 @@ func (c *StatusCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error
 		return err
 	}
 	defer pool.Close()
-	st, err := extract.ReadStatus(ctx, pool, cfg)
+	ext, err := extract.ReadStatus(ctx, pool, cfg)
+	if err != nil {
+		return err
+	}
+	ref, err := refresh.ReadStatus(ctx, pool)
 	if err != nil {
 		return err
 	}
 	if c.JSON {
-		return extract.WriteStatusJSON(os.Stdout, st)
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Extract *extract.Status `json:"extract"`
+			Refresh refresh.Status  `json:"refresh"`
+		}{ext, ref})
 	}
-	return extract.WriteStatus(os.Stdout, st, time.Now())
+	now := time.Now()
+	if err := extract.WriteStatus(os.Stdout, ext, now); err != nil {
+		return err
+	}
+	fmt.Println()
+	return refresh.WriteStatus(os.Stdout, ref, now)
 }
