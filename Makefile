@@ -39,5 +39,10 @@ bench-refresh: build
 bench-tenant: build
 	bash tests/bench/tenant.sh
 
+## lint: squawk (npm squawk-cli) over every migration as tern renders it (each runs in one transaction).
+lint: build
+	rm -rf $(BIN)/lint && $(ELT) migrate render $(BIN)/lint
+	npx --yes squawk-cli@2.66.0 --assume-in-transaction $(BIN)/lint/*.sql
+
 clean:
 	rm -rf $(BIN)

@@ -1,6 +1,11 @@
 -- The five schemas of elt. Only analytics is ever granted to customers; everything else is private to the
 -- pipeline. Schemas created here have no grants to PUBLIC (Postgres grants nothing on a new schema).
 
+-- Bounded waits: if a lock is not granted quickly the migration fails (and can be run again) instead of
+-- queueing every reader and writer behind it.
+set local lock_timeout = '10s';
+set local statement_timeout = '15min';
+
 create schema staging;
 comment on schema staging is 'Raw records exactly as the export API sent them (jsonb), append-only. Private to elt.';
 

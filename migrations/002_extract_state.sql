@@ -2,6 +2,11 @@
 -- of the demo export API. A batch (its COPY, its elt.batches row, the cursor and the run counters) commits in
 -- one transaction, so staging never holds half a batch and a cursor never runs ahead of the data.
 
+-- Bounded waits: if a lock is not granted quickly the migration fails (and can be run again) instead of
+-- queueing every reader and writer behind it.
+set local lock_timeout = '10s';
+set local statement_timeout = '15min';
+
 create table elt.runs (
     run_id      bigint generated always as identity primary key,
     kind        text        not null,
@@ -26,7 +31,7 @@ create table elt.batches (
     source        text        not null,
     resource      text        not null,
     staging_table text        not null,
-    records       integer     not null,
+    records       bigint      not null,
     bytes         bigint      not null,
     cursor_max    text,
     committed_at  timestamptz not null default now()

@@ -16,6 +16,11 @@
 -- Unmapped logins (elt_runner, elt_owner, a superuser) see no rows through analytics; they read marts.
 -- See docs/tenants.md for the threat model.
 
+-- Bounded waits: if a lock is not granted quickly the migration fails (and can be run again) instead of
+-- queueing every reader and writer behind it.
+set local lock_timeout = '10s';
+set local statement_timeout = '15min';
+
 do $$
 begin
     if not exists (select from pg_catalog.pg_roles where rolname = 'elt_owner') then

@@ -10,6 +10,11 @@
 -- Both conditions are scalar subqueries, computed once per query: refresh pays one comparison per row, and a
 -- tenant's query keeps using the indexes led by customer_id.
 
+-- Bounded waits: if a lock is not granted quickly the migration fails (and can be run again) instead of
+-- queueing every reader and writer behind it.
+set local lock_timeout = '10s';
+set local statement_timeout = '15min';
+
 -- The customer a session is confined to: for a tenant login, its mapped customer ('' when the map has none, so
 -- it matches nothing); null for every other login (elt_runner, a DBA), which the policies leave unrestricted.
 -- A login counts as a tenant when it is in the map or a direct member of elt_tenant (tenant logins are both),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/elt-dev/elt/migrate"
@@ -14,6 +15,30 @@ import (
 type MigrateCmd struct {
 	Up     MigrateUpCmd     `cmd:"" default:"withargs" help:"Apply pending migrations (the default)."`
 	Status MigrateStatusCmd `cmd:"" help:"Show the applied version and pending migrations by name."`
+	Render MigrateRenderCmd `cmd:"" help:"Write every migration as it would run (templates rendered, no rollback part) to DIR, one file each, for review and linting (make lint). Needs no database."`
+}
+
+// MigrateRenderCmd writes the rendered migrations to a folder.
+type MigrateRenderCmd struct {
+	Dir string `arg:"" placeholder:"DIR" help:"Folder to write NNN_name.sql files into (created if missing)."`
+}
+
+// Run renders the embedded migrations into c.Dir.
+func (c *MigrateRenderCmd) Run() error {
+	ms, err := migrate.Load(nil)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if err := os.WriteFile(filepath.Join(c.Dir, m.Name), []byte(m.SQL+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("wrote %d migrations to %s\n", len(ms), c.Dir)
+	return nil
 }
 
 // MigrateUpCmd applies pending migrations.
