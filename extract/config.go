@@ -3,6 +3,7 @@ package extract
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"reflect"
@@ -168,6 +169,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // LoadConfig reads the config file at path, expanding ${VAR} and ${VAR:-default} in its values.
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read config: %w (name the config file with --config or ELT_CONFIG; see docs/extract.md)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
