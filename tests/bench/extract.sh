@@ -46,7 +46,7 @@ for n in $SIZES; do
 	echo "== $n events"
 	db="bench_$n"
 	psql_admin -c "create database $db"
-	url=$(sed "s|/postgres?|/$db?|" <<<"$admin_url")
+	url=$(sed -E "s|/[A-Za-z0-9_]+\?|/$db?|" <<<"$admin_url")
 	"$ELT" --database-url "$url" migrate >/dev/null 2>&1
 
 	rm -f "$work/addr"
