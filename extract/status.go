@@ -255,7 +255,6 @@ func writeSources(w io.Writer, st []SourceStatus, now time.Time) error {
 	return tw.Flush()
 }
 
-
 func age(d time.Duration) string {
 	switch {
 	case d < time.Minute:

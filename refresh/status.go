@@ -138,7 +138,6 @@ func WriteStatus(w io.Writer, st Status, now time.Time) error {
 	return tw.Flush()
 }
 
-
 // ago renders t relative to now, e.g. "2026-11-25 03:00 UTC (5h12m ago)".
 func ago(now, t time.Time) string {
 	d := strings.TrimSuffix(strings.TrimSuffix(now.Sub(t).Round(time.Minute).String(), "0s"), "h0m")
