@@ -76,8 +76,8 @@ func writePassword(path, pw string) error {
 
 // PasswordFlags choose where a password comes from or goes to.
 type PasswordFlags struct {
-	PasswordFrom string `name:"password-from" placeholder:"FILE" help:"Read the password from FILE (- for standard input) instead of generating one."`
-	PasswordTo   string `name:"password-to" placeholder:"FILE" help:"Write the generated password to FILE (mode 0600) instead of printing it."`
+	PasswordFrom string `name:"password-from" xor:"password" placeholder:"FILE" help:"Read the password from FILE (- for standard input) instead of generating one."`
+	PasswordTo   string `name:"password-to" xor:"password" placeholder:"FILE" help:"Write the generated password to FILE (mode 0600) instead of printing it."`
 }
 
 func (p PasswordFlags) password() (string, error) {
@@ -129,9 +129,6 @@ func (f LimitsFlags) limits() tenant.Limits {
 
 // Run creates the login and prints or saves its password.
 func (c *TenantAddCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
-	if c.PasswordFrom != "" && c.PasswordTo != "" {
-		return errors.New("use --password-from or --password-to, not both")
-	}
 	pw, err := c.password()
 	if err != nil {
 		return err
@@ -231,9 +228,6 @@ type TenantRotateCmd struct {
 
 // Run sets the password and prints or saves it.
 func (c *TenantRotateCmd) Run(ctx context.Context, g *Globals) error {
-	if c.PasswordFrom != "" && c.PasswordTo != "" {
-		return errors.New("use --password-from or --password-to, not both")
-	}
 	pw, err := c.password()
 	if err != nil {
 		return err
