@@ -35,7 +35,7 @@ var privateSchemas = []string{"staging", "core", "marts", "elt"}
 func Check(ctx context.Context, pool *pgxpool.Pool, opts CheckOptions) ([]Violation, error) {
 	var vs []Violation
 	steps := []func(context.Context, *pgxpool.Pool) ([]Violation, error){
-		checkRoles, checkTenantLogins, checkRelations, checkFunctions, checkPublic, checkOwnership,
+		checkRoles, checkTenantLogins, checkRelations, checkIndexes, checkFunctions, checkPublic, checkOwnership,
 	}
 	if !opts.SkipCounts {
 		steps = append(steps, checkCounts)
@@ -182,6 +182,30 @@ cross join lateral (values
           then 'tenants can read it and its owner ' || owner.rolname || ' bypasses row-level security' end)
 ) as p(problem)
 where 'select' = any(a.privs) and p.problem is not null`)
+}
+
+// checkIndexes: every index on a relation an analytics view reads is led by customer_id when its leading column
+// is one the view uses. Otherwise a tenant's own (leakproof) predicate on that column can drive the scan under
+// the barrier, the view's customer filter becomes a plain Filter, and EXPLAIN ANALYZE's "Rows Removed by
+// Filter" counts other customers' rows.
+func checkIndexes(ctx context.Context, pool *pgxpool.Pool) ([]Violation, error) {
+	return collectViolations(ctx, pool, "indexes", `
+with used as (
+    select distinct d.refobjid as relid, d.refobjsubid as attnum
+    from pg_catalog.pg_rewrite as rw
+    join pg_catalog.pg_class as v on v.oid = rw.ev_class
+    join pg_catalog.pg_depend as d on d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = rw.oid
+    where v.relnamespace = 'analytics'::regnamespace and v.relkind = 'v'
+      and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjsubid > 0
+      and d.refobjid <> 'elt.tenants'::regclass -- the map is read only by the view's own filter
+)
+select distinct i.indexrelid::regclass::text,
+       'leads with ' || a.attname || ', not customer_id, on ' || i.indrelid::regclass::text ||
+       ', which an analytics view reads: EXPLAIN ANALYZE of a tenant''s query on ' || a.attname || ' can count other customers'' rows'
+from pg_catalog.pg_index as i
+join used as u on u.relid = i.indrelid and u.attnum = i.indkey[0]
+join pg_catalog.pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+where a.attname <> 'customer_id'`)
 }
 
 // checkFunctions: no SECURITY DEFINER function a tenant can call lacks a fixed search_path.

@@ -103,6 +103,12 @@ func TestCheckFindsViolations(t *testing.T) {
 			want:   "SECURITY DEFINER without a fixed search_path",
 		},
 		{
+			name:   "IndexNotLedByCustomer",
+			sql:    `create index rollup_user_day_by_day on marts.rollup_user_day (day)`,
+			object: "marts.rollup_user_day_by_day",
+			want:   "leads with day, not customer_id",
+		},
+		{
 			name:   "TempForPublic",
 			sql:    `do $$ begin execute format('grant temporary on database %I to public', current_database()); end $$`,
 			object: "database ",
