@@ -8,8 +8,10 @@
 // elt.refresh_watermarks, so a failing step leaves every table as it was and the next run retries it. Each
 // statement may use two named parameters: @batch_from (the step's watermark, exclusive) and @batch_to (the
 // highest committed batch when the run started, inclusive), read under elt.lock_staging_exclusive() so no batch
-// in flight can commit below it. A line "-- rebuild: schema.table, ..." lists the tables that --full empties
-// before the step runs over every batch.
+// in flight can commit below it. A line "-- rebuild: schema.table, ..." lists the tables a step empties before
+// running over every batch when it has no watermark: on its first run, and in --full, which first deletes every
+// watermark in a committed transaction, so that a --full interrupted half-way is finished by the next run.
+// Before emptying them, it ends the sessions of tenant logins holding locks on them.
 //
 // # Data checks
 //
@@ -28,5 +30,5 @@
 // A session advisory lock keeps two runs from overlapping (ErrBusy). Each run is a row of elt.runs (kind
 // refresh, target incremental or full) and each step a row of elt.refresh_steps with its time and row count.
 // Every step runs with lock_timeout set, so a session holding a conflicting lock makes the run fail with a
-// clear message instead of stalling it.
+// clear message instead of stalling it, and with TimeZone set to UTC.
 package refresh

@@ -116,9 +116,10 @@ func (e *StepError) Error() string {
 // Unwrap returns the SQL error.
 func (e *StepError) Unwrap() error { return e.Err }
 
-// setLocals configures a step's transaction: its lock_timeout, and no JIT compilation, which costs more than it
-// saves on the short statements of an incremental run.
-const setLocals = `select set_config('lock_timeout', $1, true), set_config('jit', 'off', true)`
+// setLocals configures a step's transaction: its lock_timeout, no JIT compilation, which costs more than it
+// saves on the short statements of an incremental run, and TimeZone UTC, so that a timestamp without an offset
+// in a record is read as UTC and days are UTC days whatever the session's (or the role's) TimeZone.
+const setLocals = `select set_config('lock_timeout', $1, true), set_config('jit', 'off', true), set_config('TimeZone', 'UTC', true)`
 
 // runner carries the state of one run on its dedicated connection.
 type runner struct {
@@ -183,6 +184,11 @@ func Run(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error)
 }
 
 func (r *runner) run(ctx context.Context, steps []step, checks []check) error {
+	if r.opts.Full {
+		if err := r.forgetWatermarks(ctx); err != nil {
+			return err
+		}
+	}
 	hi, err := r.watermark(ctx)
 	if err != nil {
 		return err
@@ -197,6 +203,24 @@ func (r *runner) run(ctx context.Context, steps []step, checks []check) error {
 		return err
 	}
 	return r.refreshMarts(ctx)
+}
+
+// forgetWatermarks starts a --full run: it deletes every watermark (of the steps and of the checks) in one
+// committed transaction. A step without a watermark rebuilds, so if this run stops half-way (a failed step, a
+// data check, a cancel), the next run, incremental or not, rebuilds every step this one did not finish
+// instead of updating tables that no longer match what the steps before them rebuilt.
+func (r *runner) forgetWatermarks(ctx context.Context) error {
+	err := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `delete from elt.refresh_watermarks`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("refresh: reset watermarks for --full: %s", describePgError(err))
+	}
+	return nil
 }
 
 // watermark reads the highest committed batch under the staging lock, so no batch still in flight can commit
@@ -226,22 +250,32 @@ func (r *runner) transform(ctx context.Context, s step, hi int64) error {
 		return err
 	}
 	var from, rows int64
+	var rebuild bool
 	var failed *StepError
 	err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, `select coalesce((select batch_id from elt.refresh_watermarks where step = $1 for update), 0)`, s.name).Scan(&from); err != nil {
+		// A step without a watermark rebuilds: on its first run, during --full (which deleted every
+		// watermark first), and on the run after an interrupted --full, whose steps that did not commit
+		// must still rebuild over what the steps before them rebuilt.
+		var mark *int64
+		if err := tx.QueryRow(ctx, `select (select batch_id from elt.refresh_watermarks where step = $1 for update)`, s.name).Scan(&mark); err != nil {
 			return err
 		}
-		if r.opts.Full {
-			from = 0
-			if len(s.rebuild) > 0 {
-				// Identifiers come from the step file and went through pgx.Identifier.Sanitize.
-				if _, err := tx.Exec(ctx, "truncate "+strings.Join(s.rebuild, ", ")); err != nil {
-					failed = &StepError{File: s.name, Line: 1, Err: err}
-					return err
-				}
+		from, rebuild = 0, mark == nil
+		if !rebuild {
+			from = *mark
+		}
+		if rebuild && len(s.rebuild) > 0 {
+			if err := r.endTenantSessions(ctx, tx, s); err != nil {
+				failed = &StepError{File: s.name, Line: 1, Err: err}
+				return err
+			}
+			// Identifiers come from the step file and went through pgx.Identifier.Sanitize.
+			if _, err := tx.Exec(ctx, "truncate "+strings.Join(s.rebuild, ", ")); err != nil {
+				failed = &StepError{File: s.name, Line: 1, Err: err}
+				return err
 			}
 		}
 		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi}
@@ -255,7 +289,7 @@ func (r *runner) transform(ctx context.Context, s step, hi int64) error {
 				rows += tag.RowsAffected()
 			}
 		}
-		if err := analyzeRebuilt(ctx, tx, s, rows, r.opts.Full); err != nil {
+		if err := analyzeRebuilt(ctx, tx, s, rows, rebuild); err != nil {
 			failed = &StepError{File: s.name, Line: 1, Err: err}
 			return err
 		}
@@ -274,14 +308,44 @@ func (r *runner) transform(ctx context.Context, s step, hi int64) error {
 		return err
 	}
 	r.logEnd(seq, res, nil)
-	r.log.Info("transform", "step", s.name, "batches", fmt.Sprintf("(%d,%d]", from, hi), "rows", rows, "ms", res.Duration.Milliseconds())
+	r.log.Info("transform", "step", s.name, "batches", fmt.Sprintf("(%d,%d]", from, hi), "rebuild", rebuild, "rows", rows, "ms", res.Duration.Milliseconds())
+	return nil
+}
+
+// endTenantSessions terminates the sessions of tenant logins (roles of elt.tenants) that hold or wait for a lock
+// on the tables a step is about to truncate. TRUNCATE needs an ACCESS EXCLUSIVE lock: a tenant idle in a
+// transaction that read analytics.events holds ACCESS SHARE on core.events (and can lift its own idle timeout),
+// so it would make every rebuild wait lock_timeout and fail, while the queued TRUNCATE blocked every other
+// tenant's reads. elt_runner may end them: it is a member of pg_signal_backend.
+func (r *runner) endTenantSessions(ctx context.Context, tx pgx.Tx, s step) error {
+	var ended int64
+	// pg_locks covers the whole cluster and relation OIDs repeat across databases: keep this database's locks.
+	err := tx.QueryRow(ctx, `
+select count(*) filter (where pg_catalog.pg_terminate_backend(t.pid))
+from (
+    select distinct l.pid
+    from pg_catalog.pg_locks as l
+    join pg_catalog.pg_stat_activity as a on a.pid = l.pid
+    where l.locktype = 'relation'
+      and l.database = (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database())
+      and l.relation = any (array(select pg_catalog.unnest($1::text[])::regclass))
+      and a.usename::text in (select role_name from elt.tenants)
+      and l.pid <> pg_catalog.pg_backend_pid()
+) as t`, s.rebuild).Scan(&ended)
+	if err != nil {
+		return fmt.Errorf("end tenant sessions holding locks on %s: %w", strings.Join(s.rebuild, ", "), err)
+	}
+	if ended > 0 {
+		r.log.Warn("ended tenant sessions holding locks on tables to rebuild", "step", s.name, "sessions", ended)
+	}
 	return nil
 }
 
 // analyzeRebuilt refreshes the planner statistics of the tables a step rebuilds when the step changed a large
-// part of them (a first load, --full), so that the following steps and the next run are planned for the data
-// just written rather than for an empty table. Autovacuum would do it too, but only later.
-func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, full bool) error {
+// part of them (always when it rebuilt them: a first load, --full), so that the following steps and the next
+// run are planned for the data just written rather than for an empty table. Autovacuum would do it too, but
+// only later.
+func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, rebuild bool) error {
 	if rows == 0 {
 		return nil
 	}
@@ -290,7 +354,7 @@ func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, full boo
 		if err := tx.QueryRow(ctx, `select reltuples from pg_catalog.pg_class where oid = $1::regclass`, table).Scan(&tuples); err != nil {
 			return err
 		}
-		if full || tuples < 0 || float64(rows) > 0.2*tuples {
+		if rebuild || tuples < 0 || float64(rows) > 0.2*tuples {
 			if _, err := tx.Exec(ctx, "analyze "+table); err != nil {
 				return err
 			}
@@ -302,12 +366,11 @@ func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, full boo
 // check runs the data checks over what changed since they last passed, in one repeatable-read snapshot. When
 // all pass, it empties the queue of changed days and moves the checks' watermark in one transaction.
 func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
+	// No checks watermark (a first run, --full, or the run after an interrupted --full): check everything.
 	var from int64
-	if !r.opts.Full {
-		err := r.conn.QueryRow(ctx, `select coalesce((select batch_id from elt.refresh_watermarks where step = 'checks'), 0)`).Scan(&from)
-		if err != nil {
-			return fmt.Errorf("refresh: read checks watermark: %w", err)
-		}
+	err := r.conn.QueryRow(ctx, `select coalesce((select batch_id from elt.refresh_watermarks where step = 'checks'), 0)`).Scan(&from)
+	if err != nil {
+		return fmt.Errorf("refresh: read checks watermark: %w", err)
 	}
 	args := pgx.NamedArgs{"checked_from": from, "batch_to": hi}
 	type outcome struct {
@@ -316,7 +379,7 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 		err error
 	}
 	var outcomes []outcome
-	err := pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		for _, c := range checks {
 			started := time.Now()
 			f, err := runCheck(ctx, tx, c, args)

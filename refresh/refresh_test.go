@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -640,5 +641,190 @@ func TestNotMigrated(t *testing.T) {
 	_, err := refresh.Run(ctx, db.Pool, refresh.Options{})
 	if err == nil || !strings.Contains(err.Error(), "run elt migrate") {
 		t.Fatalf("refresh of an unmigrated database: %v, want advice to run elt migrate", err)
+	}
+}
+
+// embeddedSQL copies the embedded SQL into a map the test can change.
+func embeddedSQL(t *testing.T) fstest.MapFS {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	err := fs.WalkDir(elt.SQL, "sql", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(elt.SQL, p)
+		fsys[p] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys
+}
+
+// TestInterruptedFullThenIncremental: a --full that stops after rebuilding core (the rollups step fails) and
+// is followed by an incremental run must end as a full rebuild: a day that lost all its events in the rebuild
+// (staging repaired by hand) must not keep its rollup buckets.
+func TestInterruptedFullThenIncremental(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	for _, r := range fixture {
+		load(t, db.Pool, r...)
+		run(t, db.Pool, false)
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from marts.rollup_user_day where day = '2026-02-20'`); got != 1 {
+		t.Fatalf("rollup_user_day of 2026-02-20 has %d rows before the repair, want 1", got)
+	}
+	// The only event of 2026-02-20 leaves staging: only a rebuild removes it from core and the rollups.
+	if _, err := db.Pool.Exec(ctx, `delete from staging.events where record ->> 'id' = 'e00'`); err != nil {
+		t.Fatal(err)
+	}
+
+	broken := embeddedSQL(t)
+	rollups := broken["sql/040_rollups.sql"]
+	broken["sql/040_rollups.sql"] = &fstest.MapFile{Data: append(append([]byte{}, rollups.Data...), "\nselect 1 / 0;\n"...)}
+	_, err := refresh.Run(ctx, db.Pool, refresh.Options{Full: true, SQL: broken})
+	var se *refresh.StepError
+	if !errors.As(err, &se) || se.File != "sql/040_rollups.sql" {
+		t.Fatalf("--full with a failing rollups step: %v, want a StepError of sql/040_rollups.sql", err)
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from core.events where event_id = 'e00'`); got != 0 {
+		t.Fatalf("the interrupted --full did not rebuild core.events")
+	}
+
+	run(t, db.Pool, false)
+	got := snapshotAll(t, db.Pool, true)
+	if n := mustCount(t, db.Pool, `select count(*) from marts.rollup_user_day where day = '2026-02-20'`); n != 0 {
+		t.Errorf("rollup_user_day keeps %d stale rows of 2026-02-20 after the incremental run", n)
+	}
+	run(t, db.Pool, true)
+	if diff := cmp.Diff(snapshotAll(t, db.Pool, true), got); diff != "" {
+		t.Errorf("an interrupted --full then an incremental run differs from a clean --full (-full +interrupted):\n%s", diff)
+	}
+}
+
+// TestFullEndsTenantSessions: a tenant login idle in a transaction that read core.events (with its idle timeout
+// lifted) holds an ACCESS SHARE lock that would make --full's truncate wait lock_timeout and fail; the refresh,
+// as elt_runner, ends that session first and succeeds, and logs it.
+func TestFullEndsTenantSessions(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	load(t, db.Pool, fixture[0]...)
+	run(t, db.Pool, false)
+
+	role := pgx.Identifier{"tenant_test_" + strings.ToLower(strings.TrimPrefix(db.Name, "t_"))}
+	_, err := db.Pool.Exec(ctx, "create role "+role.Sanitize()+" login password 'pw';"+
+		"grant usage on schema core to "+role.Sanitize()+"; grant select on core.events to "+role.Sanitize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		db.Pool.Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", role[0])
+		db.Pool.Exec(ctx, "drop owned by "+role.Sanitize())
+		db.Pool.Exec(ctx, "drop role if exists "+role.Sanitize())
+	})
+	if _, err := db.Pool.Exec(ctx, `insert into elt.tenants (role_name, customer_id) values ($1, 'cus_a')`, role[0]); err != nil {
+		t.Fatal(err)
+	}
+	tenant, err := pgx.Connect(ctx, db.ConnString(role[0], "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tenant.Close(ctx)
+	if _, err := tenant.Exec(ctx, "set idle_in_transaction_session_timeout = 0"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := tenant.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "select from core.events limit 1"); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "set role elt_runner")
+		return err
+	}
+	runner, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runner.Close()
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	if _, err := refresh.Run(ctx, runner, refresh.Options{Full: true, LockTimeout: 500 * time.Millisecond, Logger: logger}); err != nil {
+		t.Fatalf("--full while a tenant holds a lock on core.events: %v", err)
+	}
+	if _, err := tx.Exec(ctx, "select 1"); err == nil {
+		t.Error("the tenant's idle transaction survived --full")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "step=sql/030_events.sql sessions=1") {
+		t.Errorf("log does not say that one tenant session was ended:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// TestSessionTimeZoneIgnored: records whose timestamps lack an offset are read as UTC, and days are UTC days,
+// even when the refresh's connection has another TimeZone.
+func TestSessionTimeZoneIgnored(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	load(t, db.Pool,
+		batch{"customers", []rec{customer("cus_a", "Alpha", "pro", "2026-01-01T00:00:00")}},
+		batch{"users", []rec{user("usr_a1", "cus_a", "member", "2026-01-01T00:00:00")}},
+		batch{"events", []rec{
+			// No offset: read in New York's zone they would be 02:30 and 03:30 UTC on March 31.
+			event("e01", "cus_a", "usr_a1", "dashboard.view", "2026-03-30T22:30:00", "2026-03-30T22:30:00"),
+			event("e02", "cus_a", "usr_a1", "dashboard.view", "2026-03-30T23:30:00", "2026-03-30T23:30:00"),
+		}},
+	)
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["timezone"] = "America/New_York"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var tz string
+	if err := pool.QueryRow(ctx, "show timezone").Scan(&tz); err != nil || tz != "America/New_York" {
+		t.Fatalf("session TimeZone = %q (%v), want America/New_York", tz, err)
+	}
+	for _, full := range []bool{false, true} {
+		if _, err := refresh.Run(ctx, pool, refresh.Options{Full: full}); err != nil {
+			t.Fatalf("refresh (full=%v): %v", full, err)
+		}
+		if got := mustCount(t, db.Pool, `select count(*) from core.events where occurred_at = updated_at
+			and occurred_at in ('2026-03-30 22:30:00+00', '2026-03-30 23:30:00+00')`); got != 2 {
+			t.Errorf("full=%v: %d of 2 events read as UTC", full, got)
+		}
+		if diff := cmp.Diff("customer_id\tday\tactive_users\tevents\ncus_a\t2026-03-30\t1\t2\n",
+			snapshot(t, db.Pool, "marts.active_users_daily", "*")); diff != "" {
+			t.Errorf("full=%v: active_users_daily (-want +got):\n%s", full, diff)
+		}
 	}
 }
