@@ -33,11 +33,31 @@ func newClient(src *Source, creds credentials, log *slog.Logger) *client {
 	tr.MaxIdleConnsPerHost = 4
 	return &client{
 		src:     src,
-		hc:      &http.Client{Transport: tr},
+		hc:      &http.Client{Transport: tr, CheckRedirect: sameServerRedirect},
 		creds:   creds,
 		limiter: newRateLimiter(src.RateLimit),
 		log:     log,
 	}
+}
+
+// redirectError is a redirect to another server (or scheme), refused: the source's credentials (headers,
+// API-key parameters) would go with it.
+type redirectError struct{ to string } // scheme://host of the target, nothing more
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("redirected to another server (%s), refused: the source's credentials never leave for another host", e.to)
+}
+
+// sameServerRedirect is the client's redirect policy: only to the same scheme and host, at most 10 times.
+func sameServerRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return &redirectError{to: req.URL.Scheme + "://" + req.URL.Host}
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
 }
 
 // show renders u for logs and errors: no credentials, no secret query parameters.
@@ -56,7 +76,7 @@ func (e emitError) Error() string { return e.err.Error() }
 
 // get fetches u and hands a 200 response to read, retrying per the retry policy. read must call restart
 // semantics itself: attempt counts from 0.
-func (c *client) get(ctx context.Context, u *url.URL, accept string, read func(resp *http.Response, attempt int) error) error {
+func (c *client) get(ctx context.Context, u *url.URL, accept string, read func(resp *http.Response, attempt int, idle *idleTimer) error) error {
 	for attempt := 0; ; attempt++ {
 		err := c.once(ctx, u, accept, read, attempt)
 		if err == nil {
@@ -91,7 +111,7 @@ func (c *client) get(ctx context.Context, u *url.URL, accept string, read func(r
 	}
 }
 
-func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(*http.Response, int) error, attempt int) error {
+func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(*http.Response, int, *idleTimer) error, attempt int) error {
 	if err := c.limiter.wait(ctx); err != nil {
 		return err
 	}
@@ -100,14 +120,10 @@ func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(
 	timeout := time.Duration(c.src.Timeout)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var idle atomic.Bool
-	timer := time.AfterFunc(timeout, func() {
-		idle.Store(true)
-		cancel()
-	})
-	defer timer.Stop()
+	idle := newIdleTimer(timeout, cancel)
+	defer idle.stop()
 	timedOut := func(err error) error {
-		if idle.Load() && ctx.Err() == nil {
+		if idle.fired.Load() && ctx.Err() == nil {
 			return fmt.Errorf("%w after %s without data", errTimeout, timeout)
 		}
 		return err
@@ -125,6 +141,10 @@ func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(
 	shown := c.show(u)
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var rd *redirectError
+		if errors.As(err, &rd) {
+			return fmt.Errorf("GET %s: %w", shown, rd) // not retried
+		}
 		return &reachError{url: shown, err: timedOut(err)}
 	}
 	defer resp.Body.Close()
@@ -141,8 +161,8 @@ func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(
 		return fmt.Errorf("GET %s: %w: %s", shown, err, c.creds.redactAll(oneLine(head)))
 	}
 	c.pages.Add(1)
-	resp.Body = &countingReader{r: resp.Body, n: &c.bytes, progress: func() { timer.Reset(timeout) }}
-	if err := read(resp, attempt); err != nil {
+	resp.Body = &countingReader{r: resp.Body, n: &c.bytes, progress: idle.touch}
+	if err := read(resp, attempt, idle); err != nil {
 		var ee emitError
 		if errors.As(err, &ee) || ctx.Err() != nil {
 			return err
@@ -151,6 +171,49 @@ func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(
 	}
 	return nil
 }
+
+// idleTimer cancels a request when no bytes arrived for timeout, except while it is paused: the time a record
+// waits for the loader (a slow or locked Postgres) is not the API being idle.
+type idleTimer struct {
+	timeout time.Duration
+	t       *time.Timer
+	cancel  func()
+	paused  atomic.Bool
+	rearmed atomic.Bool // the timer went off while paused and was set again
+	fired   atomic.Bool // the request was cancelled for idleness
+}
+
+func newIdleTimer(timeout time.Duration, cancel func()) *idleTimer {
+	it := &idleTimer{timeout: timeout, cancel: cancel}
+	it.t = time.AfterFunc(time.Duration(1<<62), it.expire)
+	it.t.Reset(timeout)
+	return it
+}
+
+func (it *idleTimer) expire() {
+	if it.paused.Load() {
+		it.rearmed.Store(true)
+		it.t.Reset(it.timeout)
+		return
+	}
+	it.fired.Store(true)
+	it.cancel()
+}
+
+// touch restarts the wait: bytes arrived.
+func (it *idleTimer) touch() { it.t.Reset(it.timeout) }
+
+// pause stops counting until resume (cheap: called around each record handed on).
+func (it *idleTimer) pause() { it.paused.Store(true) }
+
+func (it *idleTimer) resume() {
+	if it.rearmed.Swap(false) {
+		it.t.Reset(it.timeout) // a long pause: a whole timeout from now
+	}
+	it.paused.Store(false)
+}
+
+func (it *idleTimer) stop() { it.t.Stop() }
 
 // checkContentType refuses a body that is not what the resource format expects (an HTML error page
 // served with 200, for instance). A missing Content-Type is accepted.
@@ -213,7 +276,7 @@ func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit f
 		var header http.Header
 		emitted := 0
 		shown := c.show(pg.cur)
-		err := c.get(ctx, pg.cur, accept, func(resp *http.Response, attempt int) error {
+		err := c.get(ctx, pg.cur, accept, func(resp *http.Response, attempt int, idle *idleTimer) error {
 			pg.restart()
 			header = resp.Header
 			seen := 0
@@ -226,7 +289,11 @@ func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit f
 					return nil // already emitted before a retry of this page
 				}
 				emitted++
-				if err := emit(rec, bad, shown); err != nil {
+				// Handing the record on may wait for the loader: that is not the API being idle.
+				idle.pause()
+				err := emit(rec, bad, shown)
+				idle.resume()
+				if err != nil {
 					return emitError{err}
 				}
 				return nil

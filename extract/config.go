@@ -300,6 +300,7 @@ var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 func (c *Config) validate() error {
 	seen := map[string]bool{}
+	tables := map[string]string{} // staging table: source/resource loading it
 	for i, s := range c.Sources {
 		if s == nil || s.Name == "" {
 			return fmt.Errorf("sources[%d]: name is required", i)
@@ -310,6 +311,14 @@ func (c *Config) validate() error {
 		seen[s.Name] = true
 		if err := s.validate(); err != nil {
 			return fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		// Each staging table has one loader: two sources appending to (or replacing) one table would mix
+		// their records and cursors.
+		for _, r := range s.Resources {
+			if other, ok := tables[r.Table]; ok {
+				return fmt.Errorf("resources %s and %s/%s both load staging.%s", other, s.Name, r.Name, r.Table)
+			}
+			tables[r.Table] = s.Name + "/" + r.Name
 		}
 	}
 	return nil
@@ -453,6 +462,11 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 	}
 	if err := r.Pagination.validate(); err != nil {
 		return fmt.Errorf("pagination: %w", err)
+	}
+	if r.Incremental != nil && r.Pagination.MaxPages > 0 {
+		// A page may end inside a group of records with the same cursor value: the cursor committed at the
+		// last page would make the next run drop the rest of that group forever.
+		return errors.New("pagination.max_pages cannot be used with incremental: a walk cut after a page may stop inside records sharing one cursor value, whose rest would never be loaded; use --limit N to load a sample")
 	}
 	if p := r.Parent; p != nil {
 		r.parent = byName[p.Resource]

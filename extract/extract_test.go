@@ -231,6 +231,9 @@ func TestConfigErrors(t *testing.T) {
 		{"MissingVariable", "sources:\n  - name: s\n    base_url: ${ELT_TEST_SURELY_UNSET_VAR}\n", "line 3: environment variable ELT_TEST_SURELY_UNSET_VAR is not set"},
 		{"Typo", head + "      - {name: r, path: /r, mode: replace, pagnation: {kind: page}}", `line 5: unknown key "pagnation"`},
 		{"TypoInAuth", "sources:\n  - name: s\n    base_url: http://h\n    auth:\n      kind: bearer\n      token_evn: X\n", `line 6: unknown key "token_evn"`},
+		{"MaxPagesWithIncremental", head + "      - {name: r, path: /r, incremental: {cursor_field: t}, pagination: {kind: page, max_pages: 3}}", "resource r: pagination.max_pages cannot be used with incremental"},
+		{"TableOfTwoResources", head + "      - {name: r, path: /r, mode: replace}\n      - {name: q, path: /q, mode: replace, table: r}", "resources r and q both load staging.r"},
+		{"TableOfTwoSources", head + "      - {name: r, path: /r, mode: replace}\n  - name: t\n    base_url: http://127.0.0.1:2\n    resources:\n      - {name: q, path: /q, mode: replace, table: staging.r}", "resources s/r and t/q both load staging.r"},
 		{"LookBackWithoutKey", head + "      - {name: r, path: /r, incremental: {cursor_field: t, look_back: 1h}}", "look_back needs primary_key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

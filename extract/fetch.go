@@ -219,6 +219,9 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 	// Child resource: walk the parent's pages; after each page, walk the children of its records. Only one
 	// parent page is held in memory, and no response stays open while children are fetched.
 	var parents [][]byte
+	// A parent may come twice in one walk of the parent (an offset walk over a list that shifted, say): its
+	// children are walked once, or the second walk would load them again (the cursors were read at start).
+	walked := map[string]bool{}
 	pstart, err := f.startURL(res.parent, nil, "")
 	if err != nil {
 		return err
@@ -244,6 +247,10 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 				vars[ph] = v
 			}
 			scope := scopeFromVars(res, vars)
+			if walked[scope] {
+				continue
+			}
+			walked[scope] = true
 			start, err := f.startURL(res, vars, scope)
 			if err != nil {
 				return err
@@ -340,7 +347,7 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 				}
 			}
 		}
-		if f.x.opts.Limit > 0 && f.count >= f.x.opts.Limit && (r.scope != f.prev.scope || r.cursor != f.prev.cursor) {
+		if f.x.opts.Limit > 0 && f.count >= f.x.opts.Limit && (r.scope != f.prev.scope || compareCursor(r.cursor, f.prev.cursor) != 0) {
 			return errLimit
 		}
 		f.count++

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/elt-dev/elt/demoapi"
 	"github.com/elt-dev/elt/tests/pgtest"
@@ -518,5 +520,258 @@ func TestSlowAPICommitsSmallBatches(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"0", "1", "2", "3", "4", "5", "6", "7", "8"}, f.ids(t)); diff != "" {
 		t.Errorf("staged (-want +got):\n%s", diff)
+	}
+}
+
+// A late record found in the look-back window must not move the saved cursor backwards (else the next run
+// loads again what lies between the two).
+func TestLookBackNeverMovesTheCursorBack(t *testing.T) {
+	t.Parallel()
+	a := `{"id":"a","updated_at":"2026-01-01T10:00:00Z"}`
+	b := `{"id":"b","updated_at":"2026-01-01T10:05:00Z"}`
+	c := `{"id":"c","updated_at":"2026-01-01T10:03:00Z"}`
+	var mu sync.Mutex
+	var recs []string
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		s := r.URL.Query().Get("updated_since")
+		var out []string
+		for _, rec := range recs {
+			v, _ := fieldText([]byte(rec), []string{"updated_at"})
+			if v >= s {
+				out = append(out, rec)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(out, ","))
+	})
+	cfg := f.config(t, "", `        incremental: {cursor_field: updated_at, param: updated_since, initial: "2026-01-01T00:00:00Z", look_back: 10m}`)
+	var cursors []string
+	for _, served := range [][]string{{a, b}, {c}, {a, c, b}} {
+		mu.Lock()
+		recs = served
+		mu.Unlock()
+		if err := f.run(t, cfg, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		var cur string
+		if err := f.db.Pool.QueryRow(context.Background(), `select value from elt.cursors where source = 'fx' and resource = 'items'`).Scan(&cur); err != nil {
+			t.Fatal(err)
+		}
+		cursors = append(cursors, cur)
+	}
+	if diff := cmp.Diff([]string{"a", "b", "c"}, f.ids(t)); diff != "" {
+		t.Errorf("staged (-want +got):\n%s", diff)
+	}
+	want := []string{"2026-01-01T10:05:00Z", "2026-01-01T10:05:00Z", "2026-01-01T10:05:00Z"}
+	if diff := cmp.Diff(want, cursors); diff != "" {
+		t.Errorf("cursor after each run (-want +got):\n%s", diff)
+	}
+}
+
+// A parent that comes twice in one walk (offset pagination over a list that shifted under it) has its
+// children walked once.
+func TestParentSeenTwiceWalksChildrenOnce(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	parents := []string{"p1", "p2", "p3"}
+	var kidWalks []string
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if pid, ok := strings.CutPrefix(r.URL.Path, "/parents/"); ok {
+			pid = strings.TrimSuffix(pid, "/kids")
+			kidWalks = append(kidWalks, pid)
+			if len(kidWalks) == 1 {
+				parents = append([]string{"p0"}, parents...) // a new parent shifts the list
+			}
+			fmt.Fprintf(w, `{"data":[{"id":"%s-k","updated_at":"2026-01-01T10:00:00Z"}]}`, pid)
+			return
+		}
+		off, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+		var out []string
+		for i := off; i < len(parents) && i < off+2; i++ {
+			out = append(out, fmt.Sprintf(`{"id":%q}`, parents[i]))
+		}
+		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(out, ","))
+	})
+	cfg := mustConfig(t, fmt.Sprintf(`
+sources:
+  - name: fx
+    base_url: %s
+    max_retries: -1
+    resources:
+      - name: parents
+        path: /parents
+        records: data
+        primary_key: id
+        mode: replace
+        pagination: {kind: offset, size: 2}
+      - name: kids
+        path: /parents/{pid}/kids
+        records: data
+        primary_key: id
+        parent: {resource: parents, fields: {pid: id}}
+        incremental: {cursor_field: updated_at, param: updated_since}
+`, f.srv.URL))
+	if err := f.run(t, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"p1-k", "p2-k", "p3-k"}, stagingIDs(t, f.db, "kids")); diff != "" {
+		t.Errorf("staged kids (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"p1", "p2", "p3"}, kidWalks); diff != "" {
+		t.Errorf("children walked (-want +got):\n%s", diff)
+	}
+}
+
+// A redirect to another server is refused before anything (headers, API key) is sent there; one on the same
+// server is followed.
+func TestRedirectsStayOnTheSourceServer(t *testing.T) {
+	t.Parallel()
+	const key = "k3y-redirected-4567"
+	for _, tc := range []struct {
+		name    string
+		auth    string
+		across  bool   // redirect to the other server, else to another path of the same one
+		wantErr string // "" : success
+	}{
+		{"APIKeyInHeaderAcross", "api_key, name: X-Api-Key", true, "redirected to another server (http://127.0.0.1:"},
+		{"APIKeyInQueryAcross", "api_key, name: api_key, in: query", true, "redirected to another server (http://127.0.0.1:"},
+		{"BearerAcross", "bearer", true, "redirected to another server (http://127.0.0.1:"},
+		{"APIKeyInHeaderSameServer", "api_key, name: X-Api-Key", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var otherHits atomic.Int64
+			other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				otherHits.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `{"data":[{"id":"stolen"}]}`)
+			}))
+			t.Cleanup(other.Close)
+			f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+				if r.URL.Path == "/items" {
+					target := "/moved"
+					if tc.across {
+						target = other.URL + "/items"
+					}
+					http.Redirect(w, r, target, http.StatusFound)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `{"data":[{"id":"x"}]}`)
+			})
+			src := fmt.Sprintf("    auth: {kind: %s, token_file: %s}", tc.auth, tokenFileWith(t, key))
+			err := f.run(t, f.config(t, src, appendByID), Options{}, key)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff([]string{"x"}, f.ids(t)); diff != "" {
+					t.Errorf("staged (-want +got):\n%s", diff)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "GET "+f.srv.URL+"/items") {
+				t.Fatalf("error %v, want one naming the source URL and containing %q", err, tc.wantErr)
+			}
+			if n := otherHits.Load(); n != 0 {
+				t.Errorf("the other server got %d requests", n)
+			}
+			if n := f.n.Load(); n != 1 {
+				t.Errorf("the source got %d requests, want 1 (a refused redirect is not retried)", n)
+			}
+		})
+	}
+}
+
+// The idle timeout is for the API: while the loader waits for Postgres (here a lock held by "elt refresh"),
+// the body is not read, and that is not the API being idle.
+func TestSlowLoaderIsNotAnIdleAPI(t *testing.T) {
+	t.Parallel()
+	const n = 10000
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		w.Header().Set("Content-Type", "application/json")
+		recs := make([]string, n)
+		for i := range recs {
+			recs[i] = fmt.Sprintf(`{"id":"%05d"}`, i)
+		}
+		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(recs, ","))
+	})
+	cfg := f.config(t, "    timeout: 200ms\n    batch_size: 1000", appendByID)
+	ctx := context.Background()
+	tx, err := f.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `select elt.lock_staging_exclusive()`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.run(t, cfg, Options{}) }()
+	time.Sleep(1500 * time.Millisecond) // many timeouts long
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := len(f.ids(t)); got != n {
+		t.Errorf("%d records staged, want %d", got, n)
+	}
+	if got := queryInt(t, f.db, `select retries from elt.runs order by run_id desc limit 1`); got != 0 {
+		t.Errorf("%d retries, want 0:\n%s", got, f.logs.String())
+	}
+}
+
+// Batches and --limit end only between cursor values that differ as cursors (compareCursor), not as text:
+// 00:00:00Z and 01:00:00+01:00 are one instant, so a run must not stop between them (the next run would drop
+// the second as already loaded).
+func TestBoundariesCompareCursorsAsCursors(t *testing.T) {
+	t.Parallel()
+	body := `{"data":[{"id":"a","updated_at":"2026-01-01T00:00:00Z"},{"id":"b","updated_at":"2026-01-01T01:00:00+01:00"},{"id":"c","updated_at":"2026-01-01T00:01:00Z"}]}`
+	for _, tc := range []struct {
+		name        string
+		source      string
+		runs        []Options
+		wantIDs     [][]string // after each run
+		wantBatches []int64    // records per batch
+	}{
+		{"BatchSize", "    batch_size: 1", []Options{{}}, [][]string{{"a", "b", "c"}}, []int64{2, 1}},
+		{"Limit", "", []Options{{Limit: 1}, {}}, [][]string{{"a", "b"}, {"a", "b", "c"}}, []int64{2, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, body)
+			})
+			cfg := f.config(t, tc.source, `        incremental: {cursor_field: updated_at}`)
+			var ids [][]string
+			for _, o := range tc.runs {
+				if err := f.run(t, cfg, o); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, f.ids(t))
+			}
+			if diff := cmp.Diff(tc.wantIDs, ids); diff != "" {
+				t.Errorf("staged after each run (-want +got):\n%s", diff)
+			}
+			rows, err := f.db.Pool.Query(context.Background(), `select records from elt.batches order by batch_id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batches, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantBatches, batches); diff != "" {
+				t.Errorf("records per batch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

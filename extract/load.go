@@ -165,7 +165,7 @@ func (b *batchSource) Next() bool {
 			b.rejects = append(b.rejects, r)
 			continue
 		}
-		if b.limit > 0 && b.n > 0 && (b.n >= b.limit || b.late.Load()) && (r.scope != b.row.scope || r.cursor != b.row.cursor) {
+		if b.limit > 0 && b.n > 0 && (b.n >= b.limit || b.late.Load()) && (r.scope != b.row.scope || compareCursor(r.cursor, b.row.cursor) != 0) {
 			b.peeked = &r
 			return false
 		}
@@ -364,10 +364,42 @@ func (x *sourceRun) upsertCursors(ctx context.Context, tx pgx.Tx, res *Resource,
 		return nil
 	}
 	scopes := make([]string, 0, len(b.cursors))
+	for s := range b.cursors {
+		scopes = append(scopes, s)
+	}
+	// A batch of a look-back window may end on a late record below the saved cursor: the saved cursor never
+	// goes backwards (records up to it are loaded), so keep per scope the greater of the two, compared as
+	// cursors (compareCursor), not as text.
+	saved := map[string]string{}
+	if !reset {
+		rows, err := tx.Query(ctx, `select scope, value from elt.cursors
+			where source = $1 and resource = $2 and scope = any($3) for update`, x.src.Name, res.Name, scopes)
+		if err != nil {
+			return fmt.Errorf("read cursor: %w", err)
+		}
+		for rows.Next() {
+			var s, v string
+			if err := rows.Scan(&s, &v); err != nil {
+				rows.Close()
+				return fmt.Errorf("read cursor: %w", err)
+			}
+			saved[s] = v
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read cursor: %w", err)
+		}
+	}
+	scopes = scopes[:0]
 	values := make([]string, 0, len(b.cursors))
 	for s, v := range b.cursors {
+		if old, ok := saved[s]; ok && compareCursor(v, old) <= 0 {
+			continue
+		}
 		scopes = append(scopes, s)
 		values = append(values, v)
+	}
+	if len(scopes) == 0 {
+		return nil
 	}
 	_, err := tx.Exec(ctx, `
 		insert into elt.cursors (source, resource, scope, value)
@@ -413,8 +445,12 @@ func (x *sourceRun) endBatch(ctx context.Context, tx pgx.Tx, res *Resource, b *b
 func (x *sourceRun) committed(res *Resource, b *batchSource) {
 	x.records += int64(b.n)
 	x.bytes += b.bytes
+	cursor := ""
+	if c := b.cursorMax(); c != nil {
+		cursor = *c
+	}
 	x.log.Debug("batch committed", "resource", res.Name, "batch_id", b.batchID, "records", b.n,
-		"rejects", len(b.rejects), "cursor", b.cursorMax())
+		"rejects", len(b.rejects), "cursor", cursor)
 }
 
 // copyErr explains a COPY failure; a record jsonb refuses fails the whole batch, which is rolled back.

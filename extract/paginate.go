@@ -13,21 +13,22 @@ import (
 // This file holds the pagination kinds (page number, offset/limit, cursor token, next URL in the body,
 // RFC 8288 Link header) and their stop rules (has-more flag, total count, empty page, max pages). Every kind
 // refuses to loop: a page that starts with the same record as the page before, or a cursor or next URL that
-// does not change, is an error naming the page.
+// does not change or that leads back to an earlier page of the walk, is an error naming the page.
 
 // pager walks the pages of one resource request.
 type pager struct {
 	cfg     *Pagination
-	cur     *url.URL // the request for the page being read
-	pages   int      // pages read
-	records int      // records read on all pages
-	prev    []byte   // first record of the previous page
-	first   []byte   // first record of the current page
-	pageRec int      // records on the current page so far
+	cur     *url.URL       // the request for the page being read
+	pages   int            // pages read
+	records int            // records read on all pages
+	prev    []byte         // first record of the previous page
+	first   []byte         // first record of the current page
+	pageRec int            // records on the current page so far
+	visited map[string]int // cursor tokens or URLs of the pages requested, with their page number
 }
 
 func newPager(cfg *Pagination, start *url.URL) *pager {
-	pg := &pager{cfg: cfg, cur: start}
+	pg := &pager{cfg: cfg, cur: start, visited: map[string]int{}}
 	switch cfg.Kind {
 	case "page":
 		pg.set(cfg.PageParam, strconv.Itoa(*cfg.FirstPage))
@@ -138,6 +139,10 @@ func (pg *pager) advance(meta map[string]json.RawMessage, h http.Header) (done b
 		if tok == pg.cur.Query().Get(c.CursorParam) {
 			return false, "", fmt.Errorf("page %d: cursor %s did not advance", pg.pages, c.CursorPath)
 		}
+		if p, ok := pg.visited[tok]; ok {
+			return false, "", fmt.Errorf("page %d: cursor %s leads back to page %d (the pages go round in a cycle)", pg.pages, c.CursorPath, p)
+		}
+		pg.visited[tok] = pg.pages + 1
 		pg.set(c.CursorParam, tok)
 	case "next_url":
 		next, ok := scalarText(meta[c.NextURLPath])
@@ -167,6 +172,13 @@ func (pg *pager) follow(next, what string) (bool, string, error) {
 		// The credentials of this source must not travel to another server.
 		return false, "", fmt.Errorf("page %d: %s points to another server (%s://%s)", pg.pages, what, u.Scheme, u.Host)
 	}
+	if len(pg.visited) == 0 {
+		pg.visited[pg.cur.String()] = 1 // the first page
+	}
+	if p, ok := pg.visited[u.String()]; ok {
+		return false, "", fmt.Errorf("page %d: %s leads back to page %d (the pages go round in a cycle)", pg.pages, what, p)
+	}
+	pg.visited[u.String()] = pg.pages + 1
 	pg.cur = u
 	return false, "", nil
 }

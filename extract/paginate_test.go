@@ -27,6 +27,7 @@ type listAPI struct {
 	total      bool   // send total
 	ignorePage bool   // always serve the first page (a broken API)
 	stuck      bool   // the next cursor never changes
+	cycle      bool   // the pages go round: 0, 1, 2, 0, 1, ...
 	otherHost  bool   // next URLs point to another server
 }
 
@@ -61,6 +62,9 @@ func (a *listAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	next := p + 1
 	if a.stuck {
 		next = 1
+	}
+	if a.cycle {
+		next = (p + 1) % 3
 	}
 	haveNext := more || a.alwaysNext
 	host := r.Host
@@ -203,6 +207,9 @@ func TestPaginationNeverLoops(t *testing.T) {
 		{"RepeatPastTheEnd", listAPI{kind: "page", n: 10, size: 5, beyond: "repeat"}, Pagination{Kind: "page"}, "page 3 repeats page 2"},
 		{"CursorStuck", listAPI{kind: "cursor", n: 20, size: 5, stuck: true}, Pagination{Kind: "cursor"}, "page 2: cursor next_cursor did not advance"},
 		{"NextURLSame", listAPI{kind: "next_url", n: 20, size: 5, stuck: true}, Pagination{Kind: "next_url", NextURLPath: "meta.next"}, "points to the same page"},
+		{"CursorCycle", listAPI{kind: "cursor", n: 20, size: 5, beyond: "infinite", cycle: true}, Pagination{Kind: "cursor"}, "page 4: cursor next_cursor leads back to page 2 (the pages go round in a cycle)"},
+		{"NextURLCycle", listAPI{kind: "next_url", n: 20, size: 5, beyond: "infinite", cycle: true}, Pagination{Kind: "next_url", NextURLPath: "meta.next"}, "page 4: meta.next leads back to page 2 (the pages go round in a cycle)"},
+		{"LinkCycle", listAPI{kind: "link", n: 20, size: 5, beyond: "infinite", cycle: true}, Pagination{Kind: "link"}, "page 4: Link rel=next leads back to page 2 (the pages go round in a cycle)"},
 		{"LinkToAnotherServer", listAPI{kind: "link", n: 20, size: 5, otherHost: true}, Pagination{Kind: "link"}, "page 1: Link rel=next points to another server (http://elsewhere.example)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
