@@ -111,8 +111,8 @@ func hasServer(dir string) bool {
 }
 
 // EnsureBinDir is FindBinDir, but when no server is found and the caller is root on a machine with apt-get, it
-// installs Debian's postgresql package first.
-func EnsureBinDir(ctx context.Context, logf func(string, ...any)) (string, error) {
+// installs Debian's postgresql package first, saying so on standard error.
+func EnsureBinDir(ctx context.Context) (string, error) {
 	d, err := FindBinDir()
 	if err == nil || os.Geteuid() != 0 {
 		return d, err
@@ -120,7 +120,7 @@ func EnsureBinDir(ctx context.Context, logf func(string, ...any)) (string, error
 	if _, lerr := exec.LookPath("apt-get"); lerr != nil {
 		return "", err
 	}
-	logf("no PostgreSQL server found; installing Debian's postgresql package with apt-get")
+	fmt.Fprintln(os.Stderr, "localpg: no PostgreSQL server binaries found; installing Debian's postgresql package with apt-get")
 	for _, args := range [][]string{{"update"}, {"install", "-y", "--no-install-recommends", "postgresql"}} {
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
@@ -138,7 +138,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin, err := EnsureBinDir(ctx, func(string, ...any) {})
+	bin, err := EnsureBinDir(ctx)
 	if err != nil {
 		return nil, err
 	}

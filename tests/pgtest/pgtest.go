@@ -111,7 +111,11 @@ func New(t testing.TB) *DB {
 	t.Cleanup(func() {
 		db.Pool.Close()
 		if t.Failed() {
-			t.Logf("pgtest: kept database of failed test: psql '%s'", db.URL)
+			if os.Getenv("DATABASE_URL") == "" {
+				t.Logf("pgtest: the failed test's database %s goes with the throwaway cluster when the test binary exits; set DATABASE_URL to keep it", db.Name)
+			} else {
+				t.Logf("pgtest: kept database of failed test: psql '%s'", db.URL)
+			}
 			return
 		}
 		if err := exec1(context.Background(), srv.adminURL, "drop database "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
