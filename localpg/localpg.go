@@ -190,6 +190,19 @@ func Open(ctx context.Context, dir string) (*Cluster, error) {
 	return c, nil
 }
 
+// Stop stops the cluster in dir if it runs (fast shutdown: open sessions are ended).
+func Stop(ctx context.Context, dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	bin, err := FindBinDir()
+	if err != nil {
+		return err
+	}
+	return (&Cluster{Dir: dir, BinDir: bin}).Stop(ctx)
+}
+
 // Stop stops the cluster (fast shutdown: open sessions are ended). Stopping a stopped cluster is not an error.
 func (c *Cluster) Stop(ctx context.Context) error {
 	if _, ok := c.running(ctx); !ok {

@@ -42,12 +42,7 @@ type DBStopCmd struct{}
 
 // Run stops the cluster if it runs.
 func (c *DBStopCmd) Run(ctx context.Context, db *DBCmd) error {
-	bin, err := localpg.FindBinDir()
-	if err != nil {
-		return err
-	}
-	cl := &localpg.Cluster{Dir: db.Dir, BinDir: bin}
-	return cl.Stop(ctx)
+	return localpg.Stop(ctx, db.Dir)
 }
 
 // DBURLCmd prints the URL of the running cluster.
