@@ -383,9 +383,9 @@ func TestRetries(t *testing.T) {
 			}
 			fmt.Fprint(w, page)
 		}, "", 2},
-		{"TimeoutThenSuccess", "    timeout: 100ms", func(w http.ResponseWriter, n int64) {
+		{"TimeoutThenSuccess", "    timeout: 300ms", func(w http.ResponseWriter, n int64) {
 			if n == 1 {
-				time.Sleep(400 * time.Millisecond)
+				time.Sleep(1200 * time.Millisecond)
 			}
 			fmt.Fprint(w, page)
 		}, "", 1},
@@ -393,15 +393,15 @@ func TestRetries(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			fmt.Fprint(w, page)
 		}, "/items: timed out after 50ms without data (gave up after 2 retries)", 2},
-		{"BodyStallsThenSuccess", "    timeout: 100ms", func(w http.ResponseWriter, n int64) {
+		{"BodyStallsThenSuccess", "    timeout: 300ms", func(w http.ResponseWriter, n int64) {
 			fmt.Fprint(w, `{"data":[{"id":1},`)
 			w.(http.Flusher).Flush()
 			if n == 1 {
-				time.Sleep(400 * time.Millisecond)
+				time.Sleep(1200 * time.Millisecond)
 			}
 			fmt.Fprint(w, `{"id":2}]}`)
 		}, "", 1},
-		{"SlowSteadyBodyIsFine", "    timeout: 100ms", func(w http.ResponseWriter, n int64) {
+		{"SlowSteadyBodyIsFine", "    timeout: 300ms", func(w http.ResponseWriter, n int64) {
 			fmt.Fprint(w, `{"data":[{"id":0}`)
 			for i := 1; i <= 6; i++ {
 				w.(http.Flusher).Flush()
@@ -701,7 +701,7 @@ func TestSlowLoaderIsNotAnIdleAPI(t *testing.T) {
 		}
 		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(recs, ","))
 	})
-	cfg := f.config(t, "    timeout: 200ms\n    batch_size: 1000", appendByID)
+	cfg := f.config(t, "    timeout: 500ms\n    batch_size: 1000", appendByID)
 	ctx := context.Background()
 	tx, err := f.db.Pool.Begin(ctx)
 	if err != nil {
@@ -713,7 +713,7 @@ func TestSlowLoaderIsNotAnIdleAPI(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.run(t, cfg, Options{}) }()
-	time.Sleep(1500 * time.Millisecond) // many timeouts long
+	time.Sleep(2500 * time.Millisecond) // many timeouts long
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
