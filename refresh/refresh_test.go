@@ -761,7 +761,7 @@ func TestFullEndsTenantSessions(t *testing.T) {
 	var logs strings.Builder
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	if _, err := refresh.Run(ctx, runner, refresh.Options{Full: true, LockTimeout: 500 * time.Millisecond, Logger: logger}); err != nil {
+	if _, err := refresh.Run(ctx, runner, refresh.Options{Full: true, LockTimeout: 3 * time.Second, Logger: logger}); err != nil {
 		t.Fatalf("--full while a tenant holds a lock on core.events: %v", err)
 	}
 	if _, err := tx.Exec(ctx, "select 1"); err == nil {
