@@ -2,7 +2,6 @@ package tests
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,18 +17,7 @@ func TestLocalClusterLifecycle(t *testing.T) {
 	}
 	run := func(args ...string) result {
 		t.Helper()
-		cmd := exec.Command(eltBin, append([]string{"db", "--dir", "cluster"}, args...)...)
-		cmd.Dir = work
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+		return runEltIn(t, work, nil, append([]string{"db", "--dir", "cluster"}, args...)...)
 	}
 	t.Cleanup(func() { run("stop") })
 

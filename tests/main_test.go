@@ -46,7 +46,14 @@ type result struct {
 // runElt runs the elt binary with args and the given extra environment (DATABASE_URL and friends).
 func runElt(t testing.TB, env []string, args ...string) result {
 	t.Helper()
+	return runEltIn(t, "", env, args...)
+}
+
+// runEltIn is runElt in working directory dir ("": this process's).
+func runEltIn(t testing.TB, dir string, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(eltBin, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
