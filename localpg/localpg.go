@@ -64,12 +64,6 @@ func (c *Cluster) URL(db string) string {
 	return (&url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/" + db, RawQuery: q.Encode()}).String()
 }
 
-// TCPURL is a connection string for role user to database db over TCP, without a password (libpq reads it
-// from PGPASSWORD or ~/.pgpass).
-func (c *Cluster) TCPURL(user, db string) string {
-	return (&url.URL{Scheme: "postgres", User: url.User(user), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), Path: "/" + db, RawQuery: "sslmode=disable"}).String()
-}
-
 // FindBinDir locates the PostgreSQL server binaries: $PG_BINDIR, then `pg_config --bindir` when it holds a
 // server, then the newest /usr/lib/postgresql/*/bin.
 func FindBinDir() (string, error) {
@@ -134,22 +128,18 @@ func EnsureBinDir(ctx context.Context) (string, error) {
 // Start initializes the cluster in opts.Dir when needed and starts it unless it is already running. It is
 // safe to call on a running cluster: it returns the running one.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	dir, err := filepath.Abs(opts.Dir)
+	c, err := at(opts.Dir, func() (string, error) { return EnsureBinDir(ctx) })
 	if err != nil {
-		return nil, err
-	}
-	bin, err := EnsureBinDir(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c := &Cluster{Dir: dir, BinDir: bin}
-	if err := c.prepare(ctx, opts); err != nil {
 		return nil, err
 	}
 	if port, ok := c.running(ctx); ok {
 		c.Port = port
 		return c, nil
 	}
+	if err := c.prepare(ctx, opts); err != nil {
+		return nil, err
+	}
+	dir := c.Dir
 	port := opts.Port
 	if port == 0 {
 		port = previousPort(dir)
@@ -173,18 +163,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 // Open returns the cluster in dir if it is running.
 func Open(ctx context.Context, dir string) (*Cluster, error) {
-	dir, err := filepath.Abs(dir)
+	c, err := at(dir, FindBinDir)
 	if err != nil {
 		return nil, err
 	}
-	bin, err := FindBinDir()
-	if err != nil {
-		return nil, err
-	}
-	c := &Cluster{Dir: dir, BinDir: bin}
 	port, ok := c.running(ctx)
 	if !ok {
-		return nil, fmt.Errorf("no local postgres running in %s (start it with: elt db start)", dir)
+		return nil, fmt.Errorf("no local postgres running in %s (start it with: elt db start)", c.Dir)
 	}
 	c.Port = port
 	return c, nil
@@ -192,15 +177,24 @@ func Open(ctx context.Context, dir string) (*Cluster, error) {
 
 // Stop stops the cluster in dir if it runs (fast shutdown: open sessions are ended).
 func Stop(ctx context.Context, dir string) error {
-	dir, err := filepath.Abs(dir)
+	c, err := at(dir, FindBinDir)
 	if err != nil {
 		return err
 	}
-	bin, err := FindBinDir()
+	return c.Stop(ctx)
+}
+
+// at is the cluster in dir (made absolute: server commands run from /), with the binaries find locates.
+func at(dir string, find func() (string, error)) (*Cluster, error) {
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return (&Cluster{Dir: dir, BinDir: bin}).Stop(ctx)
+	bin, err := find()
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{Dir: abs, BinDir: bin}, nil
 }
 
 // Stop stops the cluster (fast shutdown: open sessions are ended). Stopping a stopped cluster is not an error.

@@ -87,7 +87,7 @@ func CurrentVersion(ctx context.Context, conn *pgx.Conn) (int32, error) {
 		return 0, nil
 	}
 	var v int32
-	if err := conn.QueryRow(ctx, `select version from public.elt_schema_version`).Scan(&v); err != nil {
+	if err := conn.QueryRow(ctx, "select version from "+VersionTable).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
@@ -103,8 +103,8 @@ func ReadStatus(ctx context.Context, conn *pgx.Conn, fsys fs.FS) (Status, error)
 	if err != nil {
 		return Status{}, err
 	}
-	if int(cur) > len(all) {
-		return Status{}, fmt.Errorf("database is at schema version %d but this elt binary knows only %d migrations: use a newer elt", cur, len(all))
+	if err := checkKnown(cur, len(all)); err != nil {
+		return Status{}, err
 	}
 	return Status{Current: cur, All: all}, nil
 }
@@ -125,8 +125,8 @@ func Up(ctx context.Context, conn *pgx.Conn, fsys fs.FS, onStart func(Migration)
 	if err != nil {
 		return nil, fmt.Errorf("read schema version: %w", err)
 	}
-	if int(before) > len(m.Migrations) {
-		return nil, fmt.Errorf("database is at schema version %d but this elt binary knows only %d migrations: use a newer elt", before, len(m.Migrations))
+	if err := checkKnown(before, len(m.Migrations)); err != nil {
+		return nil, err
 	}
 	all := convert(m.Migrations)
 	if onStart != nil {
@@ -163,6 +163,14 @@ func adopt(ctx context.Context, conn *pgx.Conn) error {
 	}
 	if _, err := conn.Exec(ctx, `call elt.adopt_objects()`); err != nil {
 		return fmt.Errorf("give objects to elt_owner: %w", err)
+	}
+	return nil
+}
+
+// checkKnown fails when the database is at a version newer than the n migrations this binary carries.
+func checkKnown(version int32, n int) error {
+	if int(version) > n {
+		return fmt.Errorf("database is at schema version %d but this elt binary knows only %d migrations: use a newer elt", version, n)
 	}
 	return nil
 }

@@ -65,8 +65,9 @@ func TestKilledExtractRerunLeavesStagingEqualToSource(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(killConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "DATABASE_URL="+db.URLAs("elt_runner"), "ELT_CONFIG="+cfg,
-		"ELT_DEMO_API_URL="+ts.URL, "ELT_DEMO_API_TOKEN=kill-token", "ELT_LOG_FORMAT=json")
+	extra := []string{"DATABASE_URL=" + db.URLAs("elt_runner"), "ELT_CONFIG=" + cfg,
+		"ELT_DEMO_API_URL=" + ts.URL, "ELT_DEMO_API_TOKEN=kill-token"}
+	env := append(os.Environ(), append(extra, "ELT_LOG_FORMAT=json")...)
 
 	ctx := context.Background()
 	countEvents := func() int {
@@ -109,8 +110,7 @@ func TestKilledExtractRerunLeavesStagingEqualToSource(t *testing.T) {
 		t.Fatalf("only %d runs were still going when killed: the test no longer kills mid-run", killed)
 	}
 
-	r := runElt(t, []string{"DATABASE_URL=" + db.URLAs("elt_runner"), "ELT_CONFIG=" + cfg,
-		"ELT_DEMO_API_URL=" + ts.URL, "ELT_DEMO_API_TOKEN=kill-token"}, "extract")
+	r := runElt(t, extra, "extract")
 	if r.Code != 0 {
 		t.Fatalf("final extract: exit %d:\n%s", r.Code, r.Stderr)
 	}

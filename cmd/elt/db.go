@@ -20,13 +20,14 @@ type DBCmd struct {
 
 // DBStartCmd starts the local cluster.
 type DBStartCmd struct {
-	Port      int  `name:"port" help:"TCP port on 127.0.0.1 (default: the last one if free, else any free port)."`
-	Ephemeral bool `name:"ephemeral" help:"Turn fsync, synchronous_commit and full_page_writes off at creation: fast, and unsafe for data you keep (CI and tests only)."`
+	Port      int               `name:"port" help:"TCP port on 127.0.0.1 (default: the last one if free, else any free port)."`
+	Ephemeral bool              `name:"ephemeral" help:"Turn fsync, synchronous_commit and full_page_writes off at creation: fast, and unsafe for data you keep (CI and tests only)."`
+	Set       map[string]string `name:"set" placeholder:"SETTING=VALUE" help:"A postgresql.conf setting written at creation (repeatable), e.g. --set shared_buffers=1GB."`
 }
 
 // Run starts the cluster and prints its URL.
 func (c *DBStartCmd) Run(ctx context.Context, db *DBCmd) error {
-	cl, err := localpg.Start(ctx, localpg.Options{Dir: db.Dir, Port: c.Port, Ephemeral: c.Ephemeral})
+	cl, err := localpg.Start(ctx, localpg.Options{Dir: db.Dir, Port: c.Port, Ephemeral: c.Ephemeral, Settings: c.Set})
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ chmod 0755 "$work"
 cluster=""
 cleanup() {
     if [ -n "$cluster" ]; then
-        as_pg "$PGBIN/pg_ctl" -D "$cluster/data" -m fast -w stop >/dev/null 2>&1 || true
+        "$ELT" db --dir "$cluster" stop >/dev/null 2>&1 || true
     elif [ -n "${DATABASE_URL:-}" ] && [ "${KEEP:-0}" != 1 ]; then
         psql -X -q "$DATABASE_URL" -c 'drop database if exists elt_bench_refresh with (force)' >/dev/null 2>&1 || true
     fi
@@ -40,20 +40,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 if [ -z "${DATABASE_URL:-}" ]; then
     cluster=$work/pg
-    mkdir -p "$cluster"
-    [ "$(id -u)" = 0 ] && chown postgres "$cluster"
-    port=$((56000 + RANDOM % 1000))
-    as_pg "$PGBIN/initdb" -D "$cluster/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-    as_pg "$PGBIN/pg_ctl" -D "$cluster/data" -l "$cluster/log" -w -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$cluster -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min" start >/dev/null
-    admin="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+    admin=$("$ELT" db --dir "$cluster" --database postgres start \
+        --set shared_buffers=1GB --set max_wal_size=8GB --set checkpoint_timeout=30min)
 else
     admin=$DATABASE_URL
 fi

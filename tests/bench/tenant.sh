@@ -35,24 +35,18 @@ PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/b
 work=$(mktemp -d /tmp/elt-bench-tenant.XXXXXX)
 chmod 0755 "$work"
 cluster=$work/pg
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 cleanup() {
-    as_pg "$PGBIN/pg_ctl" -D "$cluster/data" -m fast -w stop >/dev/null 2>&1 || true
+    "$ELT" db --dir "$cluster" stop >/dev/null 2>&1 || true
     [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
 }
 trap cleanup EXIT
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-mkdir -p "$cluster"
-[ "$(id -u)" = 0 ] && chown postgres "$cluster"
-port=$((56000 + RANDOM % 1000))
-as_pg "$PGBIN/initdb" -D "$cluster/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$cluster/data" -l "$cluster/log" -w -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$cluster -c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min" start >/dev/null
-admin="postgres://postgres@/postgres?host=$cluster&port=$port"
-psql -X -q "$admin" -c 'create database elt_bench_tenant'
-export DATABASE_URL="postgres://postgres@/elt_bench_tenant?host=$cluster&port=$port"
+# Local cluster (localpg): the superuser over the Unix socket, every other login over TCP with scram.
+DATABASE_URL=$("$ELT" db --dir "$cluster" --database elt_bench_tenant start \
+    --set shared_buffers=1GB --set max_wal_size=8GB --set checkpoint_timeout=30min)
+export DATABASE_URL
+port=$(cat "$cluster/port")
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL")
 "$ELT" migrate >/dev/null 2>&1
 
@@ -103,7 +97,7 @@ log "data ready in $(( $(date +%s) - t0 )) s: $("${PSQL[@]}" -At -c "select coun
 # elt_runner gets a password so that both sides connect the same way (TCP, scram).
 owner_pw=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 "${PSQL[@]}" -c "alter role elt_runner password '$owner_pw'"
-DATABASE_URL="postgres://elt_runner@/elt_bench_tenant?host=$cluster&port=$port" "$ELT" tenant add "$CUSTOMER" --password-to "$work/tenant.pw" >/dev/null
+DATABASE_URL=${DATABASE_URL/postgres@/elt_runner@} "$ELT" tenant add "$CUSTOMER" --password-to "$work/tenant.pw" >/dev/null
 role=$("${PSQL[@]}" -At -c "select role_name from elt.tenants where customer_id = '$CUSTOMER' and kind = 'tenant'")
 user=$("${PSQL[@]}" -At -c "select user_id from marts.rollup_user where customer_id = '$CUSTOMER' order by events desc limit 1")
 

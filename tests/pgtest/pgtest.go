@@ -64,9 +64,10 @@ func (db *DB) URLAs(user string) string {
 
 // server is the PostgreSQL server the test binary uses.
 type server struct {
-	adminURL string // superuser URL of the maintenance database
-	tcpHost  string // host:port reachable over TCP
-	template string // name of the migrated template database
+	adminURL string        // superuser URL of the maintenance database
+	admin    *pgxpool.Pool // on adminURL: creates and drops the tests' databases
+	tcpHost  string        // host:port reachable over TCP
+	template string        // name of the migrated template database
 }
 
 func (s *server) urlFor(db string) string {
@@ -95,7 +96,7 @@ func New(t testing.TB) *DB {
 	}
 	ctx := context.Background()
 	name := "t_" + randomHex(8)
-	if err := exec1(ctx, srv.adminURL, "create database "+pgx.Identifier{name}.Sanitize()+" template "+pgx.Identifier{srv.template}.Sanitize()); err != nil {
+	if _, err := srv.admin.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()+" template "+pgx.Identifier{srv.template}.Sanitize()); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	db := &DB{Name: name, URL: srv.urlFor(name)}
@@ -118,7 +119,7 @@ func New(t testing.TB) *DB {
 			}
 			return
 		}
-		if err := exec1(context.Background(), srv.adminURL, "drop database "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
+		if _, err := srv.admin.Exec(context.Background(), "drop database "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
 			t.Logf("pgtest: drop database %s: %v", name, err)
 		}
 	})
@@ -148,7 +149,12 @@ func setup() (*server, error) {
 		s.adminURL = c.URL("postgres")
 		s.tcpHost = "127.0.0.1:" + strconv.Itoa(c.Port)
 	}
-	tmpl, err := ensureTemplate(ctx, s.adminURL)
+	admin, err := pgxpool.New(context.Background(), s.adminURL)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", redact(s.adminURL), err)
+	}
+	s.admin = admin
+	tmpl, err := s.ensureTemplate(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +193,7 @@ func startCluster(ctx context.Context) (*localpg.Cluster, error) {
 
 // ensureTemplate creates, once per distinct set of migrations, a template database migrated to the latest
 // version. Concurrent test binaries serialize on an advisory lock.
-func ensureTemplate(ctx context.Context, adminURL string) (string, error) {
+func (s *server) ensureTemplate(ctx context.Context) (string, error) {
 	ms, err := migrate.Load(nil)
 	if err != nil {
 		return "", err
@@ -200,9 +206,9 @@ func ensureTemplate(ctx context.Context, adminURL string) (string, error) {
 	}
 	name := "elt_template_" + hex.EncodeToString(h.Sum(nil))[:16]
 
-	conn, err := pgx.Connect(ctx, adminURL)
+	conn, err := pgx.Connect(ctx, s.adminURL)
 	if err != nil {
-		return "", fmt.Errorf("connect to %s: %w", redact(adminURL), err)
+		return "", fmt.Errorf("connect to %s: %w", redact(s.adminURL), err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "select pg_advisory_lock(hashtextextended('elt:pgtest-template', 0))"); err != nil {
@@ -222,9 +228,7 @@ func ensureTemplate(ctx context.Context, adminURL string) (string, error) {
 	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{building}.Sanitize()); err != nil {
 		return "", err
 	}
-	u, _ := url.Parse(adminURL)
-	u.Path = "/" + building
-	mconn, err := pgx.Connect(ctx, u.String())
+	mconn, err := pgx.Connect(ctx, s.urlFor(building))
 	if err != nil {
 		return "", err
 	}
@@ -242,16 +246,6 @@ func ensureTemplate(ctx context.Context, adminURL string) (string, error) {
 		}
 	}
 	return name, nil
-}
-
-func exec1(ctx context.Context, connURL, sql string) error {
-	conn, err := pgx.Connect(ctx, connURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, sql)
-	return err
 }
 
 func randomHex(n int) string {
