@@ -45,8 +45,7 @@ results=()
 for n in $SIZES; do
 	echo "== $n events"
 	db="bench_$n"
-	psql_admin -c "create database $db"
-	url=$(sed -E "s|/[A-Za-z0-9_]+\?|/$db?|" <<<"$admin_url")
+	url=$("$ELT" db start --dir "$work/pg" --database "$db") # creates the database, prints its URL
 	"$ELT" --database-url "$url" migrate >/dev/null 2>&1
 
 	rm -f "$work/addr"
