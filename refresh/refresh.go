@@ -40,8 +40,20 @@ type Options struct {
 // Result describes a finished (or failed) run.
 type Result struct {
 	RunID   int64        // elt.runs.run_id
+	Mode    string       // "incremental" or "full" (elt.runs.target)
 	BatchTo int64        // the batch watermark this run processed up to
 	Steps   []StepResult // in execution order
+}
+
+// Rows is the number of rows the transform steps wrote.
+func (r *Result) Rows() int64 {
+	var n int64
+	for _, s := range r.Steps {
+		if s.Kind == "transform" {
+			n += s.Rows
+		}
+	}
+	return n
 }
 
 // StepResult is one line of the step log (elt.refresh_steps).
@@ -132,6 +144,16 @@ type runner struct {
 	timeout string // lock_timeout setting value
 }
 
+// stepTx runs fn in a transaction on the run's connection configured by setLocals.
+func (r *runner) stepTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
 // Run performs one refresh: it takes the refresh lock (failing with ErrBusy if another run holds it), reads the
 // batch watermark, runs every transform step in its own transaction, runs the data checks, and refreshes the
 // marts concurrently in dependency order. Every step is logged in elt.refresh_steps and the run in elt.runs.
@@ -168,11 +190,11 @@ func Run(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error)
 	}
 	defer unlock(conn)
 
-	r := &runner{pool: pool, conn: conn, opts: opts, log: log, result: &Result{}, timeout: strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10)}
 	target := "incremental"
 	if opts.Full {
 		target = "full"
 	}
+	r := &runner{pool: pool, conn: conn, opts: opts, log: log, result: &Result{Mode: target}, timeout: strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10)}
 	if err := pool.QueryRow(ctx, `insert into elt.runs (kind, target) values ('refresh', $1) returning run_id`, target).Scan(&r.result.RunID); err != nil {
 		return nil, fmt.Errorf("refresh: start run log: %w", err)
 	}
@@ -210,10 +232,7 @@ func (r *runner) run(ctx context.Context, steps []step, checks []check) error {
 // data check, a cancel), the next run, incremental or not, rebuilds every step this one did not finish
 // instead of updating tables that no longer match what the steps before them rebuilt.
 func (r *runner) forgetWatermarks(ctx context.Context) error {
-	err := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
-			return err
-		}
+	err := r.stepTx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `delete from elt.refresh_watermarks`)
 		return err
 	})
@@ -227,10 +246,7 @@ func (r *runner) forgetWatermarks(ctx context.Context) error {
 // below it later.
 func (r *runner) watermark(ctx context.Context) (int64, error) {
 	var hi int64
-	err := pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
-			return err
-		}
+	err := r.stepTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `select elt.lock_staging_exclusive()`); err != nil {
 			return err
 		}
@@ -252,10 +268,7 @@ func (r *runner) transform(ctx context.Context, s step, hi int64) error {
 	var from, rows int64
 	var rebuild bool
 	var failed *StepError
-	err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
-			return err
-		}
+	err = r.stepTx(ctx, func(tx pgx.Tx) error {
 		// A step without a watermark rebuilds: on its first run, during --full (which deleted every
 		// watermark first), and on the run after an interrupted --full, whose steps that did not commit
 		// must still rebuild over what the steps before them rebuilt.
@@ -293,9 +306,7 @@ func (r *runner) transform(ctx context.Context, s step, hi int64) error {
 			failed = &StepError{File: s.name, Line: 1, Err: err}
 			return err
 		}
-		_, err := tx.Exec(ctx, `insert into elt.refresh_watermarks (step, batch_id) values ($1, $2)
-			on conflict (step) do update set batch_id = excluded.batch_id, updated_at = now()`, s.name, hi)
-		return err
+		return setWatermark(ctx, tx, s.name, hi)
 	})
 	res := StepResult{Kind: "transform", Name: s.name, BatchFrom: from, BatchTo: hi, Rows: rows, Started: started, Duration: time.Since(started)}
 	if err != nil {
@@ -310,6 +321,13 @@ func (r *runner) transform(ctx context.Context, s step, hi int64) error {
 	r.logEnd(seq, res, nil)
 	r.log.Info("transform", "step", s.name, "batches", fmt.Sprintf("(%d,%d]", from, hi), "rebuild", rebuild, "rows", rows, "ms", res.Duration.Milliseconds())
 	return nil
+}
+
+// setWatermark records that step has processed the batches up to hi.
+func setWatermark(ctx context.Context, tx pgx.Tx, step string, hi int64) error {
+	_, err := tx.Exec(ctx, `insert into elt.refresh_watermarks (step, batch_id) values ($1, $2)
+		on conflict (step) do update set batch_id = excluded.batch_id, updated_at = now()`, step, hi)
+	return err
 }
 
 // endTenantSessions terminates the sessions of tenant logins (roles of elt.tenants) that hold or wait for a lock
@@ -350,14 +368,17 @@ func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, rebuild 
 		return nil
 	}
 	for _, table := range s.rebuild {
-		var tuples float64
-		if err := tx.QueryRow(ctx, `select reltuples from pg_catalog.pg_class where oid = $1::regclass`, table).Scan(&tuples); err != nil {
-			return err
-		}
-		if rebuild || tuples < 0 || float64(rows) > 0.2*tuples {
-			if _, err := tx.Exec(ctx, "analyze "+table); err != nil {
+		if !rebuild {
+			var tuples float64
+			if err := tx.QueryRow(ctx, `select reltuples from pg_catalog.pg_class where oid = $1::regclass`, table).Scan(&tuples); err != nil {
 				return err
 			}
+			if tuples >= 0 && float64(rows) <= 0.2*tuples {
+				continue
+			}
+		}
+		if _, err := tx.Exec(ctx, "analyze "+table); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -419,9 +440,7 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 		if _, err := tx.Exec(ctx, `delete from elt.refresh_dirty_days`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `insert into elt.refresh_watermarks (step, batch_id) values ('checks', $1)
-			on conflict (step) do update set batch_id = excluded.batch_id, updated_at = now()`, hi)
-		return err
+		return setWatermark(ctx, tx, "checks", hi)
 	})
 	if err != nil {
 		return fmt.Errorf("refresh: record passed checks: %w", err)
@@ -477,10 +496,7 @@ func (r *runner) refreshMarts(ctx context.Context) error {
 		}
 		ident := pgx.Identifier(v[:]).Sanitize()
 		var n int64
-		err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
-				return err
-			}
+		err = r.stepTx(ctx, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, "refresh materialized view concurrently "+ident); err != nil {
 				return err
 			}
@@ -592,16 +608,10 @@ func (r *runner) finish(runErr error) {
 		s := runErr.Error()
 		msg = &s
 	}
-	var records int64
-	for _, s := range r.result.Steps {
-		if s.Kind == "transform" {
-			records += s.Rows
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := r.pool.Exec(ctx, `update elt.runs set finished_at = now(), status = $2, records = $3, error = $4 where run_id = $1`,
-		r.result.RunID, status, records, msg)
+		r.result.RunID, status, r.result.Rows(), msg)
 	if err != nil {
 		r.log.Warn("could not close refresh run log", "run_id", r.result.RunID, "err", err)
 	}

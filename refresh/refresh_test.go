@@ -252,25 +252,14 @@ func TestFailingStep(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	load(t, db.Pool, fixture[0]...)
-	fsys := fstest.MapFS{}
-	err := fs.WalkDir(elt.SQL, "sql", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(elt.SQL, p)
-		fsys[p] = &fstest.MapFile{Data: b}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := embeddedSQL(t)
 	fsys["sql/025_broken.sql"] = &fstest.MapFile{Data: []byte(
 		"-- writes, then fails: the write must be rolled back\n" +
 			"delete from core.customers;\n" +
 			"\n" +
 			"select 1 / (select count(*) - count(*) from core.users);\n")}
 
-	_, err = refresh.Run(context.Background(), db.Pool, refresh.Options{SQL: fsys})
+	_, err := refresh.Run(context.Background(), db.Pool, refresh.Options{SQL: fsys})
 	var se *refresh.StepError
 	if !errors.As(err, &se) {
 		t.Fatalf("refresh error = %v, want a *refresh.StepError", err)

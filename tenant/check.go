@@ -318,19 +318,36 @@ order by 1`)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		conn.Close(cctx)
-		pool.Exec(cctx, `delete from elt.tenants where role_name = $1`, probe)
-		dropLogin(cctx, pool, probe)
+		dropProbe(ctx, pool, probe)
 	}()
+
+	// The owner's counts of every customer's rows, one query per view; a customer without rows has no key.
+	owner := make([]map[string]int64, len(views))
+	if len(customers) > 0 {
+		for i, v := range views {
+			rows, err := pool.Query(ctx, "select customer_id, count(*) from "+v.Base+" where customer_id is not null group by 1")
+			if err != nil {
+				return nil, fmt.Errorf("check counts: count %s as owner: %w", v.Base, err)
+			}
+			owner[i] = make(map[string]int64)
+			var customer string
+			var n int64
+			if _, err := pgx.ForEachRow(rows, []any{&customer, &n}, func() error {
+				owner[i][customer] = n
+				return nil
+			}); err != nil {
+				return nil, fmt.Errorf("check counts: count %s as owner: %w", v.Base, err)
+			}
+		}
+	}
 
 	for _, customer := range customers {
 		if _, err := pool.Exec(ctx, `update elt.tenants set customer_id = $2 where role_name = $1`, probe, customer); err != nil {
 			return nil, fmt.Errorf("check counts: map probe login: %w", err)
 		}
-		for _, v := range views {
-			var want, got int64
-			if err := pool.QueryRow(ctx, "select count(*) from "+v.Base+" where customer_id = $1", customer).Scan(&want); err != nil {
-				return nil, fmt.Errorf("check counts: count %s for %s as owner: %w", v.Base, customer, err)
-			}
+		for i, v := range views {
+			want := owner[i][customer]
+			var got int64
 			if err := conn.QueryRow(ctx, "select count(*) from "+v.View).Scan(&got); err != nil {
 				return nil, fmt.Errorf("check counts: count %s as a tenant of %s: %w", v.View, customer, err)
 			}
@@ -374,11 +391,16 @@ func openProbe(ctx context.Context, pool *pgxpool.Pool) (string, *pgx.Conn, erro
 	cfg.RuntimeParams["application_name"] = "elt tenant check"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		pool.Exec(cctx, `delete from elt.tenants where role_name = $1`, role)
-		dropLogin(cctx, pool, role)
+		dropProbe(ctx, pool, role)
 		return "", nil, fmt.Errorf("check counts: log in as probe %s: %w", role, err)
 	}
 	return role, conn, nil
+}
+
+// dropProbe unmaps and drops a probe login, best effort and even when ctx is cancelled.
+func dropProbe(ctx context.Context, pool *pgxpool.Pool, role string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	pool.Exec(ctx, `delete from elt.tenants where role_name = $1`, role)
+	dropLogin(ctx, pool, role)
 }

@@ -128,17 +128,15 @@ func Add(ctx context.Context, pool *pgxpool.Pool, customer string, opts AddOptio
 	return t, pw, nil
 }
 
-// createLogin creates role as a member of elt_tenant with the limits, inside tx. A non-zero validUntil makes
-// the login expire (probe logins).
+// createLogin creates role as a member of elt_tenant with the limits (set by applyLimits), inside tx. A
+// non-zero validUntil makes the login expire (probe logins).
 func createLogin(ctx context.Context, tx pgx.Tx, role, pw string, limits Limits, validUntil time.Time) error {
-	limits = limits.withDefaults()
 	verifier, err := scramVerifier(pw)
 	if err != nil {
 		return err
 	}
 	ident := pgx.Identifier{role}.Sanitize()
 	q := "create role " + ident + " with login inherit nosuperuser nocreatedb nocreaterole noreplication nobypassrls" +
-		" connection limit " + strconv.Itoa(limits.ConnectionLimit) +
 		" password " + quoteLiteral(verifier)
 	if !validUntil.IsZero() {
 		q += " valid until " + quoteLiteral(validUntil.UTC().Format("2006-01-02 15:04:05+00"))
@@ -246,11 +244,7 @@ func Rotate(ctx context.Context, pool *pgxpool.Pool, customer, password string) 
 		return "", err
 	}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		var role string
-		err := tx.QueryRow(ctx, `update elt.tenants set password_set_at = now() where customer_id = $1 and kind = 'tenant' returning role_name`, customer).Scan(&role)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: %s", ErrNotFound, customer)
-		}
+		role, err := mappedRole(ctx, tx, `update elt.tenants set password_set_at = now() where customer_id = $1 and kind = 'tenant' returning role_name`, customer)
 		if err != nil {
 			return err
 		}
@@ -272,10 +266,8 @@ func Rotate(ctx context.Context, pool *pgxpool.Pool, customer, password string) 
 func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, error) {
 	var role string
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `delete from elt.tenants where customer_id = $1 and kind = 'tenant' returning role_name`, customer).Scan(&role)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: %s", ErrNotFound, customer)
-		}
+		var err error
+		role, err = mappedRole(ctx, tx, `delete from elt.tenants where customer_id = $1 and kind = 'tenant' returning role_name`, customer)
 		if err != nil {
 			return err
 		}
@@ -292,6 +284,17 @@ func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, e
 		return role, fmt.Errorf("tenant %s can no longer log in or read anything, but: %w", customer, err)
 	}
 	return role, nil
+}
+
+// mappedRole runs sql, an update or delete of customer's mapping ($1) returning role_name, in tx and returns
+// the role; ErrNotFound (wrapped) when customer has no login.
+func mappedRole(ctx context.Context, tx pgx.Tx, sql, customer string) (string, error) {
+	var role string
+	err := tx.QueryRow(ctx, sql, customer).Scan(&role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("%w: %s", ErrNotFound, customer)
+	}
+	return role, err
 }
 
 // dropLogin ends role's sessions (waiting up to 5 s for each) and drops it.

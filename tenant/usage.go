@@ -33,7 +33,7 @@ var usageQueries = map[bool]struct{ window, totals, top string }{
 		top: `select feature, sum(events)::bigint from analytics.feature_usage_daily
 		      where day between $1 and $2 group by feature order by 2 desc, 1 limit $3`,
 	},
-	false: { // as the owner, customer in $4 (and $1 for the window)
+	false: { // as the owner, customer in the last parameter ($1 of window, $3 of totals, $4 of top)
 		window: `select max(day) from marts.active_users_daily where customer_id = $1`,
 		totals: `select (select count(distinct user_id) from marts.rollup_user_day where customer_id = $3 and day between $1 and $2),
 		                (select coalesce(sum(events), 0)::bigint from marts.active_users_daily where customer_id = $3 and day between $1 and $2)`,
@@ -61,14 +61,15 @@ func OwnerUsage(ctx context.Context, q Querier, customer string, days, top int) 
 func usage(ctx context.Context, q Querier, asTenant bool, customer string, days, top int) (Usage, error) {
 	qs := usageQueries[asTenant]
 	var u Usage
-	var last *time.Time
-	var err error
-	if asTenant {
-		err = q.QueryRow(ctx, qs.window).Scan(&last)
-	} else {
-		err = q.QueryRow(ctx, qs.window, customer).Scan(&last)
+	// withCustomer appends the customer to a query's arguments when reading as the owner.
+	withCustomer := func(args ...any) []any {
+		if !asTenant {
+			args = append(args, customer)
+		}
+		return args
 	}
-	if err != nil {
+	var last *time.Time
+	if err := q.QueryRow(ctx, qs.window, withCustomer()...).Scan(&last); err != nil {
 		return u, fmt.Errorf("read usage window: %w", err)
 	}
 	if last == nil {
@@ -76,19 +77,10 @@ func usage(ctx context.Context, q Querier, asTenant bool, customer string, days,
 	}
 	u.To = *last
 	u.From = last.AddDate(0, 0, -(days - 1))
-	if asTenant {
-		err = q.QueryRow(ctx, qs.totals, u.From, u.To).Scan(&u.ActiveUsers, &u.Events)
-	} else {
-		err = q.QueryRow(ctx, qs.totals, u.From, u.To, customer).Scan(&u.ActiveUsers, &u.Events)
-	}
-	if err != nil {
+	if err := q.QueryRow(ctx, qs.totals, withCustomer(u.From, u.To)...).Scan(&u.ActiveUsers, &u.Events); err != nil {
 		return u, fmt.Errorf("read usage totals: %w", err)
 	}
-	args := []any{u.From, u.To, top}
-	if !asTenant {
-		args = append(args, customer)
-	}
-	rows, err := q.Query(ctx, qs.top, args...)
+	rows, err := q.Query(ctx, qs.top, withCustomer(u.From, u.To, top)...)
 	if err != nil {
 		return u, fmt.Errorf("read top features: %w", err)
 	}

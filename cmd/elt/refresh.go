@@ -44,17 +44,7 @@ func (c *RefreshCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	var rows int64
-	for _, s := range res.Steps {
-		if s.Kind == "transform" {
-			rows += s.Rows
-		}
-	}
-	mode := "incremental"
-	if c.Full {
-		mode = "full"
-	}
 	fmt.Printf("refresh %s: run %d, batches up to %d, %d steps, %d rows written, %s\n",
-		mode, res.RunID, res.BatchTo, len(res.Steps), rows, time.Since(started).Round(time.Millisecond))
+		res.Mode, res.RunID, res.BatchTo, len(res.Steps), res.Rows(), time.Since(started).Round(time.Millisecond))
 	return nil
 }

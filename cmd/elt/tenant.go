@@ -299,12 +299,9 @@ type TenantURICmd struct {
 
 // Run prints the URI.
 func (c *TenantURICmd) Run(ctx context.Context, g *Globals) error {
-	var pw string
-	if c.PasswordFrom != "" {
-		var err error
-		if pw, err = readPassword(c.PasswordFrom); err != nil {
-			return err
-		}
+	pw, err := PasswordFlags{PasswordFrom: c.PasswordFrom}.password()
+	if err != nil {
+		return err
 	}
 	pool, err := g.Connect(ctx)
 	if err != nil {
