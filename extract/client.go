@@ -74,11 +74,11 @@ type emitError struct{ err error }
 
 func (e emitError) Error() string { return e.err.Error() }
 
-// get fetches u and hands a 200 response to read, retrying per the retry policy. read must call restart
-// semantics itself: attempt counts from 0.
-func (c *client) get(ctx context.Context, u *url.URL, accept string, read func(resp *http.Response, attempt int, idle *idleTimer) error) error {
+// get fetches u (shown: u as c.show renders it) and hands a 200 response to read, retrying per the retry
+// policy. read must call restart semantics itself: attempt counts from 0.
+func (c *client) get(ctx context.Context, u *url.URL, shown, accept string, read func(resp *http.Response, attempt int, idle *idleTimer) error) error {
 	for attempt := 0; ; attempt++ {
-		err := c.once(ctx, u, accept, read, attempt)
+		err := c.once(ctx, u, shown, accept, read, attempt)
 		if err == nil {
 			return nil
 		}
@@ -111,7 +111,7 @@ func (c *client) get(ctx context.Context, u *url.URL, accept string, read func(r
 	}
 }
 
-func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(*http.Response, int, *idleTimer) error, attempt int) error {
+func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, read func(*http.Response, int, *idleTimer) error, attempt int) error {
 	if err := c.limiter.wait(ctx); err != nil {
 		return err
 	}
@@ -138,7 +138,6 @@ func (c *client) once(ctx context.Context, u *url.URL, accept string, read func(
 		req.Header.Set(k, v)
 	}
 	c.creds.apply(req)
-	shown := c.show(u)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var rd *redirectError
@@ -276,7 +275,7 @@ func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit f
 		var header http.Header
 		emitted := 0
 		shown := c.show(pg.cur)
-		err := c.get(ctx, pg.cur, accept, func(resp *http.Response, attempt int, idle *idleTimer) error {
+		err := c.get(ctx, pg.cur, shown, accept, func(resp *http.Response, attempt int, idle *idleTimer) error {
 			pg.restart()
 			header = resp.Header
 			seen := 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -73,7 +74,6 @@ type sourceRun struct {
 	client  *client
 	runID   int64
 	records int64 // committed records, all resources
-	bytes   int64 // committed record bytes
 	fetched atomic.Int64
 }
 
@@ -129,7 +129,7 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 	if _, ferr := pool.Exec(fctx, `
 		update elt.runs set status = $2, finished_at = now(), error = nullif($3, ''),
 		       pages = $4, records = $5, bytes = $6, retries = $7
-		where run_id = $1`, x.runID, status, msg, x.client.pages.Load(), x.records, x.client.bytes.Load(), x.client.retries.Load()); ferr != nil && err == nil {
+		where run_id = $1`, append([]any{x.runID, status, msg}, x.runCounters(0)...)...); ferr != nil && err == nil {
 		err = fmt.Errorf("extract %s: finish run: %w", src.Name, ferr)
 	}
 	log.Info("extract finished", "run_id", x.runID, "status", status, "records", x.records,
@@ -154,13 +154,15 @@ func (x *sourceRun) resource(ctx context.Context, res *Resource) error {
 	defer cancel()
 	items := make(chan item, 8)
 	f := &fetcher{x: x, res: res, cs: cs, out: items}
+	// The loader's own copy of the committed cursors: the fetcher goroutine reads cs.
+	saved := maps.Clone(cs.values)
 	go f.run(fctx)
 	stop := x.progress(ctx, res)
 	var err error
 	if replace {
-		err = x.loadReplace(ctx, res, items)
+		err = x.loadReplace(ctx, res, items, saved)
 	} else {
-		err = x.loadAppend(ctx, res, items)
+		err = x.loadAppend(ctx, res, items, saved)
 	}
 	stop()
 	cancel()

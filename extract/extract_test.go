@@ -20,7 +20,7 @@ func TestDemoSourceEndToEnd(t *testing.T) {
 	}
 	checkStagingEqualsSource(t, b)
 	// The parent column of a user holds its customer.
-	if n := queryInt(t, b.db, `select count(*) from staging.users where parent->>'id' is distinct from record->>'customer_id'`); n != 0 {
+	if n := queryOne[int64](t, b.db, `select count(*) from staging.users where parent->>'id' is distinct from record->>'customer_id'`); n != 0 {
 		t.Errorf("%d users with a parent that is not their customer", n)
 	}
 	// A second run finds nothing new and loads nothing twice.
@@ -70,7 +70,7 @@ func TestFaultsAreRetried(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkStagingEqualsSource(t, b)
-			if n := queryInt(t, b.db, `select retries from elt.runs order by run_id desc limit 1`); n == 0 {
+			if n := queryOne[int64](t, b.db, `select retries from elt.runs order by run_id desc limit 1`); n == 0 {
 				t.Errorf("run log shows no retries")
 			}
 		})
@@ -97,10 +97,10 @@ func TestWrongTokenFailsFast(t *testing.T) {
 	if strings.Contains(msg, "\n") {
 		t.Errorf("error is not one line: %q", msg)
 	}
-	if n := queryInt(t, b.db, `select retries from elt.runs`); n != 0 {
+	if n := queryOne[int64](t, b.db, `select retries from elt.runs`); n != 0 {
 		t.Errorf("401 was retried %d times", n)
 	}
-	if diff := cmp.Diff("failed", queryString(t, b, `select status from elt.runs`)); diff != "" {
+	if diff := cmp.Diff("failed", queryOne[string](t, b.db, `select status from elt.runs`)); diff != "" {
 		t.Errorf("run status (-want +got):\n%s", diff)
 	}
 }
@@ -117,15 +117,6 @@ func TestStoppedAPI(t *testing.T) {
 	if diff := cmp.Diff(want, err.Error()); diff != "" {
 		t.Errorf("error (-want +got):\n%s", diff)
 	}
-}
-
-func queryString(t testing.TB, b *testBundle, sql string) string {
-	t.Helper()
-	var s string
-	if err := b.db.Pool.QueryRow(context.Background(), sql).Scan(&s); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return s
 }
 
 func TestStatus(t *testing.T) {
@@ -193,7 +184,7 @@ func TestCancelStopsAtABatchBoundary(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, b.db.Pool, b.cfg, Options{ProgressEvery: -1}) }()
-	for queryInt(t, b.db, `select count(*) from elt.batches where resource = 'events'`) < 3 {
+	for queryOne[int64](t, b.db, `select count(*) from elt.batches where resource = 'events'`) < 3 {
 		time.Sleep(2 * time.Millisecond)
 	}
 	cancel()
@@ -201,11 +192,11 @@ func TestCancelStopsAtABatchBoundary(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "extract demo: cancelled; committed batches are kept") {
 		t.Fatalf("error %v, want the cancellation", err)
 	}
-	if got := queryString(t, b, `select status from elt.runs`); got != "cancelled" {
+	if got := queryOne[string](t, b.db, `select status from elt.runs`); got != "cancelled" {
 		t.Errorf("run status %s, want cancelled", got)
 	}
 	// Every committed batch is whole: its rows are all there.
-	if n := queryInt(t, b.db, `select count(*) from elt.batches b where records <> (select count(*) from staging.events e where e.batch_id = b.batch_id) and resource = 'events'`); n != 0 {
+	if n := queryOne[int64](t, b.db, `select count(*) from elt.batches b where records <> (select count(*) from staging.events e where e.batch_id = b.batch_id) and resource = 'events'`); n != 0 {
 		t.Errorf("%d batches are not whole", n)
 	}
 	if err := b.run(t, Options{}); err != nil {

@@ -238,15 +238,11 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 	}
 	children := func() error {
 		for _, p := range parents {
-			vars := map[string]string{}
-			for ph, field := range res.Parent.Fields {
-				v, ok := fieldText(p, strings.Split(field, "."))
-				if !ok {
-					return fmt.Errorf("parent %s record has no field %s: %.200s", res.parent.Name, field, p)
-				}
-				vars[ph] = v
+			vars, field, ok := parentVars(res, p)
+			if !ok {
+				return fmt.Errorf("parent %s record has no field %s: %.200s", res.parent.Name, field, p)
 			}
-			scope := scopeFromVars(res, vars)
+			scope := scopeFromVars(vars)
 			if walked[scope] {
 				continue
 			}
@@ -255,10 +251,7 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			kept, err := keepFields(p, res.Parent.Keep)
-			if err != nil {
-				return fmt.Errorf("parent %s: %w", res.parent.Name, err)
-			}
+			kept := keepFields(p, res.Parent.Keep)
 			if err := c.walk(ctx, res, start, f.emitter(ctx, scope, kept), func() error { return f.flush(ctx) }); err != nil {
 				return err
 			}
@@ -319,8 +312,10 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 			}
 			r.cursor = c
 		}
+		var pk []byte // raw primary key value
 		if bad == "" && pkPath != nil {
-			if _, ok := lookup(rec, pkPath); !ok {
+			var ok bool
+			if pk, ok = lookup(rec, pkPath); !ok {
 				bad = "no primary key field " + res.PrimaryKey
 			}
 		}
@@ -341,7 +336,7 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 				if !hasLower || compareCursor(r.cursor, lower) < 0 {
 					return nil // loaded by an earlier run
 				}
-				key, _ := fieldText(rec, pkPath)
+				key, _ := scalarText(pk)
 				if _, ok := f.cs.loaded[loadedKey(scope, key, r.cursor)]; ok {
 					return nil // in the look-back window, already loaded
 				}
@@ -367,7 +362,7 @@ func (f *fetcher) send(ctx context.Context, r record) error {
 }
 
 // scopeFromVars is the cursor scope of a child walk: its parent key values, in placeholder order.
-func scopeFromVars(res *Resource, vars map[string]string) string {
+func scopeFromVars(vars map[string]string) string {
 	keys := make([]string, 0, len(vars))
 	for k := range vars {
 		keys = append(keys, k)
@@ -382,21 +377,31 @@ func scopeFromVars(res *Resource, vars map[string]string) string {
 
 // scopeOf recomputes the scope of a staging row from its parent column.
 func scopeOf(res *Resource, parent []byte) (string, bool) {
-	vars := map[string]string{}
+	vars, _, ok := parentVars(res, parent)
+	if !ok {
+		return "", false
+	}
+	return scopeFromVars(vars), true
+}
+
+// parentVars fills the child's placeholders from a parent record; on a missing field it returns that field
+// and false.
+func parentVars(res *Resource, parent []byte) (vars map[string]string, missing string, ok bool) {
+	vars = map[string]string{}
 	for ph, field := range res.Parent.Fields {
 		v, ok := fieldText(parent, strings.Split(field, "."))
 		if !ok {
-			return "", false
+			return nil, field, false
 		}
 		vars[ph] = v
 	}
-	return scopeFromVars(res, vars), true
+	return vars, "", true
 }
 
 // keepFields returns the parent record reduced to the kept fields (the whole record when keep is empty).
-func keepFields(rec []byte, keep []string) ([]byte, error) {
+func keepFields(rec []byte, keep []string) []byte {
 	if len(keep) == 0 {
-		return rec, nil
+		return rec
 	}
 	out := []byte{'{'}
 	for i, k := range keep {
@@ -411,5 +416,5 @@ func keepFields(rec []byte, keep []string) ([]byte, error) {
 		out = append(out, ':')
 		out = append(out, v...)
 	}
-	return append(out, '}'), nil
+	return append(out, '}')
 }

@@ -195,13 +195,14 @@ func checkStagingEqualsSource(t *testing.T, b *testBundle) {
 	}
 }
 
-func queryInt(t testing.TB, db *pgtest.DB, sql string, args ...any) int64 {
+// queryOne returns the single value sql selects.
+func queryOne[T any](t testing.TB, db *pgtest.DB, sql string, args ...any) T {
 	t.Helper()
-	var n int64
-	if err := db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+	var v T
+	if err := db.Pool.QueryRow(context.Background(), sql, args...).Scan(&v); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
-	return n
+	return v
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

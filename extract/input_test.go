@@ -87,16 +87,14 @@ func stagingIDs(t *testing.T, db *pgtest.DB, table string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	if len(ids) == 0 {
+		return nil // as the tests' wanted IDs are
+	}
+	return ids
 }
 
 const appendByID = `        incremental: {cursor_field: id}`
@@ -328,7 +326,7 @@ func TestConcurrentRunsOfOneSource(t *testing.T) {
 		first <- Run(context.Background(), b.db.Pool, b.cfg, Options{ProgressEvery: -1})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for queryInt(t, b.db, `select count(*) from elt.runs where status = 'running'`) == 0 && time.Now().Before(deadline) {
+	for queryOne[int64](t, b.db, `select count(*) from elt.runs where status = 'running'`) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	err := b.run(t, Options{})
@@ -430,7 +428,7 @@ func TestRetries(t *testing.T) {
 			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
 			}
-			if got := queryInt(t, f.db, `select retries from elt.runs`); got != tc.retries {
+			if got := queryOne[int64](t, f.db, `select retries from elt.runs`); got != tc.retries {
 				t.Errorf("retries %d, want %d", got, tc.retries)
 			}
 		})
@@ -515,7 +513,7 @@ func TestSlowAPICommitsSmallBatches(t *testing.T) {
 	if err := f.run(t, cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := queryInt(t, f.db, `select count(*) from elt.batches`); n < 2 {
+	if n := queryOne[int64](t, f.db, `select count(*) from elt.batches`); n < 2 {
 		t.Errorf("%d batch for a slow stream, want several (batch_time)", n)
 	}
 	if diff := cmp.Diff([]string{"0", "1", "2", "3", "4", "5", "6", "7", "8"}, f.ids(t)); diff != "" {
@@ -723,7 +721,7 @@ func TestSlowLoaderIsNotAnIdleAPI(t *testing.T) {
 	if got := len(f.ids(t)); got != n {
 		t.Errorf("%d records staged, want %d", got, n)
 	}
-	if got := queryInt(t, f.db, `select retries from elt.runs order by run_id desc limit 1`); got != 0 {
+	if got := queryOne[int64](t, f.db, `select retries from elt.runs order by run_id desc limit 1`); got != 0 {
 		t.Errorf("%d retries, want 0:\n%s", got, f.logs.String())
 	}
 }

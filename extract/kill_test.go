@@ -65,7 +65,7 @@ func TestKilledRunsLeaveNoDuplicatesOrGaps(t *testing.T) {
 		cmd := startHelper(t, b.db.URL, yaml)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			if n := queryInt(t, b.db, `select count(*) from elt.batches`); n >= killAt || time.Now().After(deadline) {
+			if n := queryOne[int64](t, b.db, `select count(*) from elt.batches`); n >= killAt || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(3 * time.Millisecond)
@@ -74,7 +74,7 @@ func TestKilledRunsLeaveNoDuplicatesOrGaps(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		_ = cmd.Process.Signal(syscall.SIGKILL)
-		t.Logf("kill %d at %d batches", i, queryInt(t, b.db, `select count(*) from elt.batches`))
+		t.Logf("kill %d at %d batches", i, queryOne[int64](t, b.db, `select count(*) from elt.batches`))
 		err := cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Logf("kill %d: the run ended before the kill (%v)", i, err)
@@ -87,9 +87,9 @@ func TestKilledRunsLeaveNoDuplicatesOrGaps(t *testing.T) {
 	checkStagingEqualsSource(t, b)
 
 	// A full refresh (replace: fresh tables swapped in at the end) killed halfway leaves staging as it was.
-	runs := queryInt(t, b.db, `select count(*) from elt.runs`)
+	runs := queryOne[int64](t, b.db, `select count(*) from elt.runs`)
 	cmd := startHelper(t, b.db.URL, yaml, "ELT_EXTRACT_HELPER_FULL=1")
-	for queryInt(t, b.db, `select count(*) from elt.runs`) == runs {
+	for queryOne[int64](t, b.db, `select count(*) from elt.runs`) == runs {
 		time.Sleep(3 * time.Millisecond)
 	}
 	time.Sleep(150 * time.Millisecond)
@@ -115,7 +115,7 @@ func TestKilledRunsLeaveNoDuplicatesOrGaps(t *testing.T) {
 func waitForKilledSessions(t *testing.T, b *testBundle) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for queryInt(t, b.db, `select count(*) from pg_stat_activity where datname = current_database() and application_name like 'elt extract%'`) > 0 && time.Now().Before(deadline) {
+	for queryOne[int64](t, b.db, `select count(*) from pg_stat_activity where datname = current_database() and application_name like 'elt extract%'`) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -41,19 +41,23 @@ func ensureTable(ctx context.Context, pool *pgxpool.Pool, res *Resource) error {
 		)`); err != nil {
 			return err
 		}
-		comment := fmt.Sprintf("Raw records of %s/%s (created by elt extract).", res.source.Name, res.Name)
-		// comment on takes no parameters: quote the literal through the server.
-		var lit string
-		if err := tx.QueryRow(ctx, `select pg_catalog.quote_literal($1)`, comment).Scan(&lit); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `comment on table `+t+` is `+lit)
-		return err
+		return commentOn(ctx, tx, t, fmt.Sprintf("Raw records of %s/%s (created by elt extract).", res.source.Name, res.Name))
 	})
 	if err != nil {
 		return fmt.Errorf("create table staging.%s: %w", res.Table, err)
 	}
 	return nil
+}
+
+// commentOn sets the comment of table (a sanitized name) to text.
+func commentOn(ctx context.Context, tx pgx.Tx, table, text string) error {
+	// comment on takes no parameters: quote the literal through the server.
+	var lit string
+	if err := tx.QueryRow(ctx, `select pg_catalog.quote_literal($1)`, text).Scan(&lit); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `comment on table `+table+` is `+lit)
+	return err
 }
 
 // actAsOwner makes the objects tx creates belong to elt_owner, the owner of every elt object (docs/tenants.md),
@@ -90,9 +94,10 @@ type batchSource struct {
 	n       int
 	bytes   int64
 	cursors map[string]string // last cursor per scope in this batch
+	max     *string           // cursorMax, set by endBatch
 	rejects []record
 	row     record
-	started bool
+	saved   map[string]string // committed cursor per scope: the loader's copy of cursorState.values
 }
 
 func (b *batchSource) pull() (record, bool) {
@@ -137,7 +142,7 @@ func (b *batchSource) waitFirst() bool {
 }
 
 func (b *batchSource) reset(limit int, d time.Duration) {
-	b.limit, b.n, b.bytes, b.started = limit, 0, 0, false
+	b.limit, b.n, b.bytes = limit, 0, 0
 	b.late.Store(false)
 	if b.timer != nil {
 		b.timer.Stop()
@@ -147,6 +152,7 @@ func (b *batchSource) reset(limit int, d time.Duration) {
 		b.timer = time.AfterFunc(d, func() { b.late.Store(true) })
 	}
 	b.cursors = map[string]string{}
+	b.max = nil
 	b.rejects = b.rejects[:0]
 }
 
@@ -206,8 +212,8 @@ var stagingColumns = []string{"batch_id", "record", "parent"}
 
 // loadAppend commits the stream in batches: each batch's COPY, elt.batches row, cursors and run counters in
 // one transaction.
-func (x *sourceRun) loadAppend(ctx context.Context, res *Resource, in <-chan item) error {
-	b := &batchSource{in: in}
+func (x *sourceRun) loadAppend(ctx context.Context, res *Resource, in <-chan item, saved map[string]string) error {
+	b := &batchSource{in: in, saved: saved}
 	table := pgx.Identifier{"staging", res.Table}
 	for b.waitFirst() {
 		b.reset(x.src.BatchSize, time.Duration(x.src.BatchTime))
@@ -224,10 +230,7 @@ func (x *sourceRun) loadAppend(ctx context.Context, res *Resource, in <-chan ite
 			return x.endBatch(ctx, tx, res, b)
 		})
 		if err != nil {
-			if b.err != nil && ctx.Err() == nil {
-				return b.err
-			}
-			return err
+			return loadErr(ctx, b, err)
 		}
 		x.committed(res, b)
 	}
@@ -237,37 +240,16 @@ func (x *sourceRun) loadAppend(ctx context.Context, res *Resource, in <-chan ite
 
 // loadReplace loads the whole stream into a fresh table and swaps it in, all in one transaction: a run that
 // dies leaves the old table as it was.
-func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan item) error {
-	b := &batchSource{in: in}
+func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan item, saved map[string]string) error {
+	b := &batchSource{in: in, saved: saved}
 	b.reset(0, 0)
 	fresh := res.Table + "__new"
 	err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
 		if err := x.beginBatch(ctx, tx, res, b); err != nil {
 			return err
 		}
-		old := pgx.Identifier{"staging", res.Table}.Sanitize()
-		nw := pgx.Identifier{"staging", fresh}.Sanitize()
-		if _, err := tx.Exec(ctx, `drop table if exists `+nw); err != nil {
-			return fmt.Errorf("drop leftover table: %w", err)
-		}
-		if err := actAsOwner(ctx, tx); err != nil {
+		if err := createFresh(ctx, tx, res, fresh); err != nil {
 			return err
-		}
-		if _, err := tx.Exec(ctx, `create table `+nw+` (like `+old+` including all)`); err != nil {
-			return fmt.Errorf("create fresh table: %w", err)
-		}
-		// The fresh table's identity (load order) continues the old one's, so a reloaded record never looks
-		// older to refresh than the version it replaces.
-		var next int64
-		if err := tx.QueryRow(ctx, `select coalesce(pg_catalog.pg_sequence_last_value(pg_catalog.pg_get_serial_sequence($1, 'id')), 0) + 1`, "staging."+pgx.Identifier{res.Table}.Sanitize()).Scan(&next); err != nil {
-			return fmt.Errorf("create fresh table: read load order: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `alter table `+nw+` alter column id restart with `+strconv.FormatInt(next, 10)); err != nil {
-			return fmt.Errorf("create fresh table: %w", err)
-		}
-		fk := pgx.Identifier{fresh + "_batch_fkey"}.Sanitize()
-		if _, err := tx.Exec(ctx, `alter table `+nw+` add constraint `+fk+` foreign key (batch_id) references elt.batches (batch_id)`); err != nil {
-			return fmt.Errorf("create fresh table: %w", err)
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging", fresh}, stagingColumns, b); err != nil {
 			return copyErr(res, err)
@@ -275,20 +257,53 @@ func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan it
 		if err := x.swap(ctx, tx, res, fresh); err != nil {
 			return err
 		}
-		if res.Incremental != nil {
-			if err := x.upsertCursors(ctx, tx, res, b, true); err != nil {
-				return err
-			}
+		if err := x.upsertCursors(ctx, tx, res, b, true); err != nil {
+			return err
 		}
 		return x.endBatch(ctx, tx, res, b)
 	})
 	if err != nil {
-		if b.err != nil && ctx.Err() == nil {
-			return b.err
-		}
-		return err
+		return loadErr(ctx, b, err)
 	}
 	x.committed(res, b)
+	return nil
+}
+
+// loadErr is the error of a failed batch transaction: the record stream's own error when it stopped the
+// COPY, unless the run was cancelled.
+func loadErr(ctx context.Context, b *batchSource, err error) error {
+	if b.err != nil && ctx.Err() == nil {
+		return b.err
+	}
+	return err
+}
+
+// createFresh creates staging table fresh in the shape of res's table, replacing a leftover of a dead run.
+func createFresh(ctx context.Context, tx pgx.Tx, res *Resource, fresh string) error {
+	old := pgx.Identifier{"staging", res.Table}.Sanitize()
+	nw := pgx.Identifier{"staging", fresh}.Sanitize()
+	if _, err := tx.Exec(ctx, `drop table if exists `+nw); err != nil {
+		return fmt.Errorf("drop leftover table: %w", err)
+	}
+	if err := actAsOwner(ctx, tx); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `create table `+nw+` (like `+old+` including all)`); err != nil {
+		return fmt.Errorf("create fresh table: %w", err)
+	}
+	// The fresh table's identity (load order) continues the old one's, so a reloaded record never looks
+	// older to refresh than the version it replaces.
+	var next int64
+	if err := tx.QueryRow(ctx, `select coalesce(pg_catalog.pg_sequence_last_value(pg_catalog.pg_get_serial_sequence($1, 'id')), 0) + 1`, "staging."+pgx.Identifier{res.Table}.Sanitize()).Scan(&next); err != nil {
+		return fmt.Errorf("create fresh table: read load order: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `alter table `+nw+` alter column id restart with `+strconv.FormatInt(next, 10)); err != nil {
+		return fmt.Errorf("create fresh table: %w", err)
+	}
+	fk := pgx.Identifier{fresh + "_batch_fkey"}.Sanitize()
+	if _, err := tx.Exec(ctx, `alter table `+nw+` add constraint `+fk+` foreign key (batch_id) references elt.batches (batch_id)`); err != nil {
+		return fmt.Errorf("create fresh table: %w", err)
+	}
 	return nil
 }
 
@@ -327,11 +342,7 @@ func (x *sourceRun) swap(ctx context.Context, tx pgx.Tx, res *Resource, fresh st
 		return fmt.Errorf("swap: rename constraint: %w", err)
 	}
 	if comment != nil {
-		var lit string
-		if err := tx.QueryRow(ctx, `select pg_catalog.quote_literal($1)`, *comment).Scan(&lit); err != nil {
-			return fmt.Errorf("swap: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `comment on table `+old+` is `+lit); err != nil {
+		if err := commentOn(ctx, tx, old, *comment); err != nil {
 			return fmt.Errorf("swap: %w", err)
 		}
 	}
@@ -363,36 +374,14 @@ func (x *sourceRun) upsertCursors(ctx context.Context, tx pgx.Tx, res *Resource,
 	if len(b.cursors) == 0 {
 		return nil
 	}
-	scopes := make([]string, 0, len(b.cursors))
-	for s := range b.cursors {
-		scopes = append(scopes, s)
-	}
 	// A batch of a look-back window may end on a late record below the saved cursor: the saved cursor never
 	// goes backwards (records up to it are loaded), so keep per scope the greater of the two, compared as
-	// cursors (compareCursor), not as text.
-	saved := map[string]string{}
-	if !reset {
-		rows, err := tx.Query(ctx, `select scope, value from elt.cursors
-			where source = $1 and resource = $2 and scope = any($3) for update`, x.src.Name, res.Name, scopes)
-		if err != nil {
-			return fmt.Errorf("read cursor: %w", err)
-		}
-		for rows.Next() {
-			var s, v string
-			if err := rows.Scan(&s, &v); err != nil {
-				rows.Close()
-				return fmt.Errorf("read cursor: %w", err)
-			}
-			saved[s] = v
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read cursor: %w", err)
-		}
-	}
-	scopes = scopes[:0]
+	// cursors (compareCursor), not as text. The source's lock makes this run the only writer of its cursors,
+	// so the loader's copy (b.saved) is what elt.cursors holds.
+	scopes := make([]string, 0, len(b.cursors))
 	values := make([]string, 0, len(b.cursors))
 	for s, v := range b.cursors {
-		if old, ok := saved[s]; ok && compareCursor(v, old) <= 0 {
+		if !reset && !b.advances(s, v) {
 			continue
 		}
 		scopes = append(scopes, s)
@@ -430,23 +419,42 @@ func (x *sourceRun) endBatch(ctx context.Context, tx pgx.Tx, res *Resource, b *b
 			return fmt.Errorf("save rejects: %w", err)
 		}
 	}
+	b.max = b.cursorMax()
 	if _, err := tx.Exec(ctx, `update elt.batches set records = $2, bytes = $3, cursor_max = $4 where batch_id = $1`,
-		b.batchID, b.n, b.bytes, b.cursorMax()); err != nil {
+		b.batchID, b.n, b.bytes, b.max); err != nil {
 		return fmt.Errorf("finish batch: %w", err)
 	}
-	c := x.client
 	if _, err := tx.Exec(ctx, `update elt.runs set pages = $2, records = $3, bytes = $4, retries = $5 where run_id = $1`,
-		x.runID, c.pages.Load(), x.records+int64(b.n), c.bytes.Load(), c.retries.Load()); err != nil {
+		append([]any{x.runID}, x.runCounters(int64(b.n))...)...); err != nil {
 		return fmt.Errorf("update run: %w", err)
 	}
 	return nil
 }
 
+// advances reports whether cursor v of scope s is beyond the committed one.
+func (b *batchSource) advances(s, v string) bool {
+	old, ok := b.saved[s]
+	return !ok || compareCursor(v, old) > 0
+}
+
+// runCounters are the run's counters for elt.runs, in the order pages, records, bytes, retries; pending
+// counts the records of a batch not committed yet.
+func (x *sourceRun) runCounters(pending int64) []any {
+	c := x.client
+	return []any{c.pages.Load(), x.records + pending, c.bytes.Load(), c.retries.Load()}
+}
+
 func (x *sourceRun) committed(res *Resource, b *batchSource) {
+	if res.Incremental != nil {
+		for s, v := range b.cursors {
+			if b.advances(s, v) {
+				b.saved[s] = v
+			}
+		}
+	}
 	x.records += int64(b.n)
-	x.bytes += b.bytes
 	cursor := ""
-	if c := b.cursorMax(); c != nil {
+	if c := b.max; c != nil {
 		cursor = *c
 	}
 	x.log.Debug("batch committed", "resource", res.Name, "batch_id", b.batchID, "records", b.n,

@@ -57,16 +57,16 @@ func lockSource(ctx context.Context, pool *pgxpool.Pool, source string) (*source
 	)
 	err = conn.QueryRow(ctx, `
 		with k as (select hashtextextended($1, 0) as key)
-		select coalesce(a.application_name, ''), coalesce(a.pid, 0), a.backend_start,
-		       (select r.run_id from elt.runs r where r.kind = 'extract' and r.target = $2 and r.status = 'running'
-		        order by r.run_id desc limit 1),
-		       (select r.started_at from elt.runs r where r.kind = 'extract' and r.target = $2 and r.status = 'running'
-		        order by r.run_id desc limit 1)
+		select coalesce(a.application_name, ''), coalesce(a.pid, 0), a.backend_start, r.run_id, r.started_at
 		from k
 		left join pg_catalog.pg_locks l
 		  on l.locktype = 'advisory' and l.granted and l.objsubid = 1
 		 and ((l.classid::bigint << 32) | l.objid::bigint) = k.key
 		left join pg_catalog.pg_stat_activity a on a.pid = l.pid
+		left join lateral (
+		  select run_id, started_at from elt.runs
+		  where kind = 'extract' and target = $2 and status = 'running'
+		  order by run_id desc limit 1) r on true
 		limit 1`, key, source).Scan(&holderApp, &pid, &since, &runID, &started)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w by another session (and its details are unreadable: %v)", ErrLocked, err)
