@@ -45,16 +45,19 @@ func (d *dataset) hourOf(i int64) int {
 }
 
 // occurredAt is the occurred_at of original event i.
-func (d *dataset) occurredAt(i int64) int64 {
-	h := d.hourOf(i)
+func (d *dataset) occurredAt(i int64) int64 { return d.occurredIn(i, d.hourOf(i)) }
+
+// occurredIn is the occurred_at of original event i, which lies in hour h.
+func (d *dataset) occurredIn(i int64, h int) int64 {
 	first, n := d.hourStart[h], d.hourStart[h+1]-d.hourStart[h]
 	return d.start + int64(h)*3600 + (i-first)*3600/n
 }
 
-// userOf picks the user of original event i among the users created before its hour, by activity.
-func (d *dataset) userOf(i int64, h int) int32 {
+// userOf picks the user of an original event among the users created before its hour h, by activity;
+// hash is the event's eventHash(d.eventKey, i).
+func (d *dataset) userOf(h int, hash uint64) int32 {
 	elig := int(d.hourElig[h])
-	r := pick(eventHash(d.eventKey, uint64(i)), d.userCum[elig])
+	r := pick(hash, d.userCum[elig])
 	k := sort.Search(elig, func(j int) bool { return d.userCum[j+1] > r })
 	return d.byCreated[k]
 }
@@ -62,10 +65,14 @@ func (d *dataset) userOf(i int64, h int) int32 {
 // original computes original event i.
 func (d *dataset) original(i int64) eventRec {
 	h := d.hourOf(i)
-	first, n := d.hourStart[h], d.hourStart[h+1]-d.hourStart[h]
-	occurred := d.start + int64(h)*3600 + (i-first)*3600/n
-	u := d.userOf(i, h)
-	x := mix(eventHash(d.eventKey, uint64(i)) ^ golden)
+	hash := eventHash(d.eventKey, uint64(i))
+	return d.originalAt(i, h, hash, d.userOf(h, hash))
+}
+
+// originalAt computes original event i from its hour h, its hash eventHash(d.eventKey, i) and its user u.
+func (d *dataset) originalAt(i int64, h int, hash uint64, u int32) eventRec {
+	occurred := d.occurredIn(i, h)
+	x := mix(hash ^ golden)
 	cum := d.featureCum[d.userCustomer[u]]
 	r := pick(x, cum[len(cum)-1])
 	f := 0
@@ -133,7 +140,8 @@ func (d *dataset) eventCustomer(i int64) int32 {
 	if i >= d.events {
 		i = d.updateOrig(i - d.events)
 	}
-	return d.userCustomer[d.userOf(i, d.hourOf(i))]
+	h := d.hourOf(i)
+	return d.userCustomer[d.userOf(h, eventHash(d.eventKey, uint64(i)))]
 }
 
 // appendEvent renders e exactly as Event.AppendJSON renders the same event.

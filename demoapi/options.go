@@ -77,8 +77,10 @@ type Faults struct {
 }
 
 // Validate reports the first option out of range. New panics on the same errors.
-func (o Options) Validate() error {
-	o = o.withDefaults()
+func (o Options) Validate() error { return o.withDefaults().validate() }
+
+// validate reports the first option out of range in o, whose defaults are already filled in.
+func (o Options) validate() error {
 	switch {
 	case o.Customers < 1 || o.Customers > MaxCustomers:
 		return fmt.Errorf("customers must be between 1 and %d, got %d", MaxCustomers, o.Customers)

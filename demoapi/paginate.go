@@ -2,6 +2,7 @@ package demoapi
 
 import (
 	"encoding/base64"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -255,9 +256,9 @@ func (l *listing) selectPage(pr pageRequest, idx []int64) page {
 	return page{idx: idx, next: next, total: -1}
 }
 
-// nextURL is the absolute URL of the page that starts at position next.
-func nextURL(r *http.Request, next int64) string {
-	q := r.URL.Query()
+// nextURL is the absolute URL of the page of request r, whose query is q, that starts at position next.
+func nextURL(r *http.Request, q url.Values, next int64) string {
+	q = maps.Clone(q) // q is the request's: leave it as it is
 	q.Set("cursor", encodeCursor(next))
 	scheme := "http"
 	if r.TLS != nil {
@@ -268,14 +269,14 @@ func nextURL(r *http.Request, next int64) string {
 }
 
 // header sets the response headers of a page: its content type and, for Link styles, the next link.
-func (pg *page) header(h http.Header, r *http.Request, s style) {
+func (pg *page) header(h http.Header, r *http.Request, q url.Values, s style) {
 	if s == styleNDJSON {
 		h.Set("Content-Type", "application/x-ndjson")
 	} else {
 		h.Set("Content-Type", "application/json")
 	}
 	if (s == styleLink || s == styleNDJSON) && pg.next >= 0 {
-		h.Set("Link", "<"+nextURL(r, pg.next)+`>; rel="next"`)
+		h.Set("Link", "<"+nextURL(r, q, pg.next)+`>; rel="next"`)
 	}
 }
 
@@ -307,7 +308,7 @@ func after(dst []byte, s style) []byte {
 }
 
 // close appends what comes after the last record.
-func (pg *page) close(dst []byte, r *http.Request, pr pageRequest) []byte {
+func (pg *page) close(dst []byte, r *http.Request, q url.Values, pr pageRequest) []byte {
 	switch pr.style {
 	case styleNDJSON:
 		return dst
@@ -330,7 +331,7 @@ func (pg *page) close(dst []byte, r *http.Request, pr pageRequest) []byte {
 	case styleNext:
 		dst = append(dst, `],"next":`...)
 		if pg.next >= 0 {
-			dst = appendString(dst, nextURL(r, pg.next))
+			dst = appendString(dst, nextURL(r, q, pg.next))
 		} else {
 			dst = append(dst, "null"...)
 		}

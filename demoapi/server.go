@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,10 +33,10 @@ const flushSize = 64 << 10
 // New builds the customers, users and calendar of opts; events are computed on demand. It panics if the
 // options are out of range (see Options.Validate).
 func New(opts Options) *Server {
-	if err := opts.Validate(); err != nil {
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
 		panic("demoapi: " + err.Error())
 	}
-	o := opts.withDefaults()
 	s := &Server{opts: o, data: build(o), auth: []byte("Bearer " + o.Token)}
 	s.custByID = make(map[string]int32, len(s.data.customers))
 	for i, c := range s.data.customers {
@@ -52,6 +53,9 @@ func (s *Server) Customers() []Customer { return slices.Clone(s.data.customers) 
 
 // Users returns every user in id order (by customer, then by number).
 func (s *Server) Users() []User { return slices.Clone(s.data.users) }
+
+// UserCount is len(Users()) without copying the users.
+func (s *Server) UserCount() int { return len(s.data.users) }
 
 // EventCount is the number of records /v1/events serves without filters: the events, then the updates.
 func (s *Server) EventCount() int { return int(s.data.eventCount()) }
@@ -94,8 +98,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
+	q := r.URL.Query()
 	st, path := splitStyle(r)
-	l, status, msg := s.route(path, r)
+	l, status, msg := s.route(path, q)
 	if l == nil {
 		writeError(w, status, msg)
 		return
@@ -104,7 +109,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.fault(w, r, n) {
 		return
 	}
-	pr, err := parsePageRequest(st, r.URL.Query())
+	pr, err := parsePageRequest(st, q)
 	if err != nil {
 		var pe *paramError
 		if errors.As(err, &pe) {
@@ -114,11 +119,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.servePage(w, r, l, pr, every(n, s.opts.Faults.EveryTruncate, false))
+	s.servePage(w, r, q, l, pr, every(n, s.opts.Faults.EveryTruncate, false))
 }
 
-// route maps a path without style prefix to its listing, or to an error status and message.
-func (s *Server) route(path string, r *http.Request) (*listing, int, string) {
+// route maps a path without style prefix and its query to a listing, or to an error status and message.
+func (s *Server) route(path string, q url.Values) (*listing, int, string) {
 	d := s.data
 	switch path {
 	case "/v1/customers":
@@ -128,7 +133,7 @@ func (s *Server) route(path string, r *http.Request) (*listing, int, string) {
 			append:    func(dst []byte, i int64) []byte { return append(dst, d.customerJSON[d.customerOrder[i]]...) },
 		}, 0, ""
 	case "/v1/users":
-		if id := r.URL.Query().Get("customer_id"); id != "" {
+		if id := q.Get("customer_id"); id != "" {
 			c, ok := s.custByID[id]
 			if !ok {
 				return userListing(d, nil), 0, ""
@@ -142,7 +147,7 @@ func (s *Server) route(path string, r *http.Request) (*listing, int, string) {
 			updatedAt: d.eventUpdatedAt,
 			append:    func(dst []byte, i int64) []byte { return d.appendEvent(dst, d.event(i)) },
 		}
-		if id := r.URL.Query().Get("customer_id"); id != "" {
+		if id := q.Get("customer_id"); id != "" {
 			c, ok := s.custByID[id]
 			if !ok {
 				l.n = 0 // no such customer: no events
@@ -205,9 +210,10 @@ func every(n int64, nth int, zeroIsAlways bool) bool {
 	return n%int64(nth) == 0
 }
 
-// servePage renders one page, flushing every flushSize bytes. A truncated page is rendered whole, declared
-// with its full Content-Length, cut in the middle of its middle record, and the connection dropped.
-func (s *Server) servePage(w http.ResponseWriter, r *http.Request, l *listing, pr pageRequest, truncate bool) {
+// servePage renders one page of request r, whose query is q, flushing every flushSize bytes. A truncated
+// page is rendered whole, declared with its full Content-Length, cut in the middle of its middle record,
+// and the connection dropped.
+func (s *Server) servePage(w http.ResponseWriter, r *http.Request, q url.Values, l *listing, pr pageRequest, truncate bool) {
 	idxp := s.getIdx()
 	defer s.idxs.Put(idxp)
 	bufp := s.getBuf()
@@ -215,7 +221,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request, l *listing, p
 
 	pg := l.selectPage(pr, (*idxp)[:0])
 	*idxp = pg.idx
-	pg.header(w.Header(), r, pr.style)
+	pg.header(w.Header(), r, q, pr.style)
 	buf := pg.open((*bufp)[:0], pr.style)
 	cut := -1
 	for k, i := range pg.idx {
@@ -234,7 +240,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request, l *listing, p
 			buf = buf[:0]
 		}
 	}
-	buf = pg.close(buf, r, pr)
+	buf = pg.close(buf, r, q, pr)
 	*bufp = buf
 	if !truncate {
 		_, _ = w.Write(buf)

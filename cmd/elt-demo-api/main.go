@@ -107,10 +107,8 @@ func (c *cli) options(log *slog.Logger, getenv func(string) string) (demoapi.Opt
 	if c.Verbose {
 		o.Logger = log
 	}
-	if err := o.Validate(); err != nil {
-		return o, err
-	}
-	return o, nil
+	// Validate here so that bad flags are an error rather than New's panic.
+	return o, o.Validate()
 }
 
 // token reads the bearer token from --token-file, else the environment, else the default.
@@ -152,7 +150,7 @@ func (c *cli) run(ctx context.Context, log *slog.Logger, getenv func(string) str
 		defer os.Remove(c.AddrFile)
 	}
 	o = srv.Options()
-	log.Info("elt-demo-api listening", "addr", addr, "customers", o.Customers, "users", len(srv.Users()),
+	log.Info("elt-demo-api listening", "addr", addr, "customers", o.Customers, "users", srv.UserCount(),
 		"events", o.Events, "updates", o.Updates, "seed", o.Seed, "now", o.Now.Format(time.RFC3339), "days", o.Days)
 
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
