@@ -39,10 +39,11 @@ bench-refresh: build
 bench-tenant: build
 	bash tests/bench/tenant.sh
 
-## lint: squawk (npm squawk-cli) over every migration as tern renders it (each runs in one transaction).
+## lint: squawk (npm squawk-cli) over every migration of both tracks (elt's own and the default project's) as
+## tern renders it (each runs in one transaction).
 lint: build
-	rm -rf $(BIN)/lint && $(ELT) migrate render $(BIN)/lint
-	npx --yes squawk-cli@2.66.0 --assume-in-transaction $(BIN)/lint/*.sql
+	rm -rf $(BIN)/lint && $(ELT) --project . migrate render $(BIN)/lint
+	npx --yes squawk-cli@2.66.0 --assume-in-transaction $(BIN)/lint/elt/*.sql $(BIN)/lint/project/*.sql
 
 clean:
 	rm -rf $(BIN)

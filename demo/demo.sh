@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make demo / make demo-down: the whole elt pipeline on this machine, with its own PostgreSQL (in .elt/pg) and
-# the bundled demo export API. Safe to run again: everything is reused, extract is incremental.
+# make demo / make demo-down: the whole elt pipeline on this machine, with its own PostgreSQL (in .elt/pg), the
+# bundled demo export API, and the default project (elt.yaml, migrations/, views/ and sql/ at the root of the
+# repository). Safe to run again: everything is reused, extract is incremental.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,7 +9,7 @@ STATE=.elt
 ELT=bin/elt
 API=bin/elt-demo-api
 CUSTOMERS=(cus_0001 cus_0002 cus_0003)
-export ELT_CONFIG=demo/elt.yaml
+export ELT_PROJECT=.
 export ELT_DEMO_API_TOKEN=${ELT_DEMO_API_TOKEN:-demo-token}
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -62,22 +63,47 @@ up() {
   say "elt status"
   "$ELT" status
 
-  say "tenants: one login role per customer"
+  say "tenants: one login and one schema per customer"
   for c in "${CUSTOMERS[@]}"; do
     "$ELT" tenant add "$c" --if-not-exists --password-to "$STATE/$c.password"
   done
   "$ELT" tenant list
 
+  say "tenant guard (enforces the tenants' time limits, which they cannot lift)"
+  start_guard
+
   say "what each tenant's own login sees (and the owner's numbers for the same customer)"
   for c in "${CUSTOMERS[@]}"; do
     "$ELT" tenant report "$c" --password-from "$STATE/$c.password"
-    echo "  Superset SQLAlchemy URI: $("$ELT" tenant uri "$c")"
-    echo "  password: in $STATE/$c.password (or paste the URI with it: elt tenant uri $c --password-from $STATE/$c.password)"
     echo
   done
 
   say "isolation audit"
   "$ELT" tenant check
+
+  say "next steps (in a new shell, from $(pwd))"
+  local c=${CUSTOMERS[0]}
+  echo "  export DATABASE_URL='$DATABASE_URL'"
+  echo "  bin/elt status                # what is fresh, what failed"
+  echo "  psql \"\$(bin/elt tenant uri $c --format libpq --password-from $STATE/$c.password)\""
+  echo "                                # psql as $c's own login (\\d lists what it can read)"
+  echo "  bin/elt tenant uri $c --password-from $STATE/$c.password"
+  echo "                                # the SQLAlchemy URI to paste into Superset"
+  echo "  make demo-down                # stop PostgreSQL, the API and the guard (the data stays in $STATE)"
+}
+
+guard_running() {
+  [ -f "$STATE/guard.pid" ] && kill -0 "$(cat "$STATE/guard.pid")" 2>/dev/null
+}
+
+start_guard() {
+  if guard_running; then
+    echo "tenant guard already running (pid $(cat "$STATE/guard.pid"))"
+    return
+  fi
+  setsid "$ELT" --log-format json tenant guard >"$STATE/guard.log" 2>&1 </dev/null &
+  echo $! >"$STATE/guard.pid"
+  echo "tenant guard running (pid $!, log $STATE/guard.log)"
 }
 
 down() {
@@ -86,6 +112,11 @@ down() {
     echo "demo API stopped"
   fi
   rm -f "$STATE/demo-api.pid" "$STATE/demo-api.addr"
+  if guard_running; then
+    kill "$(cat "$STATE/guard.pid")"
+    echo "tenant guard stopped"
+  fi
+  rm -f "$STATE/guard.pid"
   "$ELT" db stop && echo "PostgreSQL stopped (data kept in $STATE/pg; rm -rf $STATE to start over)"
 }
 

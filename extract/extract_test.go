@@ -254,7 +254,7 @@ func TestExpandEnv(t *testing.T) {
 
 func TestDemoConfigLoads(t *testing.T) {
 	t.Parallel()
-	cfg, err := LoadConfig("../demo/elt.yaml")
+	cfg, err := LoadConfig("../elt.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

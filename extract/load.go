@@ -18,13 +18,18 @@ import (
 // broken, and the run stops.
 const maxRejectsPerBatch = 10000
 
-// ensureTable creates the resource's staging table if it does not exist yet, in the shape every staging
-// table has (docs/architecture.md).
+// ensureTable creates the resource's staging table if it does not exist yet.
 func ensureTable(ctx context.Context, pool *pgxpool.Pool, res *Resource) error {
-	t := pgx.Identifier{"staging", res.Table}.Sanitize()
+	return EnsureStagingTable(ctx, pool, res.Table, fmt.Sprintf("Raw records of %s/%s (created by elt extract).", res.source.Name, res.Name))
+}
+
+// EnsureStagingTable creates staging.table, commented, if it does not exist yet, in the shape every staging
+// table has (docs/architecture.md), owned by elt_owner.
+func EnsureStagingTable(ctx context.Context, pool *pgxpool.Pool, table, comment string) error {
+	t := pgx.Identifier{"staging", table}.Sanitize()
 	var exists bool
-	if err := pool.QueryRow(ctx, `select to_regclass($1) is not null`, "staging."+pgx.Identifier{res.Table}.Sanitize()).Scan(&exists); err != nil {
-		return fmt.Errorf("check table staging.%s: %w", res.Table, err)
+	if err := pool.QueryRow(ctx, `select to_regclass($1) is not null`, t).Scan(&exists); err != nil {
+		return fmt.Errorf("check table staging.%s: %w", table, err)
 	}
 	if exists {
 		return nil
@@ -41,10 +46,18 @@ func ensureTable(ctx context.Context, pool *pgxpool.Pool, res *Resource) error {
 		)`); err != nil {
 			return err
 		}
-		return commentOn(ctx, tx, t, fmt.Sprintf("Raw records of %s/%s (created by elt extract).", res.source.Name, res.Name))
+		// Transforms read the batches above their watermark. Staging is append-only in batch order, so a BRIN
+		// index finds the newest batches at almost no cost to COPY: block ranges not yet summarized (the
+		// newest pages) are always read, and autosummarize (or any vacuum) summarizes the older ones. The name
+		// is the one PostgreSQL gives it, which a replace load's swap keeps.
+		brin := pgx.Identifier{table + "_batch_id_idx"}.Sanitize()
+		if _, err := tx.Exec(ctx, `create index `+brin+` on `+t+` using brin (batch_id) with (autosummarize = on)`); err != nil {
+			return err
+		}
+		return commentOn(ctx, tx, t, comment)
 	})
 	if err != nil {
-		return fmt.Errorf("create table staging.%s: %w", res.Table, err)
+		return fmt.Errorf("create table staging.%s: %w", table, err)
 	}
 	return nil
 }

@@ -158,7 +158,25 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := os.WriteFile(filepath.Join(dir, "port"), []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
 		return nil, err
 	}
+	if err := c.closeMaintenanceDatabases(ctx); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// closeMaintenanceDatabases takes CONNECT on postgres and template1 from PUBLIC: every role may connect to
+// them by default, and a tenant login has no business in any database but its own (elt tenant check reports
+// it). Superusers, who bypass it, keep using them.
+func (c *Cluster) closeMaintenanceDatabases(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to local postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "revoke connect on database postgres, template1 from public"); err != nil {
+		return fmt.Errorf("revoke connect on the maintenance databases: %w", err)
+	}
+	return nil
 }
 
 // Open returns the cluster in dir if it is running.

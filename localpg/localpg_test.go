@@ -70,8 +70,13 @@ func TestStartStopRestartKeepsData(t *testing.T) {
 		t.Fatalf("after restart: x=%d err=%v, want 42", x, err)
 	}
 
-	// Non-superusers log in over TCP with a password, never without one.
+	// Non-superusers log in over TCP with a password, never without one; and only where they were granted
+	// CONNECT: PUBLIC has none on the maintenance databases.
 	exec(c2.URL("postgres"), "create role probe login password 'right-password'")
+	if _, err := pgx.Connect(ctx, "postgres://probe:right-password@127.0.0.1:"+strconv.Itoa(c2.Port)+"/postgres?sslmode=disable"); err == nil {
+		t.Error("a role without CONNECT logged in to database postgres")
+	}
+	exec(c2.URL("postgres"), "grant connect on database postgres to probe")
 	if _, err := pgx.Connect(ctx, "postgres://probe:wrong@127.0.0.1:"+strconv.Itoa(c2.Port)+"/postgres?sslmode=disable"); err == nil {
 		t.Error("TCP login with a wrong password succeeded")
 	}

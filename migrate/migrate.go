@@ -1,12 +1,19 @@
-// Package migrate applies the versioned SQL migrations embedded in the elt binary, using tern.
+// Package migrate applies versioned SQL migrations with tern, on two tracks that never share a number:
 //
-// Migrations live in migrations/NNN_name.sql; each is a text/template that may include mart definitions from
-// views/ with {{ template "views/name.sql" . }}. Every migration runs in its own transaction under tern's
-// advisory lock, so two concurrent `elt migrate` runs apply each migration once.
+//   - the elt track: elt's own machinery (run log, batches, cursors, refresh watermarks, the tenant map, roles,
+//     hardening), embedded in the binary (migrate/elt/*.sql) and recorded in elt.schema_version;
+//   - the project track: the project's model (its tables, marts, materialized views), read at run time from
+//     the project folder's migrations/ (templates from its views/ folder) and recorded in
+//     elt.project_version.
+//
+// Upgrading elt adds migrations to the elt track only, so it never collides with a project's numbering. Each
+// migration is a text/template, runs in its own transaction under tern's advisory lock (two concurrent
+// `elt migrate` runs apply each migration once), and the elt track always runs first.
 package migrate
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,24 +22,53 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/tern/v2/migrate"
-
-	elt "github.com/elt-dev/elt"
 )
 
-// VersionTable records the version of the schema; tern creates it on the first migration.
-const VersionTable = "public.elt_schema_version"
+//go:embed elt/*.sql
+var eltFiles embed.FS
+
+// Version tables of the two tracks. Both live in schema elt, which elt migrate creates first.
+const (
+	EltVersionTable     = "elt.schema_version"
+	ProjectVersionTable = "elt.project_version"
+)
+
+// Track is a sequence of migrations with its own version table.
+type Track struct {
+	Name         string // "elt" or "project": how status and errors name it
+	VersionTable string // schema-qualified
+	// FS holds the migrations (NNN_name.sql) at its root; .sql files in subfolders are templates the
+	// migrations may include ({{ template "views/name.sql" . }}).
+	FS fs.FS
+}
+
+// Elt is the track of elt's own machinery, embedded in the binary.
+func Elt() Track {
+	sub, err := fs.Sub(eltFiles, "elt")
+	if err != nil {
+		panic(err) // the embedded folder exists
+	}
+	return Track{Name: "elt", VersionTable: EltVersionTable, FS: sub}
+}
+
+// Project is the track of a project's migrations; fsys is as Track.FS describes (see project.Migrations).
+func Project(fsys fs.FS) Track {
+	return Track{Name: "project", VersionTable: ProjectVersionTable, FS: fsys}
+}
 
 // Migration is one rendered migration.
 type Migration struct {
+	Track   string // track name
 	Version int32  // sequence number, from the file name
-	Name    string // file name, e.g. 001_schemas.sql
+	Name    string // file name, e.g. 001_core.sql
 	SQL     string // the up SQL after template rendering
 }
 
-// Status is the database's position in the migration sequence.
+// Status is the database's position on one track.
 type Status struct {
+	Track   string
 	Current int32       // version applied; 0 when nothing is
-	All     []Migration // every migration the binary carries
+	All     []Migration // every migration of the track
 }
 
 // Pending returns the migrations not yet applied.
@@ -43,92 +79,143 @@ func (s Status) Pending() []Migration {
 	return s.All[s.Current:]
 }
 
-// Load renders the migrations of fsys (nil means the ones embedded in the binary) without a database.
-func Load(fsys fs.FS) ([]Migration, error) {
-	m, err := migrate.NewMigratorEx(context.Background(), nil, VersionTable, &migrate.MigratorOptions{})
+// Load renders the migrations of t without a database.
+func Load(t Track) ([]Migration, error) {
+	m, err := migrate.NewMigratorEx(context.Background(), nil, t.VersionTable, &migrate.MigratorOptions{})
 	if err != nil {
 		return nil, err
 	}
-	if err := load(m, fsys); err != nil {
+	if err := load(m, t); err != nil {
 		return nil, err
 	}
-	return convert(m.Migrations), nil
+	return convert(t, m.Migrations), nil
 }
 
-func load(m *migrate.Migrator, fsys fs.FS) error {
-	if fsys == nil {
-		fsys = elt.Migrations
-	}
+func load(m *migrate.Migrator, t Track) error {
 	// An explicit, empty Data: templates see no keys, and any key they reference renders as "<no value>",
 	// which the tests reject.
 	m.Data = map[string]any{}
-	if err := m.LoadMigrations(fsys); err != nil {
-		return fmt.Errorf("load migrations: %w", err)
+	if err := m.LoadMigrations(t.FS); err != nil {
+		if errors.Is(err, migrate.ErrNoFwMigration) {
+			return fmt.Errorf("load %s migrations: a migration has no SQL above its ---- create above / drop below ---- line", t.Name)
+		}
+		var none migrate.NoMigrationsFoundError
+		if errors.As(err, &none) {
+			return fmt.Errorf("load %s migrations: none found (the project's migrations/ folder holds NNN_name.sql files)", t.Name)
+		}
+		return fmt.Errorf("load %s migrations: %w", t.Name, err)
 	}
 	return nil
 }
 
-func convert(ms []*migrate.Migration) []Migration {
+func convert(t Track, ms []*migrate.Migration) []Migration {
 	out := make([]Migration, len(ms))
 	for i, m := range ms {
-		out[i] = Migration{Version: m.Sequence, Name: m.Name, SQL: m.UpSQL}
+		out[i] = Migration{Track: t.Name, Version: m.Sequence, Name: m.Name, SQL: m.UpSQL}
 	}
 	return out
 }
 
-// CurrentVersion reads the applied version without creating anything; 0 when the database has never been
-// migrated.
-func CurrentVersion(ctx context.Context, conn *pgx.Conn) (int32, error) {
+// CurrentVersion reads the applied version of t without creating anything; 0 when the track never ran.
+func CurrentVersion(ctx context.Context, conn *pgx.Conn, t Track) (int32, error) {
 	var exists bool
-	if err := conn.QueryRow(ctx, `select to_regclass($1) is not null`, VersionTable).Scan(&exists); err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
+	if err := conn.QueryRow(ctx, `select to_regclass($1) is not null`, t.VersionTable).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("read %s schema version: %w", t.Name, err)
 	}
 	if !exists {
 		return 0, nil
 	}
 	var v int32
-	if err := conn.QueryRow(ctx, "select version from "+VersionTable).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
+	// The version table's name is one of this package's constants.
+	if err := conn.QueryRow(ctx, "select version from "+t.VersionTable).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read %s schema version: %w", t.Name, err)
 	}
 	return v, nil
 }
 
-// ReadStatus reports the applied version and the migrations the binary carries, changing nothing.
-func ReadStatus(ctx context.Context, conn *pgx.Conn, fsys fs.FS) (Status, error) {
-	all, err := Load(fsys)
-	if err != nil {
-		return Status{}, err
+// ReadStatus reports the applied version of each track and the migrations it has, changing nothing.
+func ReadStatus(ctx context.Context, conn *pgx.Conn, tracks ...Track) ([]Status, error) {
+	var out []Status
+	for _, t := range tracks {
+		all, err := Load(t)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := CurrentVersion(ctx, conn, t)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkKnown(t, cur, len(all)); err != nil {
+			return nil, err
+		}
+		out = append(out, Status{Track: t.Name, Current: cur, All: all})
 	}
-	cur, err := CurrentVersion(ctx, conn)
-	if err != nil {
-		return Status{}, err
-	}
-	if err := checkKnown(cur, len(all)); err != nil {
-		return Status{}, err
-	}
-	return Status{Current: cur, All: all}, nil
+	return out, nil
 }
 
-// Up applies every pending migration of fsys (nil: the embedded ones) in order and returns those it applied.
-// onStart, if not nil, is called before each one. A failing migration is rolled back whole and the error names
-// its file and the SQL error. After applying any, it gives every object of elt's schemas to the owner role
-// (elt.adopt_objects).
-func Up(ctx context.Context, conn *pgx.Conn, fsys fs.FS, onStart func(Migration)) ([]Migration, error) {
-	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
-	if err != nil {
-		return nil, fmt.Errorf("prepare %s: %w", VersionTable, err)
+// Options configure Up.
+type Options struct {
+	// Schemas are the project's own schemas: once migrations were applied, every object in them (and in
+	// staging and elt) is given to elt_owner (elt.adopt_objects).
+	Schemas []string
+	// OnStart, if not nil, is called before each migration.
+	OnStart func(Migration)
+}
+
+// Up applies every pending migration of the tracks, in order (pass Elt() first), and returns those it
+// applied. A failing migration is rolled back whole and the error names its track, file and the SQL error;
+// the tracks after it are not run. A database laid out by elt before the two tracks existed is upgraded first
+// (see upgradeLegacy).
+func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]Migration, error) {
+	if err := prepare(ctx, conn); err != nil {
+		return nil, err
 	}
-	if err := load(m, fsys); err != nil {
+	var applied []Migration
+	for _, t := range tracks {
+		got, err := up(ctx, conn, t, opts.OnStart)
+		applied = append(applied, got...)
+		if err != nil {
+			return applied, err
+		}
+	}
+	if len(applied) > 0 {
+		if err := Adopt(ctx, conn, opts.Schemas); err != nil {
+			return applied, err
+		}
+	}
+	return applied, nil
+}
+
+// prepare creates schema elt, which holds both version tables, and upgrades a legacy layout.
+func prepare(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `select to_regnamespace('elt') is not null`).Scan(&exists); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `create schema elt`); err != nil {
+			return firstMigrate(fmt.Errorf("migrate: create schema elt: %w", err))
+		}
+	}
+	return upgradeLegacy(ctx, conn)
+}
+
+func up(ctx context.Context, conn *pgx.Conn, t Track, onStart func(Migration)) ([]Migration, error) {
+	m, err := migrate.NewMigrator(ctx, conn, t.VersionTable)
+	if err != nil {
+		return nil, firstMigrate(fmt.Errorf("prepare %s: %w", t.VersionTable, err))
+	}
+	if err := load(m, t); err != nil {
 		return nil, err
 	}
 	before, err := m.GetCurrentVersion(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read schema version: %w", err)
+		return nil, fmt.Errorf("read %s schema version: %w", t.Name, err)
 	}
-	if err := checkKnown(before, len(m.Migrations)); err != nil {
+	if err := checkKnown(t, before, len(m.Migrations)); err != nil {
 		return nil, err
 	}
-	all := convert(m.Migrations)
+	all := convert(t, m.Migrations)
 	if onStart != nil {
 		m.OnStart = func(seq int32, _, _, _ string) { onStart(all[seq-1]) }
 	}
@@ -139,62 +226,85 @@ func Up(ctx context.Context, conn *pgx.Conn, fsys fs.FS, onStart func(Migration)
 	}
 	applied := all[before:max(after, before)]
 	if err != nil {
-		return applied, describe(err)
-	}
-	if len(applied) > 0 {
-		if err := adopt(ctx, conn); err != nil {
-			return applied, err
-		}
+		return applied, describe(t, err)
 	}
 	return applied, nil
 }
 
-// adopt gives the objects the migrations just created to the owner role (elt.adopt_objects, from
-// 005_tenants.sql): whoever applies migrations, often a superuser, must not own a view that tenants read (it
-// would bypass row-level security) nor a mart that elt refresh must refresh. Before that migration exists it
-// does nothing.
-func adopt(ctx context.Context, conn *pgx.Conn) error {
+// Adopt gives the objects of staging, elt and the project's schemas to the owner role (elt.adopt_objects):
+// whoever applies migrations, often a superuser, must not own a relation that a tenant's view reads nor one
+// that elt refresh must write or refresh. Before the elt track created the procedure it does nothing.
+func Adopt(ctx context.Context, conn *pgx.Conn, schemas []string) error {
 	var exists bool
-	if err := conn.QueryRow(ctx, `select to_regprocedure('elt.adopt_objects()') is not null`).Scan(&exists); err != nil {
+	if err := conn.QueryRow(ctx, `select to_regprocedure('elt.adopt_objects(text[])') is not null`).Scan(&exists); err != nil {
 		return fmt.Errorf("give objects to elt_owner: %w", err)
 	}
 	if !exists {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, `call elt.adopt_objects()`); err != nil {
+	if _, err := conn.Exec(ctx, `call elt.adopt_objects($1)`, schemas); err != nil {
 		return fmt.Errorf("give objects to elt_owner: %w", err)
 	}
 	return nil
 }
 
-// checkKnown fails when the database is at a version newer than the n migrations this binary carries.
-func checkKnown(version int32, n int) error {
-	if int(version) > n {
-		return fmt.Errorf("database is at schema version %d but this elt binary knows only %d migrations: use a newer elt", version, n)
+// checkKnown fails when the database is at a version newer than the n migrations a track has.
+func checkKnown(t Track, version int32, n int) error {
+	if int(version) <= n {
+		return nil
 	}
-	return nil
+	if t.Name == "elt" {
+		return fmt.Errorf("database is at elt schema version %d but this elt binary knows only %d migrations: use a newer elt", version, n)
+	}
+	return fmt.Errorf("database is at project schema version %d but the project has only %d migrations: is this the project folder the database was migrated from (--project, ELT_PROJECT)?", version, n)
+}
+
+// firstMigrate explains the privilege errors of a first migrate run by a role that may not create schemas
+// or roles.
+func firstMigrate(err error) error {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "42501" {
+		return fmt.Errorf("%w (the first elt migrate creates schemas and roles: run it as a superuser or a DBA, then as elt_runner)", err)
+	}
+	return err
 }
 
 // describe turns tern's errors into one line an operator can act on.
-func describe(err error) error {
+func describe(t Track, err error) error {
 	var mErr migrate.MigrationPgError
 	if errors.As(err, &mErr) {
 		pg := mErr.PgError
-		msg := fmt.Sprintf("migration %s failed: %s (SQLSTATE %s)", mErr.MigrationName, pg.Message, pg.Code)
+		msg := fmt.Sprintf("%s migration %s failed: %s (SQLSTATE %s)", t.Name, mErr.MigrationName, pg.Message, pg.Code)
 		if line := lineOf(mErr.Sql, int(pg.Position)); line > 0 {
 			msg += fmt.Sprintf(" at line %d", line)
 		}
 		if pg.Detail != "" {
 			msg += ": " + pg.Detail
 		}
-		return errors.New(msg + "; nothing of this migration was applied")
+		msg += "; nothing of this migration was applied"
+		if pg.Code == "42501" {
+			msg += " (a migration that creates roles, schemas or extensions must run as a superuser or a DBA)"
+		}
+		return &Error{Msg: msg, Err: pg}
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
-		return fmt.Errorf("migrate: %w (a lock was held longer than lock_timeout; retry when the holder is done)", err)
+		return fmt.Errorf("migrate %s: %w (a lock was held longer than lock_timeout; retry when the holder is done)", t.Name, err)
 	}
-	return fmt.Errorf("migrate: %w", err)
+	return fmt.Errorf("migrate %s: %w", t.Name, err)
 }
+
+// Error is a failed migration: a message naming the track, file, line and SQL error, and the
+// *pgconn.PgError underneath.
+type Error struct {
+	Msg string
+	Err error
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the SQL error.
+func (e *Error) Unwrap() error { return e.Err }
 
 // lineOf returns the 1-based line of a 1-based character position in sql, or 0.
 func lineOf(sql string, pos int) int {
@@ -206,4 +316,45 @@ func lineOf(sql string, pos int) int {
 		return 0
 	}
 	return strings.Count(string(r[:pos-1]), "\n") + 1
+}
+
+//go:embed legacy/upgrade.sql
+var legacyUpgrade string
+
+// LegacyVersionTable recorded the single migration track of elt before the elt and project tracks.
+const LegacyVersionTable = "public.elt_schema_version"
+
+// upgradeLegacy upgrades, in one transaction, a database migrated by an elt that had one track of six
+// migrations with the demo model compiled in (legacy/upgrade.sql): it keeps staging and elt's state, drops
+// the model (rebuilt by the next elt refresh), and leaves the tenant map as elt.tenants_legacy for the tenant
+// layer to take over. A database at another legacy version is refused.
+func upgradeLegacy(ctx context.Context, conn *pgx.Conn) error {
+	var legacy bool
+	err := conn.QueryRow(ctx, `select to_regclass($1) is not null and to_regclass($2) is null`, LegacyVersionTable, EltVersionTable).Scan(&legacy)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if !legacy {
+		return nil
+	}
+	var v int32
+	if err := conn.QueryRow(ctx, "select version from "+LegacyVersionTable).Scan(&v); err != nil {
+		return fmt.Errorf("migrate: read %s: %w", LegacyVersionTable, err)
+	}
+	if v != 6 {
+		return fmt.Errorf("migrate: this database has the layout of an older elt at version %d of its single track; upgrade it with that elt to version 6 first, then run this elt migrate", v)
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, legacyUpgrade)
+		return err
+	})
+	if err != nil {
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) {
+			return firstMigrate(fmt.Errorf("migrate: upgrade of the single-track layout failed, nothing was changed: %s (SQLSTATE %s) at line %d: %w",
+				pg.Message, pg.Code, lineOf(legacyUpgrade, int(pg.Position)), err))
+		}
+		return fmt.Errorf("migrate: upgrade of the single-track layout: %w", err)
+	}
+	return nil
 }

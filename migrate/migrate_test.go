@@ -12,18 +12,25 @@ import (
 	"github.com/elt-dev/elt/tests/pgtest"
 )
 
+func tracks(t *testing.T) []migrate.Track {
+	t.Helper()
+	return []migrate.Track{migrate.Elt(), migrate.Project(pgtest.DefaultProject(t).Migrations())}
+}
+
 func TestRenderedMigrationsHaveNoMissingTemplateValues(t *testing.T) {
 	t.Parallel()
-	ms, err := migrate.Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) == 0 {
-		t.Fatal("no migrations embedded")
-	}
-	for _, m := range ms {
-		if strings.Contains(m.SQL, "<no value>") {
-			t.Errorf("%s renders a missing template value (<no value>)", m.Name)
+	for _, tr := range tracks(t) {
+		ms, err := migrate.Load(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 0 {
+			t.Fatalf("%s track: no migrations", tr.Name)
+		}
+		for _, m := range ms {
+			if strings.Contains(m.SQL, "<no value>") {
+				t.Errorf("%s track: %s renders a missing template value (<no value>)", tr.Name, m.Name)
+			}
 		}
 	}
 }
@@ -38,23 +45,25 @@ func TestUpOnMigratedDatabaseIsNoOp(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 
-	applied, err := migrate.Up(ctx, conn, nil, nil)
+	applied, err := migrate.Up(ctx, conn, migrate.Options{Schemas: db.Project.Schemas}, tracks(t)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(applied) != 0 {
 		t.Errorf("second migrate applied %d migrations, want none", len(applied))
 	}
-	st, err := migrate.ReadStatus(ctx, conn, nil)
+	sts, err := migrate.ReadStatus(ctx, conn, tracks(t)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]migrate.Migration(nil), st.Pending()); diff != "" {
-		t.Errorf("pending after migrate (-want +got):\n%s", diff)
+	for _, st := range sts {
+		if diff := cmp.Diff([]migrate.Migration(nil), st.Pending()); diff != "" {
+			t.Errorf("%s track: pending after migrate (-want +got):\n%s", st.Track, diff)
+		}
 	}
 }
 
-func TestUpFromEmptyAppliesAllInOrder(t *testing.T) {
+func TestUpFromEmptyAppliesBothTracksInOrder(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
 	ctx := context.Background()
@@ -82,30 +91,100 @@ func TestUpFromEmptyAppliesAllInOrder(t *testing.T) {
 	}
 	defer empty.Close(ctx)
 
-	st, err := migrate.ReadStatus(ctx, empty, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Current != 0 || len(st.Pending()) != len(st.All) {
-		t.Fatalf("empty database: current %d, %d pending of %d", st.Current, len(st.Pending()), len(st.All))
-	}
-	var started []string
-	applied, err := migrate.Up(ctx, empty, nil, func(m migrate.Migration) { started = append(started, m.Name) })
+	sts, err := migrate.ReadStatus(ctx, empty, tracks(t)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, m := range st.All {
-		want = append(want, m.Name)
+	for _, st := range sts {
+		if st.Current != 0 || len(st.Pending()) != len(st.All) {
+			t.Fatalf("empty database, %s track: current %d, %d pending of %d", st.Track, st.Current, len(st.Pending()), len(st.All))
+		}
+		for _, m := range st.All {
+			want = append(want, m.Track+"/"+m.Name)
+		}
+	}
+	var started []string
+	applied, err := migrate.Up(ctx, empty, migrate.Options{
+		Schemas: db.Project.Schemas,
+		OnStart: func(m migrate.Migration) { started = append(started, m.Track+"/"+m.Name) },
+	}, tracks(t)...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	var got []string
 	for _, m := range applied {
-		got = append(got, m.Name)
+		got = append(got, m.Track+"/"+m.Name)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("applied (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(want, started); diff != "" {
 		t.Errorf("onStart calls (-want +got):\n%s", diff)
+	}
+	// Everything of the project's schemas belongs to elt_owner, whoever applied the migrations.
+	var foreign []string
+	rows, err := empty.Query(ctx, `select c.oid::regclass::text from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+		where n.nspname = any ($1) and c.relkind in ('r', 'p', 'v', 'm') and c.relowner <> 'elt_owner'::regrole order by 1`, append(db.Project.Schemas, "elt", "staging"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if foreign, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	if len(foreign) > 0 {
+		t.Errorf("relations not owned by elt_owner after migrate: %v", foreign)
+	}
+}
+
+// The project track's numbering is the project's own: a project with one migration next to elt's four is at
+// version 1, and a failing project migration names its track and file.
+func TestProjectTrackIsIndependent(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := db.Name + "_own"
+	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), db.URL)
+		if err == nil {
+			c.Exec(context.Background(), "drop database "+pgx.Identifier{name}.Sanitize()+" with (force)")
+			c.Close(context.Background())
+		}
+	})
+	cfg := conn.Config().Copy()
+	cfg.Database = name
+	own, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close(ctx)
+
+	proj := migrate.Project(fsOf(map[string]string{
+		"001_things.sql": "create schema things;\ncreate table things.thing (id bigint primary key);",
+		"002_broken.sql": "create table things.other (id bigint primary key);\nselect 1/0;",
+	}))
+	_, err = migrate.Up(ctx, own, migrate.Options{Schemas: []string{"things"}}, migrate.Elt(), proj)
+	if err == nil || !strings.Contains(err.Error(), "project migration 002_broken.sql failed: division by zero") {
+		t.Fatalf("Up error = %v, want the failing project migration named", err)
+	}
+	sts, err := migrate.ReadStatus(ctx, own, migrate.Elt(), proj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eltAll, _ := migrate.Load(migrate.Elt())
+	if sts[0].Current != int32(len(eltAll)) || sts[1].Current != 1 {
+		t.Errorf("versions after a failed project migration: elt %d, project %d; want %d and 1", sts[0].Current, sts[1].Current, len(eltAll))
+	}
+	var exists bool
+	if err := own.QueryRow(ctx, `select to_regclass('things.other') is not null`).Scan(&exists); err != nil || exists {
+		t.Errorf("the failed migration left things.other behind (%v)", err)
 	}
 }

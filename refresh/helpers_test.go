@@ -3,6 +3,7 @@ package refresh_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/elt-dev/elt/extract"
 	"github.com/elt-dev/elt/refresh"
 	"github.com/elt-dev/elt/tests/pgtest"
 )
@@ -38,7 +40,7 @@ func load(t testing.TB, pool *pgxpool.Pool, batches ...batch) {
 		for _, b := range batches {
 			var batchID int64
 			if err := tx.QueryRow(ctx, `insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
-				values ($1, 'test', $2, $3, $4, 0) returning batch_id`, runID, b.table, "staging."+b.table, len(b.records)).Scan(&batchID); err != nil {
+				values ($1, 'test', $2, $3, $4, 0) returning batch_id`, runID, b.table, b.table, len(b.records)).Scan(&batchID); err != nil {
 				return err
 			}
 			table := pgx.Identifier{"staging", b.table}.Sanitize()
@@ -65,10 +67,27 @@ func load(t testing.TB, pool *pgxpool.Pool, batches ...batch) {
 	}
 }
 
+// project is the default project (the repository's root), whose SQL these tests run.
+var project = os.DirFS(pgtest.RepoRoot())
+
+// schemas are the default project's schemas.
+var schemas = []string{"core", "marts"}
+
+// opts completes o with the default project.
+func opts(o refresh.Options) refresh.Options {
+	if o.Project == nil {
+		o.Project = project
+	}
+	if o.Schemas == nil {
+		o.Schemas = schemas
+	}
+	return o
+}
+
 // run refreshes and fails the test on error.
 func run(t testing.TB, pool *pgxpool.Pool, full bool) *refresh.Result {
 	t.Helper()
-	res, err := refresh.Run(context.Background(), pool, refresh.Options{Full: full})
+	res, err := refresh.Run(context.Background(), pool, opts(refresh.Options{Full: full}))
 	if err != nil {
 		t.Fatalf("refresh (full=%v): %v", full, err)
 	}
@@ -81,17 +100,17 @@ var snapshotTables = []struct{ name, columns string }{
 	{"core.customers", "customer_id, name, plan, country, created_at, updated_at"},
 	{"core.users", "customer_id, user_id, email, name, role, created_at, updated_at"},
 	{"core.events", "customer_id, event_id, user_id, feature, occurred_at, updated_at, properties"},
-	{"marts.active_users_daily", "*"},
+	{"marts.rollup_customer_day", "*"},
 	{"marts.active_users_weekly", "*"},
 	{"marts.active_users_monthly", "*"},
-	{"marts.feature_usage_daily", "*"},
+	{"marts.rollup_feature_day", "*"},
 	{"marts.user_activity", "*"},
 	{"marts.retention_weekly", "*"},
 }
 
 // rollupTables are compared between the incremental and full paths too.
 var rollupTables = []string{
-	"marts.rollup_user_day", "marts.rollup_customer_day", "marts.rollup_feature_day", "marts.rollup_user_week", "marts.rollup_user_month", "marts.rollup_user",
+	"marts.rollup_user_day", "marts.rollup_user_week", "marts.rollup_user_month", "marts.rollup_user", "marts.customer_overview",
 }
 
 // snapshot renders a table as sorted tab-separated lines (header first), in UTC, as psql would print them.
@@ -180,7 +199,15 @@ func mustCount(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int64 
 	return n
 }
 
+// newDB is a database migrated with the default project and the staging tables of the demo API's
+// resources, as elt extract creates them.
 func newDB(t *testing.T) *pgtest.DB {
 	t.Helper()
-	return pgtest.New(t)
+	db := pgtest.New(t)
+	for _, table := range []string{"customers", "users", "events"} {
+		if err := extract.EnsureStagingTable(context.Background(), db.Pool, table, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	elt "github.com/elt-dev/elt"
 )
 
 // DefaultLockTimeout bounds how long a step waits for a table lock when Options.LockTimeout is zero.
@@ -23,18 +21,23 @@ const DefaultLockTimeout = time.Minute
 // checkRowLimit is how many violating rows a data check fetches; CheckError shows the first few.
 const checkRowLimit = 100
 
-// Options configure a refresh run. The zero value runs an incremental refresh of the embedded SQL.
+// Options configure a refresh run.
 type Options struct {
-	// Full rebuilds core, rollups and marts from all of staging instead of the batches above each watermark.
+	// Project is the project folder (its sql/ holds the steps): refresh reads the model's SQL from it at run
+	// time. Required.
+	Project fs.FS
+	// Schemas are the project's schemas: their materialized views are refreshed at the end of a run.
+	Schemas []string
+	// Full rebuilds every step from all of staging instead of the batches above each watermark.
 	Full bool
 	// LockTimeout is the lock_timeout of every step, so a long-running reader (or another writer) makes the
 	// step fail with a clear error instead of stalling the run forever. Zero means DefaultLockTimeout.
 	LockTimeout time.Duration
-	// SQL holds the transform steps (sql/NNN_name.sql) and data checks (sql/checks/*.sql). Nil means the SQL
-	// embedded in the binary (elt.SQL).
-	SQL fs.FS
 	// Logger receives one line per step. Nil discards.
 	Logger *slog.Logger
+	// BeforeSteps, if not nil, runs after the batch watermark is read and before the first step, with that
+	// watermark (elt uses it to delete the data of purged customers that arrived since their purge).
+	BeforeSteps func(ctx context.Context, batchTo int64) error
 }
 
 // Result describes a finished (or failed) run.
@@ -43,13 +46,16 @@ type Result struct {
 	Mode    string       // "incremental" or "full" (elt.runs.target)
 	BatchTo int64        // the batch watermark this run processed up to
 	Steps   []StepResult // in execution order
+	// Changed lists the project files that changed (or appeared, or went away) since they last ran, e.g.
+	// "sql/030_events.sql (changed)"; a changed step makes the run a full rebuild.
+	Changed []string
 }
 
-// Rows is the number of rows the transform steps wrote.
+// Rows is the number of rows the transform and mart steps wrote.
 func (r *Result) Rows() int64 {
 	var n int64
 	for _, s := range r.Steps {
-		if s.Kind == "transform" {
+		if s.Kind == "transform" || s.Kind == "mart" {
 			n += s.Rows
 		}
 	}
@@ -58,19 +64,22 @@ func (r *Result) Rows() int64 {
 
 // StepResult is one line of the step log (elt.refresh_steps).
 type StepResult struct {
-	Kind      string // "transform", "check" or "mart"
-	Name      string // file name for transforms and checks, qualified view name for marts
+	Kind      string // "transform", "check", "mart" (a step of sql/marts) or "view" (a materialized view)
+	Name      string // file name relative to the project, or the qualified name of a materialized view
 	BatchFrom int64  // exclusive lower batch bound (transforms and checks)
 	BatchTo   int64  // inclusive upper batch bound (transforms and checks)
 	Rows      int64  // rows written, violating rows, or rows in the mart
 	Started   time.Time
 	Duration  time.Duration
+
+	sha string // of the step's file, for the step log
 }
 
 // ErrBusy is returned (wrapped) when another refresh holds the refresh lock.
 var ErrBusy = errors.New("another elt refresh is running")
 
-// CheckError reports the data checks that found violating rows; the marts were not refreshed.
+// CheckError reports the data checks that found violating rows; the mart steps and materialized views did not
+// run.
 type CheckError struct {
 	Failures []CheckFailure
 }
@@ -86,7 +95,7 @@ type CheckFailure struct {
 // Error lists each failed check with its first violating rows.
 func (e *CheckError) Error() string {
 	var b strings.Builder
-	b.WriteString("data checks failed, marts not refreshed (they keep their previous contents):")
+	b.WriteString("data checks failed, marts not refreshed (they keep their previous contents; fix the data or the check, then run elt refresh again):")
 	for _, f := range e.Failures {
 		n := strconv.Itoa(len(f.Rows)) + " violating rows"
 		switch {
@@ -122,7 +131,7 @@ type StepError struct {
 
 // Error names the file, line and SQL error.
 func (e *StepError) Error() string {
-	return fmt.Sprintf("transform %s failed at line %d: %s; the step was rolled back", e.File, e.Line, describePgError(e.Err))
+	return fmt.Sprintf("step %s failed at line %d: %s; the step was rolled back", e.File, e.Line, describePgError(e.Err))
 }
 
 // Unwrap returns the SQL error.
@@ -155,20 +164,22 @@ func (r *runner) stepTx(ctx context.Context, fn func(pgx.Tx) error) error {
 }
 
 // Run performs one refresh: it takes the refresh lock (failing with ErrBusy if another run holds it), reads the
-// batch watermark, runs every transform step in its own transaction, runs the data checks, and refreshes the
-// marts concurrently in dependency order. Every step is logged in elt.refresh_steps and the run in elt.runs.
+// batch watermark, runs every transform step in its own transaction, runs the data checks, then the mart
+// steps, and refreshes the project's materialized views concurrently in dependency order. Every step is
+// logged in elt.refresh_steps and the run in elt.runs. A step file that changed since it last ran makes the
+// run a full rebuild (Result.Changed names them).
 func Run(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
-	if opts.SQL == nil {
-		opts.SQL = elt.SQL
+	if opts.Project == nil {
+		return nil, errors.New("refresh: no project folder")
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	steps, checks, err := loadSteps(opts.SQL, "sql")
+	p, err := loadPlan(opts.Project)
 	if err != nil {
 		return nil, err
 	}
@@ -179,65 +190,98 @@ func Run(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error)
 	}
 	defer conn.Release()
 	var migrated bool
-	if err := conn.QueryRow(ctx, `select to_regclass('elt.refresh_steps') is not null and to_regclass('marts.rollup_user') is not null`).Scan(&migrated); err != nil {
+	if err := conn.QueryRow(ctx, `select to_regclass('elt.refresh_files') is not null and to_regclass('elt.project_version') is not null`).Scan(&migrated); err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
 	if !migrated {
-		return nil, errors.New("refresh: the database lacks elt's tables (elt.refresh_steps, marts.*): run elt migrate first")
+		return nil, errors.New("refresh: the database lacks elt's tables or the project's (elt.refresh_files, elt.project_version): run elt migrate first")
 	}
 	if err := lock(ctx, conn); err != nil {
 		return nil, err
 	}
 	defer unlock(conn)
 
-	target := "incremental"
-	if opts.Full {
-		target = "full"
+	r := &runner{pool: pool, conn: conn, opts: opts, log: log, result: &Result{Mode: "incremental"}, timeout: strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10)}
+	changes, err := r.changes(ctx, p)
+	if err != nil {
+		return nil, err
 	}
-	r := &runner{pool: pool, conn: conn, opts: opts, log: log, result: &Result{Mode: target}, timeout: strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10)}
-	if err := pool.QueryRow(ctx, `insert into elt.runs (kind, target) values ('refresh', $1) returning run_id`, target).Scan(&r.result.RunID); err != nil {
+	r.result.Changed = changes.names()
+	if opts.Full || changes.steps {
+		r.result.Mode = "full"
+	}
+	if err := pool.QueryRow(ctx, `insert into elt.runs (kind, target) values ('refresh', $1) returning run_id`, r.result.Mode).Scan(&r.result.RunID); err != nil {
 		return nil, fmt.Errorf("refresh: start run log: %w", err)
 	}
-	log.Info("refresh started", "run_id", r.result.RunID, "mode", target)
+	log.Info("refresh started", "run_id", r.result.RunID, "mode", r.result.Mode)
+	for _, c := range changes.list {
+		log.Warn("project file changed since it last ran", "file", c.name, "change", c.what, "effect", changes.effect())
+	}
 
-	err = r.run(ctx, steps, checks)
+	err = r.run(ctx, p, changes)
 	r.finish(err)
 	return r.result, err
 }
 
-func (r *runner) run(ctx context.Context, steps []step, checks []check) error {
-	if r.opts.Full {
-		if err := r.forgetWatermarks(ctx); err != nil {
-			return err
-		}
+func (r *runner) run(ctx context.Context, p plan, changes fileChanges) error {
+	if err := r.reset(ctx, p, changes); err != nil {
+		return err
 	}
 	hi, err := r.watermark(ctx)
 	if err != nil {
 		return err
 	}
 	r.result.BatchTo = hi
-	for _, s := range steps {
-		if err := r.transform(ctx, s, hi); err != nil {
+	if r.opts.BeforeSteps != nil {
+		if err := r.opts.BeforeSteps(ctx, hi); err != nil {
+			return fmt.Errorf("refresh: %w", err)
+		}
+	}
+	if err := r.coverage(ctx, p); err != nil {
+		return err
+	}
+	for _, s := range p.transforms {
+		if err := r.step(ctx, s, hi); err != nil {
 			return err
 		}
 	}
-	if err := r.check(ctx, checks, hi); err != nil {
+	if err := r.check(ctx, p.checks, hi); err != nil {
 		return err
 	}
-	return r.refreshMarts(ctx)
+	for _, s := range p.marts {
+		if err := r.step(ctx, s, hi); err != nil {
+			return err
+		}
+	}
+	return r.refreshViews(ctx)
 }
 
-// forgetWatermarks starts a --full run: it deletes every watermark (of the steps and of the checks) in one
-// committed transaction. A step without a watermark rebuilds, so if this run stops half-way (a failed step, a
-// data check, a cancel), the next run, incremental or not, rebuilds every step this one did not finish
-// instead of updating tables that no longer match what the steps before them rebuilt.
-func (r *runner) forgetWatermarks(ctx context.Context) error {
+// reset starts a run that rebuilds (--full, or a changed step file) by deleting every watermark, of the steps
+// and of the checks, or one whose data checks changed by deleting the checks' watermark; in the same committed
+// transaction it records the hashes of the files as they are now. A step without a watermark rebuilds, so if
+// this run stops half-way (a failed step, a data check, a cancel), the next run, incremental or not, rebuilds
+// every step this one did not finish instead of updating tables that no longer match what the steps before
+// them rebuilt.
+func (r *runner) reset(ctx context.Context, p plan, changes fileChanges) error {
+	full := r.result.Mode == "full"
+	if !full && !changes.checks && !changes.first {
+		return nil
+	}
 	err := r.stepTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `delete from elt.refresh_watermarks`)
-		return err
+		switch {
+		case full:
+			if _, err := tx.Exec(ctx, `delete from elt.refresh_watermarks`); err != nil {
+				return err
+			}
+		case changes.checks:
+			if _, err := tx.Exec(ctx, `delete from elt.refresh_watermarks where step = 'checks'`); err != nil {
+				return err
+			}
+		}
+		return recordFiles(ctx, tx, p.files())
 	})
 	if err != nil {
-		return fmt.Errorf("refresh: reset watermarks for --full: %s", describePgError(err))
+		return fmt.Errorf("refresh: reset watermarks: %s", describePgError(err))
 	}
 	return nil
 }
@@ -258,10 +302,10 @@ func (r *runner) watermark(ctx context.Context) (int64, error) {
 	return hi, nil
 }
 
-// transform runs one step file in one transaction with its watermark update.
-func (r *runner) transform(ctx context.Context, s step, hi int64) error {
+// step runs one step file (a transform or a mart step) in one transaction with its watermark update.
+func (r *runner) step(ctx context.Context, s step, hi int64) error {
 	started := time.Now()
-	seq, err := r.logStart(ctx, "transform", s.name)
+	seq, err := r.logStart(ctx, s.kind, s.name)
 	if err != nil {
 		return err
 	}
@@ -269,8 +313,8 @@ func (r *runner) transform(ctx context.Context, s step, hi int64) error {
 	var rebuild bool
 	var failed *StepError
 	err = r.stepTx(ctx, func(tx pgx.Tx) error {
-		// A step without a watermark rebuilds: on its first run, during --full (which deleted every
-		// watermark first), and on the run after an interrupted --full, whose steps that did not commit
+		// A step without a watermark rebuilds: on its first run, during a full run (which deleted every
+		// watermark first), and on the run after an interrupted full run, whose steps that did not commit
 		// must still rebuild over what the steps before them rebuilt.
 		var mark *int64
 		if err := tx.QueryRow(ctx, `select (select batch_id from elt.refresh_watermarks where step = $1 for update)`, s.name).Scan(&mark); err != nil {
@@ -308,10 +352,10 @@ func (r *runner) transform(ctx context.Context, s step, hi int64) error {
 		}
 		return setWatermark(ctx, tx, s.name, hi)
 	})
-	res := StepResult{Kind: "transform", Name: s.name, BatchFrom: from, BatchTo: hi, Rows: rows, Started: started, Duration: time.Since(started)}
+	res := StepResult{Kind: s.kind, Name: s.name, BatchFrom: from, BatchTo: hi, Rows: rows, Started: started, Duration: time.Since(started), sha: s.sha}
 	if err != nil {
 		if failed == nil {
-			err = fmt.Errorf("transform %s: %s", s.name, describePgError(err))
+			err = fmt.Errorf("step %s: %s", s.name, describePgError(err))
 		} else {
 			err = failed
 		}
@@ -319,7 +363,7 @@ func (r *runner) transform(ctx context.Context, s step, hi int64) error {
 		return err
 	}
 	r.logEnd(seq, res, nil)
-	r.log.Info("transform", "step", s.name, "batches", fmt.Sprintf("(%d,%d]", from, hi), "rebuild", rebuild, "rows", rows, "ms", res.Duration.Milliseconds())
+	r.log.Info(s.kind, "step", s.name, "batches", fmt.Sprintf("(%d,%d]", from, hi), "rebuild", rebuild, "rows", rows, "ms", res.Duration.Milliseconds())
 	return nil
 }
 
@@ -331,22 +375,26 @@ func setWatermark(ctx context.Context, tx pgx.Tx, step string, hi int64) error {
 }
 
 // endTenantSessions terminates the sessions of tenant logins (roles of elt.tenants) that hold or wait for a lock
-// on the tables a step is about to truncate. TRUNCATE needs an ACCESS EXCLUSIVE lock: a tenant idle in a
-// transaction that read analytics.events holds ACCESS SHARE on core.events (and can lift its own idle timeout),
-// so it would make every rebuild wait lock_timeout and fail, while the queued TRUNCATE blocked every other
-// tenant's reads. elt_runner may end them: it is a member of pg_signal_backend.
+// on the tables a step is about to truncate, or on their partitions. TRUNCATE needs an ACCESS EXCLUSIVE lock: a
+// tenant idle in a transaction that read its events holds ACCESS SHARE on its partition of core.events (and
+// can lift its own idle timeout), so it would make every rebuild wait lock_timeout and fail, while the queued
+// TRUNCATE blocked the other tenants' reads. elt_runner ends them through elt_admin.signal_tenant.
 func (r *runner) endTenantSessions(ctx context.Context, tx pgx.Tx, s step) error {
 	var ended int64
 	// pg_locks covers the whole cluster and relation OIDs repeat across databases: keep this database's locks.
+	// elt_admin.signal_tenant ends only sessions of tenant logins.
 	err := tx.QueryRow(ctx, `
-select count(*) filter (where pg_catalog.pg_terminate_backend(t.pid))
+select count(*) filter (where elt_admin.signal_tenant(t.pid, true))
 from (
     select distinct l.pid
     from pg_catalog.pg_locks as l
     join pg_catalog.pg_stat_activity as a on a.pid = l.pid
     where l.locktype = 'relation'
       and l.database = (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database())
-      and l.relation = any (array(select pg_catalog.unnest($1::text[])::regclass))
+      and l.relation in (select i.inhrelid from pg_catalog.pg_inherits as i
+                         where i.inhparent = any (array(select pg_catalog.unnest($1::text[])::regclass))
+                         union all
+                         select pg_catalog.unnest($1::text[])::regclass)
       and a.usename::text in (select role_name from elt.tenants)
       and l.pid <> pg_catalog.pg_backend_pid()
 ) as t`, s.rebuild).Scan(&ended)
@@ -385,7 +433,7 @@ func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, rebuild 
 }
 
 // check runs the data checks over what changed since they last passed, in one repeatable-read snapshot. When
-// all pass, it empties the queue of changed days and moves the checks' watermark in one transaction.
+// all pass, it moves the checks' watermark.
 func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 	// No checks watermark (a first run, --full, or the run after an interrupted --full): check everything.
 	var from int64
@@ -404,7 +452,7 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 		for _, c := range checks {
 			started := time.Now()
 			f, err := runCheck(ctx, tx, c, args)
-			res := StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Rows: int64(len(f.Rows)), Started: started, Duration: time.Since(started)}
+			res := StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Rows: int64(len(f.Rows)), Started: started, Duration: time.Since(started), sha: c.sha}
 			if err != nil {
 				err = fmt.Errorf("data check %s: %s", c.name, describePgError(err))
 				outcomes = append(outcomes, outcome{res: res, err: err})
@@ -436,12 +484,7 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 	if len(failures) > 0 {
 		return &CheckError{Failures: failures}
 	}
-	err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `delete from elt.refresh_dirty_days`); err != nil {
-			return err
-		}
-		return setWatermark(ctx, tx, "checks", hi)
-	})
+	err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error { return setWatermark(ctx, tx, "checks", hi) })
 	if err != nil {
 		return fmt.Errorf("refresh: record passed checks: %w", err)
 	}
@@ -451,7 +494,8 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 // runCheck returns the first violating rows of one check.
 func runCheck(ctx context.Context, tx pgx.Tx, c check, args pgx.NamedArgs) (CheckFailure, error) {
 	f := CheckFailure{Check: c.name}
-	// The check's text is our own embedded SQL; the newline keeps a trailing comment from swallowing ")".
+	// The check's text is the project's own SQL (trusted like every step); the newline keeps a trailing
+	// comment from swallowing ")".
 	rows, err := tx.Query(ctx, "select * from (\n"+c.sql+"\n) as violation limit "+strconv.Itoa(checkRowLimit+1), pgx.QueryExecModeExec, args)
 	if err != nil {
 		return f, err
@@ -480,17 +524,17 @@ func runCheck(ctx context.Context, tx pgx.Tx, c check, args pgx.NamedArgs) (Chec
 	return f, rows.Err()
 }
 
-// refreshMarts refreshes every materialized view of marts concurrently, each in its own transaction, in
-// dependency order read from the catalog.
-func (r *runner) refreshMarts(ctx context.Context) error {
-	views, err := martOrder(ctx, r.conn)
+// refreshViews refreshes every materialized view of the project's schemas concurrently, each in its own
+// transaction, in dependency order read from the catalog.
+func (r *runner) refreshViews(ctx context.Context) error {
+	views, err := viewOrder(ctx, r.conn, r.opts.Schemas)
 	if err != nil {
 		return err
 	}
 	for _, v := range views {
 		started := time.Now()
 		name := v[0] + "." + v[1]
-		seq, err := r.logStart(ctx, "mart", name)
+		seq, err := r.logStart(ctx, "view", name)
 		if err != nil {
 			return err
 		}
@@ -502,27 +546,27 @@ func (r *runner) refreshMarts(ctx context.Context) error {
 			}
 			return tx.QueryRow(ctx, "select count(*) from "+ident).Scan(&n)
 		})
-		res := StepResult{Kind: "mart", Name: name, Rows: n, Started: started, Duration: time.Since(started)}
+		res := StepResult{Kind: "view", Name: name, Rows: n, Started: started, Duration: time.Since(started)}
 		if err != nil {
-			err = fmt.Errorf("refresh mart %s: %s", name, describePgError(err))
+			err = fmt.Errorf("refresh materialized view %s: %s", name, describePgError(err))
 			r.logEnd(seq, res, err)
 			return err
 		}
 		r.logEnd(seq, res, nil)
-		r.log.Info("mart", "view", name, "rows", n, "ms", res.Duration.Milliseconds())
+		r.log.Info("view", "view", name, "rows", n, "ms", res.Duration.Milliseconds())
 	}
 	return nil
 }
 
-// martOrder lists the materialized views of schema marts so that every view comes after the materialized
-// views it reads, following pg_depend edges of the views' rewrite rules.
-func martOrder(ctx context.Context, conn *pgxpool.Conn) ([][2]string, error) {
+// viewOrder lists the materialized views of schemas so that every view comes after the materialized views it
+// reads, following pg_depend edges of the views' rewrite rules.
+func viewOrder(ctx context.Context, conn *pgxpool.Conn, schemas []string) ([][2]string, error) {
 	rows, err := conn.Query(ctx, `
 with recursive mv as (
     select c.oid, n.nspname, c.relname
     from pg_catalog.pg_class as c
     join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
-    where c.relkind = 'm' and n.nspname = 'marts'
+    where c.relkind = 'm' and n.nspname = any ($1)
 ),
 edge as (
     select distinct rw.ev_class as view_oid, d.refobjid as dep_oid
@@ -542,20 +586,20 @@ select mv.nspname, mv.relname
 from mv
 join depth on depth.oid = mv.oid
 group by mv.nspname, mv.relname
-order by max(depth.level), mv.relname`)
+order by max(depth.level), mv.nspname, mv.relname`, schemas)
 	if err != nil {
-		return nil, fmt.Errorf("refresh: read mart dependencies: %w", err)
+		return nil, fmt.Errorf("refresh: read materialized view dependencies: %w", err)
 	}
 	var out [][2]string
 	for rows.Next() {
 		var v [2]string
 		if err := rows.Scan(&v[0], &v[1]); err != nil {
-			return nil, fmt.Errorf("refresh: read mart dependencies: %w", err)
+			return nil, fmt.Errorf("refresh: read materialized view dependencies: %w", err)
 		}
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("refresh: read mart dependencies: %w", err)
+		return nil, fmt.Errorf("refresh: read materialized view dependencies: %w", err)
 	}
 	return out, nil
 }
@@ -582,16 +626,20 @@ func (r *runner) logEnd(seq int, res StepResult, stepErr error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var from, to *int64
-	if res.Kind != "mart" {
+	if res.Kind != "view" {
 		from, to = &res.BatchFrom, &res.BatchTo
 	}
+	var sha *string
+	if res.sha != "" {
+		sha = &res.sha
+	}
 	_, err := r.pool.Exec(ctx, `
-insert into elt.refresh_steps (run_id, seq, kind, name, started_at, finished_at, status, batch_from, batch_to, rows, error)
-values ($1, $2, $3, $4, $5, $5::timestamptz + $6::interval, $7, $8, $9, $10, $11)
+insert into elt.refresh_steps (run_id, seq, kind, name, started_at, finished_at, status, batch_from, batch_to, rows, error, sha256)
+values ($1, $2, $3, $4, $5, $5::timestamptz + $6::interval, $7, $8, $9, $10, $11, $12)
 on conflict (run_id, seq) do update
    set started_at = excluded.started_at, finished_at = excluded.finished_at, status = excluded.status, batch_from = excluded.batch_from,
-       batch_to = excluded.batch_to, rows = excluded.rows, error = excluded.error`,
-		r.result.RunID, seq, res.Kind, res.Name, res.Started, res.Duration, status, from, to, res.Rows, msg)
+       batch_to = excluded.batch_to, rows = excluded.rows, error = excluded.error, sha256 = excluded.sha256`,
+		r.result.RunID, seq, res.Kind, res.Name, res.Started, res.Duration, status, from, to, res.Rows, msg, sha)
 	if err != nil {
 		r.log.Warn("could not log refresh step", "step", res.Name, "err", err)
 	}
@@ -649,4 +697,27 @@ func describePgError(err error) string {
 		msg += "; another session held a lock longer than lock_timeout: run elt refresh again later or raise --lock-timeout"
 	}
 	return msg
+}
+
+// RefreshViews refreshes the materialized views of schemas concurrently, in dependency order, outside any
+// refresh run (after a purge, so that none still holds the purged customer's rows).
+func RefreshViews(ctx context.Context, pool *pgxpool.Pool, schemas []string, log *slog.Logger) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh: connect: %w", err)
+	}
+	defer conn.Release()
+	views, err := viewOrder(ctx, conn, schemas)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		if _, err := conn.Exec(ctx, "refresh materialized view concurrently "+pgx.Identifier(v[:]).Sanitize()); err != nil {
+			return fmt.Errorf("refresh materialized view %s.%s: %s", v[0], v[1], describePgError(err))
+		}
+		if log != nil {
+			log.Info("materialized view refreshed", "view", v[0]+"."+v[1])
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	elt "github.com/elt-dev/elt"
+	"github.com/elt-dev/elt/extract"
 	"github.com/elt-dev/elt/refresh"
 )
 
@@ -210,10 +211,10 @@ func TestFailingCheckKeepsMarts(t *testing.T) {
 	db := newDB(t)
 	load(t, db.Pool, fixture[0]...)
 	run(t, db.Pool, false)
-	before := snapshotAll(t, db.Pool, false)
+	before := snapshotAll(t, db.Pool, true)
 
 	load(t, db.Pool, batch{"events", []rec{event("e99", "cus_a", "usr_ghost", "dashboard.view", "2026-04-20T10:00:00Z", "2026-04-20T10:00:00Z")}})
-	_, err := refresh.Run(context.Background(), db.Pool, refresh.Options{})
+	_, err := refresh.Run(context.Background(), db.Pool, opts(refresh.Options{}))
 	var ce *refresh.CheckError
 	if !errors.As(err, &ce) {
 		t.Fatalf("refresh error = %v, want a *refresh.CheckError", err)
@@ -230,11 +231,16 @@ func TestFailingCheckKeepsMarts(t *testing.T) {
 	if !strings.Contains(err.Error(), "event_id=e99") {
 		t.Errorf("error %q does not show the violating row", err)
 	}
-	after := snapshotAll(t, db.Pool, false)
-	for _, m := range []string{"marts.active_users_daily", "marts.feature_usage_daily", "marts.user_activity"} {
+	// What the mart steps build and the materialized views wait for the checks; the transforms (core, the
+	// rollups) ran.
+	after := snapshotAll(t, db.Pool, true)
+	for _, m := range []string{"marts.active_users_weekly", "marts.active_users_monthly", "marts.user_activity", "marts.retention_weekly", "marts.customer_overview"} {
 		if diff := cmp.Diff(before[m], after[m]); diff != "" {
 			t.Errorf("%s changed although a check failed (-before +after):\n%s", m, diff)
 		}
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from marts.dirty_days where customer_id = 'cus_a' and day = '2026-04-20'`); got != 1 {
+		t.Errorf("the changed day left the queue although the marts were not built")
 	}
 	if got := mustCount(t, db.Pool, `select count(*) from elt.runs where kind = 'refresh' and status = 'failed' and error like '%events_user_exists%'`); got != 1 {
 		t.Errorf("failed runs logged = %d, want 1", got)
@@ -242,8 +248,8 @@ func TestFailingCheckKeepsMarts(t *testing.T) {
 
 	load(t, db.Pool, batch{"users", []rec{user("usr_ghost", "cus_a", "member", "2026-04-20T00:00:00Z")}})
 	run(t, db.Pool, false)
-	if got := mustCount(t, db.Pool, `select count(*) from marts.active_users_daily where customer_id = 'cus_a' and day = '2026-04-20'`); got != 1 {
-		t.Errorf("marts after the fix: day of e99 has %d rows, want 1", got)
+	if got := mustCount(t, db.Pool, `select count(*) from marts.active_users_weekly where customer_id = 'cus_a' and week = '2026-04-20'`); got != 1 {
+		t.Errorf("marts after the fix: week of e99 has %d rows, want 1", got)
 	}
 }
 
@@ -259,7 +265,7 @@ func TestFailingStep(t *testing.T) {
 			"\n" +
 			"select 1 / (select count(*) - count(*) from core.users);\n")}
 
-	_, err := refresh.Run(context.Background(), db.Pool, refresh.Options{SQL: fsys})
+	_, err := refresh.Run(context.Background(), db.Pool, opts(refresh.Options{Project: fsys}))
 	var se *refresh.StepError
 	if !errors.As(err, &se) {
 		t.Fatalf("refresh error = %v, want a *refresh.StepError", err)
@@ -285,7 +291,9 @@ func TestFailingStep(t *testing.T) {
 	}
 }
 
-// TestConcurrentReader: readers of the marts see no error and are never blocked while a refresh runs.
+// TestConcurrentReader: readers of the marts see no error and are never blocked while incremental refreshes
+// run (a --full rebuild truncates what it rebuilds, which waits for readers and makes them wait: see
+// docs/refresh.md).
 func TestConcurrentReader(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
@@ -301,7 +309,7 @@ func TestConcurrentReader(t *testing.T) {
 		defer wg.Done()
 		for ctx.Err() == nil {
 			var n int64
-			err := db.Pool.QueryRow(ctx, `select (select count(*) from marts.active_users_daily) + (select count(*) from marts.feature_usage_daily)
+			err := db.Pool.QueryRow(ctx, `select (select count(*) from marts.rollup_customer_day) + (select count(*) from marts.rollup_feature_day)
 				+ (select count(*) from marts.user_activity) + (select count(*) from marts.retention_weekly)`).Scan(&n)
 			if err != nil && ctx.Err() == nil {
 				errs <- err
@@ -314,7 +322,6 @@ func TestConcurrentReader(t *testing.T) {
 		load(t, db.Pool, r...)
 		run(t, db.Pool, false)
 	}
-	run(t, db.Pool, true)
 	cancel()
 	wg.Wait()
 	select {
@@ -340,7 +347,7 @@ func TestBusy(t *testing.T) {
 	if _, err := conn.Exec(ctx, `select pg_advisory_lock(hashtextextended('elt:refresh', 0))`); err != nil {
 		t.Fatal(err)
 	}
-	_, err = refresh.Run(ctx, db.Pool, refresh.Options{})
+	_, err = refresh.Run(ctx, db.Pool, opts(refresh.Options{}))
 	t.Log(err)
 	if !errors.Is(err, refresh.ErrBusy) || !strings.Contains(err.Error(), "backend pid") {
 		t.Fatalf("refresh while locked: %v, want ErrBusy naming the holder", err)
@@ -365,21 +372,22 @@ func TestLockTimeout(t *testing.T) {
 	if _, err := tx.Exec(ctx, `lock table marts.rollup_user in share mode`); err != nil {
 		t.Fatal(err)
 	}
-	_, err = refresh.Run(ctx, db.Pool, refresh.Options{LockTimeout: 200 * time.Millisecond})
+	_, err = refresh.Run(ctx, db.Pool, opts(refresh.Options{LockTimeout: 200 * time.Millisecond}))
 	t.Log(err)
 	if err == nil || !strings.Contains(err.Error(), "sql/040_rollups.sql") || !strings.Contains(err.Error(), "lock_timeout") {
 		t.Fatalf("refresh with a locked rollup: %v, want a lock_timeout error naming sql/040_rollups.sql", err)
 	}
 }
 
-// TestMartOrder: a materialized view over another one is refreshed after it, whatever their names.
+// TestMartOrder: a materialized view of the project over another one is refreshed after it, whatever their
+// names, and after the mart steps.
 func TestMartOrder(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
 	_, err := db.Pool.Exec(ctx, `
 create materialized view marts.aaa_top_days as
-select customer_id, max(active_users) as top from marts.active_users_daily group by customer_id;
+select customer_id, max(active_users) as top from marts.rollup_customer_day group by customer_id;
 create unique index on marts.aaa_top_days (customer_id);
 create materialized view marts.aab_top as select max(top) as top from marts.aaa_top_days;
 create unique index on marts.aab_top (top);`)
@@ -390,12 +398,12 @@ create unique index on marts.aab_top (top);`)
 	res := run(t, db.Pool, false)
 	pos := map[string]int{}
 	for i, s := range res.Steps {
-		if s.Kind == "mart" {
+		if s.Kind == "view" || s.Kind == "mart" {
 			pos[s.Name] = i
 		}
 	}
-	if !(pos["marts.active_users_daily"] < pos["marts.aaa_top_days"] && pos["marts.aaa_top_days"] < pos["marts.aab_top"]) {
-		t.Errorf("mart order %v: dependencies must come first", pos)
+	if !(pos["sql/marts/010_marts.sql"] < pos["marts.aaa_top_days"] && pos["marts.aaa_top_days"] < pos["marts.aab_top"]) {
+		t.Errorf("materialized view order %v: mart steps and dependencies must come first", pos)
 	}
 	if got := mustCount(t, db.Pool, `select top from marts.aab_top`); got != 2 {
 		t.Errorf("top = %d, want 2 (refreshed over fresh data)", got)
@@ -427,7 +435,7 @@ func TestStepLog(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("elt.refresh_steps (-want +got):\n%s", diff)
 	}
-	if len(got) < 4+5+6 {
+	if len(got) < 4+6+1+1 {
 		t.Errorf("only %d steps logged", len(got))
 	}
 	if n := mustCount(t, db.Pool, `select count(*) from elt.runs where run_id = $1 and status = 'succeeded' and records > 0`, res.RunID); n != 1 {
@@ -513,24 +521,26 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + b.String())
-	for _, want := range []string{"(incremental) succeeded", "2 newer batches pending", "sql/030_events.sql", "marts.user_activity", "(0,3]"} {
+	for _, want := range []string{"(incremental) succeeded", "2 newer batches pending", "sql/030_events.sql", "sql/marts/010_marts.sql", "marts.customer_overview", "(0,3]"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("status output lacks %q:\n%s", want, b.String())
 		}
 	}
 }
 
-// TestRunsAsPipelineRole: the refresh works as a login that is only a member of elt_owner (as elt_runner is),
+// TestRunsAsPipelineRole: the refresh works as a login with elt_runner's privileges (a member of elt_owner),
 // not a superuser: temporary tables, analyze, advisory lock and concurrent refresh all go through ownership.
 func TestRunsAsPipelineRole(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
 	role := "refresh_test_" + strings.ToLower(strings.TrimPrefix(db.Name, "t_"))
-	if _, err := db.Pool.Exec(ctx, "create role "+pgx.Identifier{role}.Sanitize()+" login password 'pw' in role elt_owner"); err != nil {
+	if _, err := db.Pool.Exec(ctx, "create role "+pgx.Identifier{role}.Sanitize()+" login password 'pw' in role elt_runner;"+
+		"grant connect on database "+pgx.Identifier{db.Name}.Sanitize()+" to "+pgx.Identifier{role}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		db.Pool.Exec(context.Background(), "drop owned by "+pgx.Identifier{role}.Sanitize())
 		db.Pool.Exec(context.Background(), "drop role if exists "+pgx.Identifier{role}.Sanitize())
 	})
 	load(t, db.Pool, fixture[0]...)
@@ -544,11 +554,11 @@ func TestRunsAsPipelineRole(t *testing.T) {
 		t.Fatalf("connected as a superuser (%v)", err)
 	}
 	for _, full := range []bool{false, true} {
-		if _, err := refresh.Run(ctx, pool, refresh.Options{Full: full}); err != nil {
+		if _, err := refresh.Run(ctx, pool, opts(refresh.Options{Full: full})); err != nil {
 			t.Fatalf("refresh as %s (full=%v): %v", role, full, err)
 		}
 	}
-	if got := mustCount(t, db.Pool, `select count(*) from marts.active_users_daily`); got != 5 {
+	if got := mustCount(t, db.Pool, `select count(*) from marts.rollup_customer_day`); got != 5 {
 		t.Errorf("active_users_daily has %d rows, want 5", got)
 	}
 }
@@ -587,7 +597,7 @@ func TestWaitsForBatchInFlight(t *testing.T) {
 	var res *refresh.Result
 	go func() {
 		var err error
-		res, err = refresh.Run(ctx, db.Pool, refresh.Options{})
+		res, err = refresh.Run(ctx, db.Pool, opts(refresh.Options{}))
 		done <- err
 	}()
 	// Wait until the refresh waits for the batch's lock, then commit the batch.
@@ -624,24 +634,24 @@ func TestNotMigrated(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	ctx := context.Background()
-	if _, err := db.Pool.Exec(ctx, `drop table elt.refresh_steps`); err != nil {
+	if _, err := db.Pool.Exec(ctx, `drop table elt.refresh_files`); err != nil {
 		t.Fatal(err)
 	}
-	_, err := refresh.Run(ctx, db.Pool, refresh.Options{})
+	_, err := refresh.Run(ctx, db.Pool, opts(refresh.Options{}))
 	if err == nil || !strings.Contains(err.Error(), "run elt migrate") {
 		t.Fatalf("refresh of an unmigrated database: %v, want advice to run elt migrate", err)
 	}
 }
 
-// embeddedSQL copies the embedded SQL into a map the test can change.
+// embeddedSQL copies the default project's SQL into a map the test can change.
 func embeddedSQL(t *testing.T) fstest.MapFS {
 	t.Helper()
 	fsys := fstest.MapFS{}
-	err := fs.WalkDir(elt.SQL, "sql", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(project, "sql", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(elt.SQL, p)
+		b, err := fs.ReadFile(project, p)
 		fsys[p] = &fstest.MapFile{Data: b}
 		return err
 	})
@@ -673,7 +683,7 @@ func TestInterruptedFullThenIncremental(t *testing.T) {
 	broken := embeddedSQL(t)
 	rollups := broken["sql/040_rollups.sql"]
 	broken["sql/040_rollups.sql"] = &fstest.MapFile{Data: append(append([]byte{}, rollups.Data...), "\nselect 1 / 0;\n"...)}
-	_, err := refresh.Run(ctx, db.Pool, refresh.Options{Full: true, SQL: broken})
+	_, err := refresh.Run(ctx, db.Pool, opts(refresh.Options{Full: true, Project: broken}))
 	var se *refresh.StepError
 	if !errors.As(err, &se) || se.File != "sql/040_rollups.sql" {
 		t.Fatalf("--full with a failing rollups step: %v, want a StepError of sql/040_rollups.sql", err)
@@ -703,8 +713,11 @@ func TestFullEndsTenantSessions(t *testing.T) {
 	load(t, db.Pool, fixture[0]...)
 	run(t, db.Pool, false)
 
-	role := pgx.Identifier{"tenant_test_" + strings.ToLower(strings.TrimPrefix(db.Name, "t_"))}
-	_, err := db.Pool.Exec(ctx, "create role "+role.Sanitize()+" login password 'pw';"+
+	// A login as elt tenant add makes it (a member of elt_tenant named tenant_ and 16 hex digits), mapped, and
+	// (by mistake) allowed to read core.events directly.
+	role := pgx.Identifier{"tenant_" + strings.TrimPrefix(db.Name, "t_")}
+	_, err := db.Pool.Exec(ctx, "create role "+role.Sanitize()+" login password 'pw' in role elt_tenant;"+
+		"grant connect on database "+pgx.Identifier{db.Name}.Sanitize()+" to "+role.Sanitize()+";"+
 		"grant usage on schema core to "+role.Sanitize()+"; grant select on core.events to "+role.Sanitize())
 	if err != nil {
 		t.Fatal(err)
@@ -715,7 +728,8 @@ func TestFullEndsTenantSessions(t *testing.T) {
 		db.Pool.Exec(ctx, "drop owned by "+role.Sanitize())
 		db.Pool.Exec(ctx, "drop role if exists "+role.Sanitize())
 	})
-	if _, err := db.Pool.Exec(ctx, `insert into elt.tenants (role_name, customer_id) values ($1, 'cus_a')`, role[0]); err != nil {
+	if _, err := db.Pool.Exec(ctx, `insert into elt.tenants (tenant_key, role_name, connection_limit, statement_timeout,
+		idle_in_transaction_timeout, transaction_timeout, temp_file_limit_kb) values ('cus_a', $1, 10, '1m', '1m', '15m', 1048576)`, role[0]); err != nil {
 		t.Fatal(err)
 	}
 	tenant, err := pgx.Connect(ctx, db.ConnString(role[0], "pw"))
@@ -734,15 +748,7 @@ func TestFullEndsTenantSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg, err := pgxpool.ParseConfig(db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, "set role elt_runner")
-		return err
-	}
-	runner, err := pgxpool.NewWithConfig(ctx, cfg)
+	runner, err := pgxpool.New(ctx, db.URLAs("elt_runner"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -750,7 +756,7 @@ func TestFullEndsTenantSessions(t *testing.T) {
 	var logs strings.Builder
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	if _, err := refresh.Run(ctx, runner, refresh.Options{Full: true, LockTimeout: 3 * time.Second, Logger: logger}); err != nil {
+	if _, err := refresh.Run(ctx, runner, opts(refresh.Options{Full: true, LockTimeout: 3 * time.Second, Logger: logger})); err != nil {
 		t.Fatalf("--full while a tenant holds a lock on core.events: %v", err)
 	}
 	if _, err := tx.Exec(ctx, "select 1"); err == nil {
@@ -804,7 +810,7 @@ func TestSessionTimeZoneIgnored(t *testing.T) {
 		t.Fatalf("session TimeZone = %q (%v), want America/New_York", tz, err)
 	}
 	for _, full := range []bool{false, true} {
-		if _, err := refresh.Run(ctx, pool, refresh.Options{Full: full}); err != nil {
+		if _, err := refresh.Run(ctx, pool, opts(refresh.Options{Full: full})); err != nil {
 			t.Fatalf("refresh (full=%v): %v", full, err)
 		}
 		if got := mustCount(t, db.Pool, `select count(*) from core.events where occurred_at = updated_at
@@ -812,8 +818,112 @@ func TestSessionTimeZoneIgnored(t *testing.T) {
 			t.Errorf("full=%v: %d of 2 events read as UTC", full, got)
 		}
 		if diff := cmp.Diff("customer_id\tday\tactive_users\tevents\ncus_a\t2026-03-30\t1\t2\n",
-			snapshot(t, db.Pool, "marts.active_users_daily", "*")); diff != "" {
+			snapshot(t, db.Pool, "marts.rollup_customer_day", "*")); diff != "" {
 			t.Errorf("full=%v: active_users_daily (-want +got):\n%s", full, diff)
+		}
+	}
+}
+
+// TestChangedStepRebuilds: a step file that changed since it last ran makes the next run a full rebuild that
+// says which file changed, and its result equals a --full run with the new file; a changed check only
+// re-checks all rows; an unchanged project runs incrementally.
+func TestChangedStepRebuilds(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	for _, r := range fixture {
+		load(t, db.Pool, r...)
+		run(t, db.Pool, false)
+	}
+	changed := embeddedSQL(t)
+	// The new version of the users step: role upper-cased.
+	users := string(changed["sql/020_users.sql"].Data)
+	changed["sql/020_users.sql"] = &fstest.MapFile{Data: []byte(strings.Replace(users, "s.record ->> 'role',", "upper(s.record ->> 'role'),", 1))}
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	res, err := refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: changed, Logger: logger}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mode != "full" || !slices.Equal(res.Changed, []string{"sql/020_users.sql (changed)"}) {
+		t.Errorf("run after a changed step: mode %s, changed %v; want full, [sql/020_users.sql (changed)]", res.Mode, res.Changed)
+	}
+	mu.Lock()
+	if !strings.Contains(logs.String(), `file=sql/020_users.sql change=changed effect="every step rebuilds`) {
+		t.Errorf("log does not say which file changed:\n%s", logs.String())
+	}
+	mu.Unlock()
+	if got := mustCount(t, db.Pool, `select count(*) from core.users where role <> upper(role)`); got != 0 {
+		t.Errorf("%d users still have the old step's role", got)
+	}
+	incr := snapshotAll(t, db.Pool, true)
+	if _, err := refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: changed, Full: true})); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(snapshotAll(t, db.Pool, true), incr); diff != "" {
+		t.Errorf("the rebuild after a change differs from --full (-full +rebuild):\n%s", diff)
+	}
+
+	// Unchanged: incremental again.
+	res, err = refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: changed}))
+	if err != nil || res.Mode != "incremental" || len(res.Changed) != 0 {
+		t.Errorf("run with nothing changed: mode %s, changed %v, %v; want incremental", res.Mode, res.Changed, err)
+	}
+	// A changed check: the checks look at every row again, nothing rebuilds.
+	changed["sql/checks/events_not_null.sql"] = &fstest.MapFile{Data: append(append([]byte{}, changed["sql/checks/events_not_null.sql"].Data...), "\n-- reviewed\n"...)}
+	res, err = refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: changed}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var from int64 = -1
+	for _, s := range res.Steps {
+		if s.Name == "sql/checks/events_not_null.sql" {
+			from = s.BatchFrom
+		}
+	}
+	if res.Mode != "incremental" || from != 0 {
+		t.Errorf("run after a changed check: mode %s, checks from batch %d; want incremental, checks from 0", res.Mode, from)
+	}
+}
+
+// TestStagingCoverage: a step that reads a staging table that does not exist fails before any step runs,
+// naming the table, the step and the tables there are; a staging table with records that no step reads is
+// reported.
+func TestStagingCoverage(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	if err := extract.EnsureStagingTable(ctx, db.Pool, "accounts", "test"); err != nil {
+		t.Fatal(err)
+	}
+	load(t, db.Pool, batch{"accounts", []rec{{record: map[string]any{"accountId": 1}}}})
+	if _, err := db.Pool.Exec(ctx, `drop table staging.users`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := refresh.Run(ctx, db.Pool, opts(refresh.Options{}))
+	if err == nil || !strings.Contains(err.Error(), "staging.users (read by sql/020_users.sql)") || !strings.Contains(err.Error(), "staging has staging.accounts") {
+		t.Fatalf("refresh without staging.users: %v, want an error naming the table, its step and what staging has", err)
+	}
+	if got := mustCount(t, db.Pool, `select count(*) from elt.refresh_steps`); got != 0 {
+		t.Errorf("%d steps ran although a staging table was missing", got)
+	}
+
+	if err := extract.EnsureStagingTable(ctx, db.Pool, "users", "test"); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	if _, err := refresh.Run(ctx, db.Pool, opts(refresh.Options{Logger: logger})); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{`msg="staging table is read by no step" table=staging.accounts records=1`,
+		`msg="staging table is empty while others have records" table=staging.customers`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
 		}
 	}
 }

@@ -3,9 +3,10 @@ package refresh
 import (
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"os"
+	"path/filepath"
 
-	elt "github.com/elt-dev/elt"
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestSplitStatements(t *testing.T) {
@@ -39,20 +40,31 @@ func TestSplitStatements(t *testing.T) {
 	}
 }
 
-// TestEmbeddedSQL: the shipped steps and checks load, every step is named NNN_name.sql, and the rebuild
-// lines name real tables.
-func TestEmbeddedSQL(t *testing.T) {
+// TestDefaultProjectSQL: the default project's steps and checks load, every step is named NNN_name.sql, has
+// a rebuild line, and the staging tables it reads are found.
+func TestDefaultProjectSQL(t *testing.T) {
 	t.Parallel()
-	steps, checks, err := loadSteps(elt.SQL, "sql")
+	p, err := loadPlan(os.DirFS(filepath.Join("..")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(steps) < 4 || len(checks) < 4 {
-		t.Fatalf("loaded %d steps and %d checks, want at least 4 of each", len(steps), len(checks))
+	if len(p.transforms) < 4 || len(p.checks) < 4 || len(p.marts) < 1 {
+		t.Fatalf("loaded %d transforms, %d checks and %d mart steps, want at least 4, 4 and 1", len(p.transforms), len(p.checks), len(p.marts))
 	}
-	for _, s := range steps {
+	for _, s := range append(p.transforms, p.marts...) {
 		if len(s.rebuild) == 0 {
 			t.Errorf("step %s has no -- rebuild: line, so --full could not rebuild it", s.name)
 		}
+	}
+	want := map[string][]string{
+		"sql/010_customers.sql": {"customers"}, "sql/020_users.sql": {"users"}, "sql/030_events.sql": {"events"},
+		"sql/040_rollups.sql": nil, "sql/marts/010_marts.sql": nil,
+	}
+	got := map[string][]string{}
+	for _, s := range append(p.transforms, p.marts...) {
+		got[s.name] = s.reads
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("staging tables each step reads (-want +got):\n%s", diff)
 	}
 }

@@ -1,43 +1,112 @@
 package refresh
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// A step is one transform file of sql/: its statements run in one transaction together with the update of
-// the step's watermark.
+// A step is one SQL file of the project run by refresh: a transform (sql/NNN_name.sql) or a mart step
+// (sql/marts/NNN_name.sql). Its statements run in one transaction together with the update of the step's
+// watermark.
 type step struct {
-	name       string      // file name relative to the SQL root, e.g. "sql/030_events.sql"
+	kind       string      // "transform" or "mart"
+	name       string      // file name relative to the project, e.g. "sql/030_events.sql"
+	sha        string      // SHA-256 of the file, hex
 	statements []statement // in file order
-	rebuild    []string    // tables emptied first by --full, sanitized, from "-- rebuild:" lines
+	rebuild    []string    // tables emptied first when the step rebuilds, sanitized, from "-- rebuild:" lines
+	reads      []string    // staging tables the file names (staging.x), for the coverage report
 }
 
 // A check is one data check of sql/checks/: a query returning the rows that violate a rule.
 type check struct {
 	name string // e.g. "sql/checks/events_user_exists.sql"
+	sha  string
 	sql  string
 }
 
+// plan is everything one refresh runs, in order: transforms, checks, mart steps (then the project's
+// materialized views, found in the catalog).
+type plan struct {
+	transforms []step
+	checks     []check
+	marts      []step
+}
+
+// files returns every file of the plan with its hash.
+func (p plan) files() map[string]string {
+	m := map[string]string{}
+	for _, s := range slices.Concat(p.transforms, p.marts) {
+		m[s.name] = s.sha
+	}
+	for _, c := range p.checks {
+		m[c.name] = c.sha
+	}
+	return m
+}
+
 var (
-	stepFile    = regexp.MustCompile(`^[0-9]{3}_[a-z0-9_]+\.sql$`)
-	rebuildLine = regexp.MustCompile(`(?m)^--\s*rebuild:\s*(.+)$`)
-	identPart   = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+	stepFile     = regexp.MustCompile(`^[0-9]{3}_[a-z0-9_]+\.sql$`)
+	rebuildLine  = regexp.MustCompile(`(?m)^--\s*rebuild:\s*(.+)$`)
+	identPart    = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+	stagingTable = regexp.MustCompile(`\bstaging\s*\.\s*"?([a-z_][a-z0-9_]*)"?`)
 )
 
-// loadSteps reads the transform steps (dir/NNN_name.sql, in name order) and data checks (dir/checks/*.sql) of
-// fsys.
-func loadSteps(fsys fs.FS, dir string) ([]step, []check, error) {
+// loadPlan reads the transforms (sql/NNN_name.sql, in name order), data checks (sql/checks/*.sql) and mart
+// steps (sql/marts/NNN_name.sql) of the project file system fsys.
+func loadPlan(fsys fs.FS) (plan, error) {
+	var p plan
+	var err error
+	if p.transforms, err = loadSteps(fsys, "sql", "transform"); err != nil {
+		return p, err
+	}
+	if len(p.transforms) == 0 {
+		return p, errors.New("the project has no transform steps (sql/NNN_name.sql): is this the project folder (--project, ELT_PROJECT)?")
+	}
+	if p.marts, err = loadSteps(fsys, "sql/marts", "mart"); err != nil {
+		return p, err
+	}
+	checkDir := "sql/checks"
+	entries, err := fs.ReadDir(fsys, checkDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return p, fmt.Errorf("read data checks: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		name := path.Join(checkDir, e.Name())
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return p, fmt.Errorf("read data check: %w", err)
+		}
+		stmts := splitStatements(string(b))
+		if len(stmts) != 1 {
+			return p, fmt.Errorf("data check %s must hold exactly one select, found %d statements", name, len(stmts))
+		}
+		p.checks = append(p.checks, check{name: name, sha: hash(b), sql: strings.TrimSuffix(stmts[0].sql, ";")})
+	}
+	sort.Slice(p.checks, func(i, j int) bool { return p.checks[i].name < p.checks[j].name })
+	return p, nil
+}
+
+// loadSteps reads the NNN_name.sql files directly in dir (none when dir does not exist).
+func loadSteps(fsys fs.FS, dir, kind string) ([]step, error) {
 	entries, err := fs.ReadDir(fsys, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("read transform steps: %w", err)
+		return nil, fmt.Errorf("read %s steps: %w", kind, err)
 	}
 	var steps []step
 	for _, e := range entries {
@@ -46,52 +115,41 @@ func loadSteps(fsys fs.FS, dir string) ([]step, []check, error) {
 		}
 		name := path.Join(dir, e.Name())
 		if !stepFile.MatchString(e.Name()) {
-			return nil, nil, fmt.Errorf("transform step %s: file name must look like NNN_name.sql", name)
+			return nil, fmt.Errorf("%s step %s: file name must look like NNN_name.sql", kind, name)
 		}
 		b, err := fs.ReadFile(fsys, name)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read transform step: %w", err)
+			return nil, fmt.Errorf("read %s step: %w", kind, err)
 		}
-		s := step{name: name, statements: splitStatements(string(b))}
+		s := step{kind: kind, name: name, sha: hash(b), statements: splitStatements(string(b))}
 		if len(s.statements) == 0 {
-			return nil, nil, fmt.Errorf("transform step %s has no statement", name)
+			return nil, fmt.Errorf("%s step %s has no statement", kind, name)
 		}
 		for _, m := range rebuildLine.FindAllStringSubmatch(string(b), -1) {
 			for _, table := range strings.Split(m[1], ",") {
 				id, err := tableIdent(strings.TrimSpace(table))
 				if err != nil {
-					return nil, nil, fmt.Errorf("transform step %s: rebuild: %w", name, err)
+					return nil, fmt.Errorf("%s step %s: rebuild: %w", kind, name, err)
 				}
 				s.rebuild = append(s.rebuild, id)
+			}
+		}
+		for _, st := range s.statements {
+			for _, m := range stagingTable.FindAllStringSubmatch(st.sql, -1) {
+				if !slices.Contains(s.reads, m[1]) {
+					s.reads = append(s.reads, m[1])
+				}
 			}
 		}
 		steps = append(steps, s)
 	}
 	sort.Slice(steps, func(i, j int) bool { return steps[i].name < steps[j].name })
+	return steps, nil
+}
 
-	checkDir := path.Join(dir, "checks")
-	entries, err = fs.ReadDir(fsys, checkDir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("read data checks: %w", err)
-	}
-	var checks []check
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
-			continue
-		}
-		name := path.Join(checkDir, e.Name())
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read data check: %w", err)
-		}
-		stmts := splitStatements(string(b))
-		if len(stmts) != 1 {
-			return nil, nil, fmt.Errorf("data check %s must hold exactly one select, found %d statements", name, len(stmts))
-		}
-		checks = append(checks, check{name: name, sql: strings.TrimSuffix(stmts[0].sql, ";")})
-	}
-	sort.Slice(checks, func(i, j int) bool { return checks[i].name < checks[j].name })
-	return steps, checks, nil
+func hash(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }
 
 // tableIdent turns "schema.table" into a sanitized identifier; both parts are required.

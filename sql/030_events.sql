@@ -1,5 +1,5 @@
 -- Events: the newest version of each event loaded by batches in (@batch_from, @batch_to], and the
--- (customer, UTC day) buckets they change, queued in elt.refresh_dirty_days for the rollups: the day of each
+-- (customer, UTC day) buckets they change, queued in marts.dirty_days for the rollups: the day of each
 -- version written and, when it replaces an older version, the older version's day too (an update may move an
 -- event to another day). The newest version wins by updated_at, then by load order (batch, then staging id);
 -- a late, older version is ignored.
@@ -37,7 +37,7 @@ winners as (
        or (i.updated_at, i.batch_id, i.staging_id) > (e.updated_at, e.batch_id, e.staging_id)
 ),
 queued as (
-    insert into elt.refresh_dirty_days (customer_id, day)
+    insert into marts.dirty_days (customer_id, day)
     select customer_id, (occurred_at at time zone 'UTC')::date from winners
     union
     select customer_id, (replaced_at at time zone 'UTC')::date from winners where replaced_at is not null

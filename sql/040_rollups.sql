@@ -1,7 +1,8 @@
--- Rollups: recompute every (customer, UTC day) bucket queued in elt.refresh_dirty_days from core.events, then
+-- Rollups: recompute every (customer, UTC day) bucket queued in marts.dirty_days from core.events, then
 -- the weeks, months and users those days belong to from the day rollup. The cost follows the number of changed
 -- buckets, not the history. Recomputing a bucket is idempotent, so a bucket queued twice (a run whose data
--- checks failed is retried) gives the same result. The queue is emptied only once the data checks pass.
+-- checks failed is retried) gives the same result. The mart step (sql/marts/010_marts.sql) empties the queue,
+-- and it runs only once the data checks passed.
 -- Days are UTC days; weeks start on Monday.
 -- rebuild: marts.rollup_user_day, marts.rollup_feature_day, marts.rollup_user_week, marts.rollup_user_month
 -- rebuild: marts.rollup_user, marts.rollup_customer_day
@@ -9,7 +10,7 @@
 -- A private copy of the queue with fresh statistics, so every statement below is planned for the number of
 -- changed days of this run (a handful, or every day on --full).
 create temp table pg_temp.refresh_days on commit drop as
-select customer_id, day from elt.refresh_dirty_days;
+select customer_id, day from marts.dirty_days;
 analyze pg_temp.refresh_days;
 
 -- What the changed days held before, per user, to update the users' lifetime summaries by difference.

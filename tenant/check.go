@@ -2,10 +2,10 @@ package tenant
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,34 +19,27 @@ type Violation struct {
 
 func (v Violation) String() string { return v.Object + ": " + v.Problem }
 
-// CheckOptions configure Check.
-type CheckOptions struct {
-	// SkipCounts skips the row-count comparison, which needs a probe login (createrole) and a connection as
-	// it.
-	SkipCounts bool
-}
-
-// privateSchemas are elt's own schemas, which no tenant may use, and whose objects elt_owner must own.
-var privateSchemas = []string{"staging", "core", "marts", "elt"}
-
-// Check verifies on a live database that tenants can read only their own rows, and returns every violation it
-// finds (none: isolation holds). pool must be able to read the catalogs and elt.tenants and, for the row
-// counts, create a role: elt_runner or a superuser.
-func Check(ctx context.Context, pool *pgxpool.Pool, opts CheckOptions) ([]Violation, error) {
+// Check verifies on a live database that what each tenant can reach is its own schema of views over its own
+// partitions, and nothing else, and returns every violation it finds (none: isolation holds). It checks the
+// roles (no role elt sets up may grant itself a predefined role or act as another), each tenant login (its
+// attributes, memberships, limits, databases), every privilege held by a tenant login, elt_tenant or PUBLIC
+// (relations, columns, schemas, functions, default privileges, catalog statistics), and the structure of each
+// tenant's layer (schema, views, what each view reads, partition bounds, comments). It reads catalogs only,
+// with set-based queries, so its cost grows with the number of objects, not with their square. pool must be
+// able to read the catalogs and elt.tenants: elt_runner or a superuser.
+func Check(ctx context.Context, pool *pgxpool.Pool, layer *Layer) ([]Violation, error) {
 	var vs []Violation
-	steps := []func(context.Context, *pgxpool.Pool) ([]Violation, error){
-		checkRoles, checkTenantLogins, checkRelations, checkIndexes, checkFunctions, checkPublic, checkOwnership,
-	}
-	if !opts.SkipCounts {
-		steps = append(steps, checkCounts)
+	steps := []func(context.Context, *pgxpool.Pool, *Layer) ([]Violation, error){
+		checkRoles, checkTenantLogins, checkPrivileges, checkPublic, checkLayer,
 	}
 	for _, step := range steps {
-		got, err := step(ctx, pool)
+		got, err := step(ctx, pool, layer)
 		if err != nil {
 			return vs, err
 		}
 		vs = append(vs, got...)
 	}
+	slices.SortStableFunc(vs, func(a, b Violation) int { return strings.Compare(a.Object, b.Object) })
 	return vs, nil
 }
 
@@ -54,7 +47,7 @@ func Check(ctx context.Context, pool *pgxpool.Pool, opts CheckOptions) ([]Violat
 func collectViolations(ctx context.Context, pool *pgxpool.Pool, what, sql string, args ...any) ([]Violation, error) {
 	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", what, err)
+		return nil, fmt.Errorf("check %s: %w", what, describe(err))
 	}
 	vs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Violation])
 	if err != nil {
@@ -63,34 +56,78 @@ func collectViolations(ctx context.Context, pool *pgxpool.Pool, what, sql string
 	return vs, nil
 }
 
-// checkRoles: the owner and the group are what 005_tenants.sql made them.
-func checkRoles(ctx context.Context, pool *pgxpool.Pool) ([]Violation, error) {
+// checkRoles: elt's roles are what 003_roles.sql made them, and none can become more.
+func checkRoles(ctx context.Context, pool *pgxpool.Pool, _ *Layer) ([]Violation, error) {
 	return collectViolations(ctx, pool, "roles", `
-with want(name) as (values ('elt_owner'), ('elt_tenant'))
-select 'role ' || w.name, 'does not exist (run elt migrate)'
+with want(name) as (values ('elt_owner'), ('elt_tenant'), ('elt_runner'), ('elt_tenant_admin'))
+select 'role ' || w.name, 'does not exist (run elt migrate as a superuser)'
 from want as w where not exists (select from pg_catalog.pg_roles as r where r.rolname = w.name)
 union all
-select 'role ' || r.rolname, 'is superuser or bypassrls: the views it owns would not filter'
+select 'role ' || r.rolname, 'is superuser or bypassrls'
 from pg_catalog.pg_roles as r
-where r.rolname in ('elt_owner', 'elt_tenant', 'elt_runner') and (r.rolsuper or r.rolbypassrls)
+where r.rolname in (select name from want) and (r.rolsuper or r.rolbypassrls)
 union all
-select 'role elt_tenant', 'can log in, create roles or databases'
+select 'role ' || r.rolname, 'has createrole: on PostgreSQL 15 it can grant itself any predefined role (pg_execute_server_program runs programs as the server''s OS user); only elt_tenant_admin, which no session can use, may have it (alter role ' || r.rolname || ' nocreaterole)'
 from pg_catalog.pg_roles as r
-where r.rolname = 'elt_tenant' and (r.rolcanlogin or r.rolcreaterole or r.rolcreatedb or r.rolreplication)
+where r.rolname in ('elt_owner', 'elt_tenant', 'elt_runner') and r.rolcreaterole
 union all
-select 'role elt_tenant', 'is a member of ' || m.roleid::regrole || ', so every tenant has its privileges'
+select 'role ' || r.rolname, 'can create databases or replicate'
+from pg_catalog.pg_roles as r
+where r.rolname in (select name from want) and (r.rolcreatedb or r.rolreplication)
+union all
+select 'role ' || r.rolname, 'can log in'
+from pg_catalog.pg_roles as r
+where r.rolname in ('elt_owner', 'elt_tenant', 'elt_tenant_admin') and r.rolcanlogin
+union all
+select 'role ' || m.member::regrole::text, 'is a member of ' || m.roleid::regrole::text ||
+       case when m.admin_option then ' with admin option' else '' end || ', which elt does not give it'
 from pg_catalog.pg_auth_members as m
-where m.member = 'elt_tenant'::regrole`)
+where m.member in (select oid from pg_catalog.pg_roles where rolname in (select name from want))
+  and (m.member::regrole::text, m.roleid::regrole::text) not in (
+      ('elt_runner', 'elt_owner'), ('elt_runner', 'pg_read_all_stats'),
+      ('elt_tenant_admin', 'pg_signal_backend'), ('elt_tenant_admin', 'pg_read_all_stats'),
+      ('elt_tenant_admin', 'elt_tenant'))
+union all
+select 'role elt_tenant_admin', 'has member ' || m.member::regrole::text || ', which can then act as it (create and alter roles)'
+from pg_catalog.pg_auth_members as m
+where m.roleid = 'elt_tenant_admin'::regrole
+union all
+select 'role ' || m.member::regrole::text, 'can grant ' || m.roleid::regrole::text || ' (admin option)'
+from pg_catalog.pg_auth_members as m
+where m.admin_option and m.member in ('elt_owner'::regrole, 'elt_runner'::regrole)
+union all
+select p.oid::regprocedure::text, 'runs as ' || p.proowner::regrole::text || ', which has createrole, but is not one of elt''s functions in schema elt_admin'
+from pg_catalog.pg_proc as p
+where p.proowner = 'elt_tenant_admin'::regrole
+  and not (p.pronamespace = 'elt_admin'::regnamespace
+           and p.proname in ('check_name', 'check_login', 'check_verifier', 'create_login', 'configure_login',
+                             'set_password', 'lock_login', 'drop_login', 'signal_tenant'))
+union all
+select p.oid::regprocedure::text, 'is in schema elt_admin but ' ||
+       case when p.proowner <> 'elt_tenant_admin'::regrole then 'owned by ' || p.proowner::regrole::text
+            else 'has no fixed search_path' end
+from pg_catalog.pg_proc as p
+where p.pronamespace = 'elt_admin'::regnamespace
+  and (p.proowner <> 'elt_tenant_admin'::regrole
+       or not exists (select from unnest(p.proconfig) as c where c like 'search\_path=%'))
+union all
+select 'schema elt_admin', 'is owned by ' || n.nspowner::regrole::text || ', not elt_tenant_admin'
+from pg_catalog.pg_namespace as n
+where n.nspname = 'elt_admin' and n.nspowner <> 'elt_tenant_admin'::regrole`)
 }
 
-// checkTenantLogins: each mapped login is an unprivileged, limited member of elt_tenant with an opaque name.
-// (Logins of elt_tenant that this database does not map are not flagged: roles are shared by the cluster,
-// maps are per database, and an unmapped login reads no rows.)
-func checkTenantLogins(ctx context.Context, pool *pgxpool.Pool) ([]Violation, error) {
+// checkTenantLogins: each active tenant's login is an unprivileged, limited member of elt_tenant with an
+// opaque name, that can connect to this database and no other; removed customers have no login.
+func checkTenantLogins(ctx context.Context, pool *pgxpool.Pool, _ *Layer) ([]Violation, error) {
 	return collectViolations(ctx, pool, "tenant logins", `
-select 'tenant ' || t.customer_id, 'its login ' || t.role_name || ' does not exist'
+select 'tenant ' || t.tenant_key, 'its login ' || t.role_name || ' does not exist (elt tenant remove it, then add it again)'
 from elt.tenants as t
-where t.kind = 'tenant' and not exists (select from pg_catalog.pg_roles as r where r.rolname = t.role_name)
+where t.state = 'active' and not exists (select from pg_catalog.pg_roles as r where r.rolname = t.role_name)
+union all
+select 'login ' || t.role_name, 'belongs to ' || t.state || ' customer ' || t.tenant_key || ' but still exists (drop it: elt tenant remove does)'
+from elt.tenants as t
+join pg_catalog.pg_roles as r on r.rolname = t.role_name
+where t.state <> 'active'
 union all
 select 'login ' || r.rolname, problem
 from elt.tenants as t
@@ -98,134 +135,135 @@ join pg_catalog.pg_roles as r on r.rolname = t.role_name
 cross join lateral (values
     (case when r.rolsuper or r.rolbypassrls or r.rolcreaterole or r.rolcreatedb or r.rolreplication
           then 'has a privileged attribute (superuser, bypassrls, createrole, createdb or replication)' end),
-    (case when r.rolconnlimit < 0 then 'has no connection limit' end),
-    (case when strpos(lower(r.rolname), lower(t.customer_id)) > 0
+    (case when r.rolconnlimit <> t.connection_limit
+          then 'has connection limit ' || r.rolconnlimit || ', not ' || t.connection_limit || ' (elt tenant limits ' || t.tenant_key || ')' end),
+    (case when strpos(lower(r.rolname), lower(t.tenant_key)) > 0
                or exists (select from pg_catalog.pg_shdescription as d where d.objoid = r.oid)
           then 'its name or comment reveals its customer in pg_roles' end),
     (case when not pg_catalog.pg_has_role(r.oid, 'elt_tenant', 'member') then 'is not a member of elt_tenant' end),
-    (case when t.kind = 'tenant' and not (
-               exists (select from unnest(r.rolconfig) as c where c ~ '^statement_timeout=[1-9]')
-               and exists (select from unnest(r.rolconfig) as c where c ~ '^idle_in_transaction_session_timeout=[1-9]'))
-          then 'has lost its statement_timeout or idle_in_transaction_session_timeout default (a login may reset its own; restore with elt tenant limits ' || t.customer_id || ')' end)
+    (case when not (coalesce(r.rolconfig, '{}') @> array[
+               'statement_timeout=' || (extract(epoch from t.statement_timeout) * 1000)::bigint || 'ms',
+               'idle_in_transaction_session_timeout=' || (extract(epoch from t.idle_in_transaction_timeout) * 1000)::bigint || 'ms',
+               'temp_file_limit=' || t.temp_file_limit_kb || 'kB',
+               'TimeZone=' || t.time_zone,
+               'search_path=' || t.role_name,
+               'default_transaction_read_only=on'])
+          then 'has lost a session default elt set (timeouts, temp_file_limit, TimeZone, search_path; a login may reset its own): restore with elt tenant limits ' || t.tenant_key end),
+    (case when not pg_catalog.has_database_privilege(r.oid, pg_catalog.current_database(), 'connect')
+          then 'cannot connect to this database (elt tenant sync grants it)' end)
 ) as p(problem)
-where p.problem is not null
+where t.state = 'active' and p.problem is not null
 union all
-select 'login ' || r.rolname, 'is a member of ' || m.roleid::regrole || ' besides elt_tenant'
+select 'login ' || r.rolname, 'is a member of ' || m.roleid::regrole::text || ' besides elt_tenant'
 from elt.tenants as t
 join pg_catalog.pg_roles as r on r.rolname = t.role_name
 join pg_catalog.pg_auth_members as m on m.member = r.oid
 where m.roleid <> 'elt_tenant'::regrole
-`)
+union all
+select 'login ' || r.rolname, 'has members (' || m.member::regrole::text || ' can act as the tenant)'
+from elt.tenants as t
+join pg_catalog.pg_roles as r on r.rolname = t.role_name
+join pg_catalog.pg_auth_members as m on m.roleid = r.oid
+union all
+select 'database ' || d.datname, 'tenant logins can connect to it (' ||
+       case when exists (select from aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) as a where a.grantee = 0 and a.privilege_type = 'CONNECT')
+            then 'PUBLIC has CONNECT: revoke connect on database ' || quote_ident(d.datname) || ' from public, or reject +elt_tenant there in pg_hba.conf'
+            else 'granted to a tenant login or elt_tenant' end || ')'
+from pg_catalog.pg_database as d
+where d.datname <> pg_catalog.current_database() and d.datallowconn
+  and exists (select from elt.tenants as t join pg_catalog.pg_roles as r on r.rolname = t.role_name
+              where t.state = 'active' and pg_catalog.has_database_privilege(r.oid, d.oid, 'connect'))`)
 }
 
-// tenantRoles is the set of roles whose privileges are checked: the group and every mapped login (a login
-// may have been granted something directly).
-const tenantRoles = `
-with tenant_roles as (
-    select r.oid, r.rolname from pg_catalog.pg_roles as r
-    where r.rolname = 'elt_tenant' or r.rolname in (select t.role_name from elt.tenants as t)
+// tenantGrantees are the roles whose privileges are checked: PUBLIC (oid 0), elt_tenant, and every tenant
+// login (mapped or not: any login in elt_tenant).
+const tenantGrantees = `
+with grantee as (
+    select 0::oid as oid, 'PUBLIC' as name, null::text as own_schema
+    union all
+    select r.oid, r.rolname, null from pg_catalog.pg_roles as r where r.rolname = 'elt_tenant'
+    union all
+    select m.member, m.member::regrole::text, m.member::regrole::text
+    from pg_catalog.pg_auth_members as m
+    where m.roleid = 'elt_tenant'::regrole and m.member::regrole::text ~ '^tenant_[0-9a-f]{16}$'
 )`
 
-// checkRelations: a tenant can read nothing outside analytics, only read in analytics, and every relation it
-// reads there filters by the map.
-func checkRelations(ctx context.Context, pool *pgxpool.Pool) ([]Violation, error) {
-	return collectViolations(ctx, pool, "relations", tenantRoles+`,
-rels as (
-    select c.oid, c.oid::regclass::text as name, c.relkind, n.nspname, c.relowner, c.reloptions,
-           c.relrowsecurity, c.relforcerowsecurity
+// checkPrivileges: every privilege held by PUBLIC, elt_tenant or a tenant login on a relation, column, schema
+// or function outside the system schemas is one of those elt grants (usage on the tenant's own schema, select
+// on its views), wherever it is, reachable or latent (a grant on a relation of a schema the tenant cannot use
+// yet still counts). Tenant logins own nothing.
+func checkPrivileges(ctx context.Context, pool *pgxpool.Pool, _ *Layer) ([]Violation, error) {
+	return collectViolations(ctx, pool, "privileges", tenantGrantees+`,
+rel as (
+    select c.oid, c.relname, c.relkind, c.relacl, n.nspname
     from pg_catalog.pg_class as c
     join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
     where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'
-      and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
-),
-access as (
-    select rel.*, tr.rolname,
-           array_remove(array[
-               case when has_table_privilege(tr.oid, rel.oid, 'select') or has_any_column_privilege(tr.oid, rel.oid, 'select') then 'select' end,
-               case when rel.relkind <> 'S' and (has_table_privilege(tr.oid, rel.oid, 'insert') or has_any_column_privilege(tr.oid, rel.oid, 'insert')) then 'insert' end,
-               case when has_table_privilege(tr.oid, rel.oid, 'update') or has_any_column_privilege(tr.oid, rel.oid, 'update') then 'update' end,
-               case when rel.relkind <> 'S' and has_table_privilege(tr.oid, rel.oid, 'delete') then 'delete' end,
-               case when rel.relkind <> 'S' and has_table_privilege(tr.oid, rel.oid, 'truncate') then 'truncate' end,
-               case when rel.relkind <> 'S' and has_table_privilege(tr.oid, rel.oid, 'trigger') then 'trigger' end,
-               case when rel.relkind <> 'S' and (has_table_privilege(tr.oid, rel.oid, 'references') or has_any_column_privilege(tr.oid, rel.oid, 'references')) then 'references' end
-           ], null) as privs
-    from rels as rel
-    cross join tenant_roles as tr
-    where has_schema_privilege(tr.oid, (select oid from pg_catalog.pg_namespace where nspname = rel.nspname), 'usage')
 )
-select a.name, a.rolname || ' can ' || array_to_string(a.privs, ', ') || ' outside schema analytics'
-from access as a
-where a.nspname <> 'analytics' and cardinality(a.privs) > 0
+select distinct rel.oid::regclass::text, g.name || ' has ' || lower(a.privilege_type) || ' on it' ||
+       case when coalesce(rel.nspname = g.own_schema and rel.relkind = 'v', false) then ': a tenant may only read its views'
+            else ': a tenant may read only the views of its own schema' end
+from rel
+cross join lateral aclexplode(rel.relacl) as a
+join grantee as g on g.oid = a.grantee
+where not coalesce(rel.nspname = g.own_schema and rel.relkind = 'v' and a.privilege_type = 'SELECT', false)
 union all
-select a.name, a.rolname || ' can ' || array_to_string(array_remove(a.privs, 'select'), ', ') || ': tenants may only read'
-from access as a
-where a.nspname = 'analytics' and cardinality(array_remove(a.privs, 'select')) > 0
+select distinct rel.oid::regclass::text || '.' || quote_ident(att.attname), g.name || ' has ' || lower(a.privilege_type) || ' on this column'
+from rel
+join pg_catalog.pg_attribute as att on att.attrelid = rel.oid and att.attacl is not null
+cross join lateral aclexplode(att.attacl) as a
+join grantee as g on g.oid = a.grantee
 union all
-select distinct a.name, problem
-from access as a
-join pg_catalog.pg_roles as owner on owner.oid = a.relowner
-cross join lateral (values
-    (case when a.relkind in ('m', 'f', 'S') then 'tenants can read it directly, and it cannot carry row-level security (wrap it in a security_barrier view)' end),
-    (case when a.relkind in ('r', 'p') and not (a.relrowsecurity and a.relforcerowsecurity)
-          then 'tenants can read this table but row-level security is not enabled and forced' end),
-    (case when a.relkind in ('r', 'p') and not exists (select from pg_catalog.pg_policy as p where p.polrelid = a.oid)
-          then 'tenants can read this table and it has no policy' end),
-    (case when a.relkind = 'v' and not coalesce('security_barrier=true' = any(a.reloptions), false)
-          then 'tenants can read this view and it is not a security_barrier view' end),
-    (case when a.relkind = 'v' and (pg_catalog.pg_get_viewdef(a.oid) !~* 'session_user'
-                                    or not exists (select from pg_catalog.pg_depend as d
-                                                   join pg_catalog.pg_rewrite as rw on rw.oid = d.objid
-                                                   where d.classid = 'pg_rewrite'::regclass and rw.ev_class = a.oid
-                                                     and d.refobjid = 'elt.tenants'::regclass))
-          then 'tenants can read this view and it does not filter by session_user through elt.tenants' end),
-    (case when owner.rolsuper or owner.rolbypassrls
-          then 'tenants can read it and its owner ' || owner.rolname || ' bypasses row-level security' end)
-) as p(problem)
-where 'select' = any(a.privs) and p.problem is not null`)
-}
-
-// checkIndexes: every index on a relation an analytics view reads is led by customer_id when its leading column
-// is one the view uses. Otherwise a tenant's own (leakproof) predicate on that column can drive the scan under
-// the barrier, the view's customer filter becomes a plain Filter, and EXPLAIN ANALYZE's "Rows Removed by
-// Filter" counts other customers' rows.
-func checkIndexes(ctx context.Context, pool *pgxpool.Pool) ([]Violation, error) {
-	return collectViolations(ctx, pool, "indexes", `
-with used as (
-    select distinct d.refobjid as relid, d.refobjsubid as attnum
-    from pg_catalog.pg_rewrite as rw
-    join pg_catalog.pg_class as v on v.oid = rw.ev_class
-    join pg_catalog.pg_depend as d on d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = rw.oid
-    where v.relnamespace = 'analytics'::regnamespace and v.relkind = 'v'
-      and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjsubid > 0
-      and d.refobjid <> 'elt.tenants'::regclass -- the map is read only by the view's own filter
-)
-select distinct i.indexrelid::regclass::text,
-       'leads with ' || a.attname || ', not customer_id, on ' || i.indrelid::regclass::text ||
-       ', which an analytics view reads: EXPLAIN ANALYZE of a tenant''s query on ' || a.attname || ' can count other customers'' rows'
-from pg_catalog.pg_index as i
-join used as u on u.relid = i.indrelid and u.attnum = i.indkey[0]
-join pg_catalog.pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
-where a.attname <> 'customer_id'`)
-}
-
-// checkFunctions: no SECURITY DEFINER function a tenant can call lacks a fixed search_path.
-func checkFunctions(ctx context.Context, pool *pgxpool.Pool) ([]Violation, error) {
-	return collectViolations(ctx, pool, "functions", tenantRoles+`
-select distinct p.oid::regprocedure::text, 'is SECURITY DEFINER without a fixed search_path and ' || tr.rolname || ' can execute it'
+select distinct 'schema ' || n.nspname, g.name || ' has ' || lower(a.privilege_type) || ' on it'
+from pg_catalog.pg_namespace as n
+cross join lateral aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) as a
+join grantee as g on g.oid = a.grantee
+where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'
+  and not coalesce(n.nspname = g.own_schema and a.privilege_type = 'USAGE', false)
+  and not (n.nspname = 'public' and g.oid = 0 and a.privilege_type = 'USAGE')
+union all
+select distinct p.oid::regprocedure::text, 'is SECURITY DEFINER (runs as ' || p.proowner::regrole::text || ') and ' || g.name ||
+       ' can execute it in schema ' || n.nspname || ', which it can use: a definer function hands its owner''s rights to tenants'
 from pg_catalog.pg_proc as p
-cross join tenant_roles as tr
-where p.prosecdef
-  and not exists (select from unnest(p.proconfig) as c where c like 'search\_path=%')
-  and has_schema_privilege(tr.oid, p.pronamespace, 'usage')
-  and has_function_privilege(tr.oid, p.oid, 'execute')`)
+join pg_catalog.pg_namespace as n on n.oid = p.pronamespace
+cross join lateral aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) as a
+join grantee as g on g.oid = a.grantee
+where p.prosecdef and n.nspname not in ('pg_catalog', 'information_schema') and a.privilege_type = 'EXECUTE'
+  and exists (select from grantee as u
+              where (u.oid = g.oid or g.oid = 0)
+                and (coalesce(n.nspname = u.own_schema, false)
+                     or exists (select from aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) as s
+                                where s.privilege_type = 'USAGE' and (s.grantee = u.oid or s.grantee = 0))))
+union all
+select distinct 'default privileges of ' || d.defaclrole::regrole::text || coalesce(' in schema ' || d.defaclnamespace::regnamespace::text, ''),
+       'grant ' || lower(a.privilege_type) || ' to ' || g.name || ' on every new ' ||
+       case d.defaclobjtype when 'r' then 'table' when 'S' then 'sequence' when 'f' then 'function' when 'T' then 'type' when 'n' then 'schema' else d.defaclobjtype::text end
+from pg_catalog.pg_default_acl as d
+cross join lateral aclexplode(d.defaclacl) as a
+join grantee as g on g.oid = a.grantee
+where g.oid <> 0 or d.defaclobjtype in ('r', 'S', 'n')
+union all
+select 'login ' || g.name, 'owns ' || what
+from grantee as g
+cross join lateral (
+    select 'relation ' || c.oid::regclass::text from pg_catalog.pg_class as c where c.relowner = g.oid
+    union all
+    select 'function ' || p.oid::regprocedure::text from pg_catalog.pg_proc as p where p.proowner = g.oid
+    union all
+    select 'schema ' || n.nspname from pg_catalog.pg_namespace as n where n.nspowner = g.oid
+    union all
+    select 'default privileges' from pg_catalog.pg_default_acl as d where d.defaclrole = g.oid
+) as o(what)
+where g.oid <> 0`)
 }
 
-// checkPublic: what PUBLIC still has that would help a tenant (see elt.harden_database()).
-func checkPublic(ctx context.Context, pool *pgxpool.Pool) ([]Violation, error) {
+// checkPublic: what PUBLIC still has that would help a tenant act on or observe this database (see
+// elt.harden_database and elt.harden_catalogs).
+func checkPublic(ctx context.Context, pool *pgxpool.Pool, _ *Layer) ([]Violation, error) {
 	return collectViolations(ctx, pool, "PUBLIC privileges", `
-select 'database ' || current_database(), 'PUBLIC may create temporary objects (call elt.harden_database() as the database owner)'
-where exists (select from pg_catalog.pg_database as d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) as a
-              where d.datname = current_database() and a.grantee = 0 and a.privilege_type = 'TEMPORARY')
+select 'database ' || current_database(), 'PUBLIC has ' || lower(a.privilege_type) || ' on it (call elt.harden_database() as the database owner or a superuser)'
+from pg_catalog.pg_database as d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) as a
+where d.datname = current_database() and a.grantee = 0 and a.privilege_type in ('TEMPORARY', 'CONNECT', 'CREATE')
 union all
 select 'schema public', 'PUBLIC may create objects in it'
 where exists (select from pg_catalog.pg_namespace as n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) as a
@@ -236,171 +274,123 @@ from pg_catalog.pg_proc as p
 where p.pronamespace = 'pg_catalog'::regnamespace
   and (p.proname ~ '^pg_(try_)?advisory(_xact)?_lock(_shared)?$' or p.proname in ('lo_creat', 'lo_create', 'lo_from_bytea'))
   and exists (select from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) as a
-              where a.grantee = 0 and a.privilege_type = 'EXECUTE')`)
-}
-
-// checkOwnership: elt_owner owns elt's schemas and everything in analytics and marts (a view owned by a
-// superuser would bypass row-level security; a mart owned by someone else cannot be refreshed by elt_runner).
-// Tables that elt extract creates in staging at run time may belong to whoever ran it: tenants cannot reach
-// them either way.
-func checkOwnership(ctx context.Context, pool *pgxpool.Pool) ([]Violation, error) {
-	schemas := append(slices.Clone(privateSchemas), "analytics")
-	return collectViolations(ctx, pool, "ownership", `
-select 'schema ' || n.nspname, 'is owned by ' || n.nspowner::regrole || ', not elt_owner (call elt.adopt_objects())'
-from pg_catalog.pg_namespace as n
-where n.nspname = any($1) and n.nspowner <> 'elt_owner'::regrole
+              where a.grantee = 0 and a.privilege_type = 'EXECUTE')
 union all
-select c.oid::regclass::text, 'is owned by ' || c.relowner::regrole || ', not elt_owner (call elt.adopt_objects())'
-from pg_catalog.pg_class as c
-join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
-where n.nspname in ('analytics', 'marts') and c.relkind in ('r', 'p', 'v', 'm', 'f') and c.relowner <> 'elt_owner'::regrole
-union all
-select p.oid::regprocedure::text, 'is owned by ' || p.proowner::regrole || ', not elt_owner (call elt.adopt_objects())'
-from pg_catalog.pg_proc as p
-join pg_catalog.pg_namespace as n on n.oid = p.pronamespace
-where n.nspname in ('analytics', 'marts') and p.proowner <> 'elt_owner'::regrole`, schemas)
+select s.object, 'PUBLIC may ' ||
+       case s.kind when 'function' then 'execute it' else 'read it' end ||
+       ': it depends on other tenants'' data or activity (call elt.harden_catalogs() as a superuser)'
+from elt.catalog_surfaces() as s
+where case s.kind
+      when 'function' then has_function_privilege('public', s.object::regprocedure, 'execute')
+      when 'relation' then has_table_privilege('public', s.object::regclass, 'select')
+      else has_column_privilege('public', 'pg_catalog.pg_class', split_part(s.object, '.', 3), 'select')
+      end`)
 }
 
-// countedView is an analytics view and the private relation whose rows it filters.
-type countedView struct {
-	View, Base string
-}
-
-// checkCounts logs in as a short-lived probe login, maps it to each tenant's customer in turn, and compares
-// what it reads through every analytics view with the owner's count of that customer's rows underneath; then,
-// unmapped, the probe must read nothing at all.
-func checkCounts(ctx context.Context, pool *pgxpool.Pool) ([]Violation, error) {
-	rows, err := pool.Query(ctx, `
-select c.oid::regclass::text,
-       (select string_agg(distinct d.refobjid::regclass::text, ',')
-        from pg_catalog.pg_rewrite as rw
-        join pg_catalog.pg_depend as d on d.classid = 'pg_rewrite'::regclass and d.objid = rw.oid
-                                      and d.refclassid = 'pg_class'::regclass
-        where rw.ev_class = c.oid and d.refobjid not in (c.oid, 'elt.tenants'::regclass))
-from pg_catalog.pg_class as c
-where c.relnamespace = 'analytics'::regnamespace and c.relkind = 'v'
-  and has_table_privilege('elt_tenant', c.oid, 'select')
-order by 1`)
-	if err != nil {
-		return nil, fmt.Errorf("check counts: list views: %w", err)
+// checkLayer: each active tenant has exactly the layer's objects. Its schema holds only the declared views,
+// each with the declared columns and comments, and each view reads only partitions of the layer's tables
+// bound to the tenant's own key. That is the structural proof that a tenant's queries touch its own rows only.
+func checkLayer(ctx context.Context, pool *pgxpool.Pool, layer *Layer) ([]Violation, error) {
+	type decl struct {
+		Name    string            `json:"name"`
+		Comment string            `json:"comment"`
+		Columns []string          `json:"columns"`
+		Notes   map[string]string `json:"notes"`
 	}
-	type viewRow struct {
-		View string
-		Base *string
-	}
-	vrows, err := pgx.CollectRows(rows, pgx.RowToStructByPos[viewRow])
-	if err != nil {
-		return nil, fmt.Errorf("check counts: list views: %w", err)
-	}
-	var vs []Violation
-	var views []countedView
-	for _, v := range vrows {
-		if v.Base == nil || strings.Contains(*v.Base, ",") {
-			vs = append(vs, Violation{v.View, "cannot compare row counts: the view must read exactly one relation besides elt.tenants"})
-			continue
+	var ds []decl
+	for _, r := range layer.Publish {
+		d := decl{Name: r.Name, Comment: r.Comment, Notes: map[string]string{}}
+		for _, c := range r.Columns {
+			d.Columns = append(d.Columns, c.Name)
+			d.Notes[c.Name] = c.Comment
 		}
-		views = append(views, countedView{View: v.View, Base: *v.Base})
+		ds = append(ds, d)
 	}
-	var customers []string
-	rows, err = pool.Query(ctx, `select customer_id from elt.tenants where kind = 'tenant' order by 1`)
-	if err != nil {
-		return nil, fmt.Errorf("check counts: %w", err)
-	}
-	if customers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return nil, fmt.Errorf("check counts: %w", err)
-	}
-
-	probe, conn, err := openProbe(ctx, pool)
+	declJSON, err := json.Marshal(ds)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		conn.Close(cctx)
-		dropProbe(ctx, pool, probe)
-	}()
-
-	// The owner's counts of every customer's rows, one query per view; a customer without rows has no key.
-	owner := make([]map[string]int64, len(views))
-	if len(customers) > 0 {
-		for i, v := range views {
-			rows, err := pool.Query(ctx, "select customer_id, count(*) from "+v.Base+" where customer_id is not null group by 1")
-			if err != nil {
-				return nil, fmt.Errorf("check counts: count %s as owner: %w", v.Base, err)
-			}
-			owner[i] = make(map[string]int64)
-			var customer string
-			var n int64
-			if _, err := pgx.ForEachRow(rows, []any{&customer, &n}, func() error {
-				owner[i][customer] = n
-				return nil
-			}); err != nil {
-				return nil, fmt.Errorf("check counts: count %s as owner: %w", v.Base, err)
-			}
-		}
+	var tables []string
+	for _, t := range layer.Tables {
+		tables = append(tables, t.String())
 	}
-
-	for _, customer := range customers {
-		if _, err := pool.Exec(ctx, `update elt.tenants set customer_id = $2 where role_name = $1`, probe, customer); err != nil {
-			return nil, fmt.Errorf("check counts: map probe login: %w", err)
-		}
-		for i, v := range views {
-			want := owner[i][customer]
-			var got int64
-			if err := conn.QueryRow(ctx, "select count(*) from "+v.View).Scan(&got); err != nil {
-				return nil, fmt.Errorf("check counts: count %s as a tenant of %s: %w", v.View, customer, err)
-			}
-			if want != got {
-				vs = append(vs, Violation{v.View, fmt.Sprintf("a tenant of %s reads %d rows, the owner counts %d in %s", customer, got, want, v.Base)})
-			}
-		}
-	}
-	if _, err := pool.Exec(ctx, `delete from elt.tenants where role_name = $1`, probe); err != nil {
-		return nil, fmt.Errorf("check counts: unmap probe login: %w", err)
-	}
-	for _, v := range views {
-		var got int64
-		if err := conn.QueryRow(ctx, "select count(*) from "+v.View).Scan(&got); err != nil {
-			return nil, fmt.Errorf("check counts: count %s as an unmapped login: %w", v.View, err)
-		}
-		if got != 0 {
-			vs = append(vs, Violation{v.View, fmt.Sprintf("a login mapped to no customer reads %d rows", got)})
-		}
-	}
-	return vs, nil
-}
-
-// openProbe creates a probe login (member of elt_tenant, expiring in 15 minutes should cleanup fail) mapped
-// to no customer yet, and connects as it with elt's own connection settings.
-func openProbe(ctx context.Context, pool *pgxpool.Pool) (string, *pgx.Conn, error) {
-	role := newRoleName(rolePrefix + "probe_")
-	pw := GeneratePassword()
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		// Mapped to a customer id no customer has, until checkCounts maps it for real.
-		if _, err := tx.Exec(ctx, `insert into elt.tenants (role_name, customer_id, kind) values ($1, '', 'probe')`, role); err != nil {
-			return err
-		}
-		return createLogin(ctx, tx, role, pw, Limits{ConnectionLimit: 1}, time.Now().Add(15*time.Minute))
-	})
-	if err != nil {
-		return "", nil, fmt.Errorf("check counts: create probe login: %w", describe(err))
-	}
-	cfg := pool.Config().ConnConfig.Copy()
-	cfg.User, cfg.Password = role, pw
-	cfg.RuntimeParams["application_name"] = "elt tenant check"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		dropProbe(ctx, pool, role)
-		return "", nil, fmt.Errorf("check counts: log in as probe %s: %w", role, err)
-	}
-	return role, conn, nil
-}
-
-// dropProbe unmaps and drops a probe login, best effort and even when ctx is cancelled.
-func dropProbe(ctx context.Context, pool *pgxpool.Pool, role string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	pool.Exec(ctx, `delete from elt.tenants where role_name = $1`, role)
-	dropLogin(ctx, pool, role)
+	return collectViolations(ctx, pool, "tenant objects", `
+with t as (
+    select tenant_key, role_name, layer_sha256 from elt.tenants where state = 'active'
+),
+decl as (
+    select d.name, d.comment, d.columns, d.notes
+    from jsonb_to_recordset($1::jsonb) as d(name text, comment text, columns text[], notes jsonb)
+),
+layer_table as (
+    select unnest($2::text[])::regclass as oid
+),
+views as (
+    select t.tenant_key, t.role_name, c.oid, c.relname, c.relkind, c.relowner
+    from t
+    join pg_catalog.pg_namespace as n on n.nspname = t.role_name
+    join pg_catalog.pg_class as c on c.relnamespace = n.oid
+),
+reads as (
+    select distinct v.tenant_key, v.role_name, v.oid as view_oid, v.relname as view_name, d.refobjid as rel
+    from views as v
+    join pg_catalog.pg_rewrite as rw on rw.ev_class = v.oid
+    join pg_catalog.pg_depend as d on d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = rw.oid
+                                  and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid <> v.oid
+)
+select 'tenant ' || t.tenant_key, 'its schema ' || t.role_name || ' does not exist (elt tenant sync builds it)'
+from t where to_regnamespace(t.role_name) is null
+union all
+select 'schema ' || t.role_name, 'is owned by ' || n.nspowner::regrole::text || ', not elt_owner'
+from t join pg_catalog.pg_namespace as n on n.nspname = t.role_name
+where n.nspowner <> 'elt_owner'::regrole
+union all
+select 'tenant ' || t.tenant_key, 'was built from other declarations than elt.yaml''s (run elt tenant sync)'
+from t where t.layer_sha256 is distinct from $3 and to_regnamespace(t.role_name) is not null
+union all
+select 'tenant ' || t.tenant_key, 'lacks ' || t.role_name || '.' || d.name || ', which elt.yaml publishes (run elt tenant sync)'
+from t cross join decl as d
+where to_regnamespace(t.role_name) is not null
+  and not exists (select from views as v where v.tenant_key = t.tenant_key and v.relname = d.name)
+union all
+select v.oid::regclass::text, case when v.relkind = 'v' then 'is a view elt.yaml does not publish'
+                                   else 'is not a view: a tenant''s schema holds only the views elt builds' end
+from views as v
+where v.relkind <> 'v' or v.relname not in (select name from decl)
+union all
+select v.oid::regclass::text, 'is owned by ' || v.relowner::regrole::text || ', not elt_owner'
+from views as v where v.relowner <> 'elt_owner'::regrole
+union all
+select v.oid::regclass::text, 'has columns (' || array_to_string(cols.names, ', ') || '), elt.yaml publishes (' || array_to_string(d.columns, ', ') || ') (run elt tenant sync)'
+from views as v
+join decl as d on d.name = v.relname
+cross join lateral (select array(select a.attname::text from pg_catalog.pg_attribute as a
+                                 where a.attrelid = v.oid and a.attnum > 0 order by a.attnum) as names) as cols
+where cols.names <> d.columns
+union all
+select v.oid::regclass::text, 'its comment differs from elt.yaml''s (run elt tenant sync)'
+from views as v join decl as d on d.name = v.relname
+where pg_catalog.obj_description(v.oid, 'pg_class') is distinct from d.comment
+union all
+select v.oid::regclass::text || '.' || quote_ident(a.attname), 'its comment differs from elt.yaml''s (run elt tenant sync)'
+from views as v
+join decl as d on d.name = v.relname
+join pg_catalog.pg_attribute as a on a.attrelid = v.oid and a.attnum > 0
+where pg_catalog.col_description(v.oid, a.attnum) is distinct from d.notes ->> a.attname::text
+union all
+select r.view_oid::regclass::text,
+       'reads ' || r.rel::regclass::text || ', ' ||
+       case when not c.relispartition then 'which is not a partition: a tenant''s view may read only its own partitions'
+            when i.inhparent not in (select oid from layer_table) then 'a partition of ' || i.inhparent::regclass::text || ', which is not a table partitioned by the tenant key'
+            else 'which is bound to ' || pg_catalog.pg_get_expr(c.relpartbound, c.oid) || ', not to this tenant''s key' end
+from reads as r
+join pg_catalog.pg_class as c on c.oid = r.rel
+left join pg_catalog.pg_inherits as i on i.inhrelid = c.oid
+where not c.relispartition
+   or i.inhparent not in (select oid from layer_table)
+   or pg_catalog.pg_get_expr(c.relpartbound, c.oid) <> pg_catalog.format('FOR VALUES IN (%L)', r.tenant_key)
+union all
+select 'schema ' || n.nspname, 'looks like a tenant''s schema but belongs to no active tenant (left over: drop it)'
+from pg_catalog.pg_namespace as n
+where n.nspname ~ '^tenant_[0-9a-f]{16}$' and n.nspname not in (select role_name from t)`, string(declJSON), tables, layer.SHA)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/elt-dev/elt/tenant"
 	"github.com/elt-dev/elt/tenant/tenanttest"
+	"github.com/elt-dev/elt/tests/pgtest"
 )
 
 func TestCheckPassesOnMigratedDatabase(t *testing.T) {
@@ -17,108 +18,170 @@ func TestCheckPassesOnMigratedDatabase(t *testing.T) {
 	for _, c := range tenanttest.Customers {
 		b.Add(t, c, tenant.Limits{})
 	}
-	vs, err := tenant.Check(context.Background(), b.Runner, tenant.CheckOptions{})
+	vs, err := tenant.Check(context.Background(), b.Runner, b.Layer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]tenant.Violation(nil), vs); diff != "" {
 		t.Errorf("violations (-want +got):\n%s", diff)
 	}
-	// The probe login is gone.
-	var probes int
-	if err := b.DB.Pool.QueryRow(context.Background(), `select count(*) from elt.tenants where kind = 'probe'`).Scan(&probes); err != nil || probes != 0 {
-		t.Errorf("probe rows left: %d (%v)", probes, err)
-	}
 }
 
-// TestCheckFindsViolations breaks isolation one way per case, as a careless migration or DBA could, and
-// expects Check to report it.
+// TestCheckFindsViolations breaks isolation one way per case, as a careless migration, DBA or tenant could,
+// and expects Check to report it. {{login}} is the test's tenant login (cus_0001), {{other}} another
+// tenant's (cus_0002).
 func TestCheckFindsViolations(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
-		sql    string // run as superuser
-		object string // expected Violation.Object
+		sql    string // run as superuser ({{as_login}}: as the tenant)
+		object string // expected Violation.Object prefix
 		want   string // substring of its Problem
 	}{
 		{
-			name:   "GrantOnMart",
-			sql:    `grant usage on schema marts to elt_tenant; grant select on marts.active_users_daily to elt_tenant`,
-			object: "marts.active_users_daily",
-			want:   "outside schema analytics",
+			// Latent: no schema usage yet, but the grant is there for the day someone grants the schema.
+			name:   "LatentGrantOnMart",
+			sql:    `grant select on marts.active_users_weekly to elt_tenant`,
+			object: "marts.active_users_weekly",
+			want:   "elt_tenant has select on it",
 		},
 		{
 			name:   "GrantToPublicInCore",
 			sql:    `grant usage on schema core to public; grant select on core.events to public`,
 			object: "core.events",
-			want:   "outside schema analytics",
+			want:   "PUBLIC has select on it",
 		},
 		{
-			name:   "WriteOnAnalyticsView",
-			sql:    `grant insert on analytics.events to elt_tenant`,
-			object: "analytics.events",
-			want:   "tenants may only read",
+			name:   "SchemaUsageForPublic",
+			sql:    `grant usage on schema core to public`,
+			object: "schema core",
+			want:   "PUBLIC has usage on it",
 		},
 		{
-			name: "UnfilteredView",
-			sql: `create view analytics.all_events with (security_barrier = true) as select e.feature from core.events as e;
-			      alter view analytics.all_events owner to elt_owner; grant select on analytics.all_events to elt_tenant`,
-			object: "analytics.all_events",
-			want:   "does not filter by session_user",
+			name:   "GrantOnOtherTenantsView",
+			sql:    `grant select on {{other}}.events to {{login}}`,
+			object: "tenant_",
+			want:   "has select on it: a tenant may read only the views of its own schema",
 		},
 		{
-			name: "ViewWithoutBarrier",
-			sql: `create view analytics.plain as select m.day from marts.active_users_daily as m
-			      where m.customer_id = (select t.customer_id from elt.tenants as t where t.role_name = session_user);
-			      alter view analytics.plain owner to elt_owner; grant select on analytics.plain to elt_tenant`,
-			object: "analytics.plain",
-			want:   "not a security_barrier view",
+			name:   "GrantOnPartition",
+			sql:    `grant select on core.{{events_default}} to {{login}}`,
+			object: "core.events_default",
+			want:   "a tenant may read only the views of its own schema",
+		},
+		{
+			name:   "WriteOnOwnView",
+			sql:    `grant insert on {{login}}.events to {{login}}`,
+			object: "tenant_",
+			want:   "has insert on it: a tenant may only read its views",
+		},
+		{
+			name:   "ColumnGrant",
+			sql:    `grant select (name) on core.customers to elt_tenant`,
+			object: "core.customers.name",
+			want:   "elt_tenant has select on this column",
+		},
+		{
+			name: "ViewReadsSharedTable",
+			sql: `create or replace view {{login}}.events as select e.event_id, e.user_id, e.feature, e.occurred_at, e.properties from core.events as e;
+			      alter view {{login}}.events owner to elt_owner`,
+			object: "tenant_",
+			want:   "which is not a partition",
+		},
+		{
+			name: "ViewReadsOtherTenantsPartition",
+			sql: `create or replace view {{login}}.events as select e.event_id, e.user_id, e.feature, e.occurred_at, e.properties from core.{{other_events}} as e;
+			      alter view {{login}}.events owner to elt_owner`,
+			object: "tenant_",
+			want:   "not to this tenant's key",
+		},
+		{
+			name:   "ExtraViewInTenantSchema",
+			sql:    `create view {{login}}.extra as select 1 as x; alter view {{login}}.extra owner to elt_owner`,
+			object: "tenant_",
+			want:   "is a view elt.yaml does not publish",
+		},
+		{
+			name:   "MatviewInTenantSchema",
+			sql:    `create materialized view {{login}}.mv as select 1 as x; alter materialized view {{login}}.mv owner to elt_owner`,
+			object: "tenant_",
+			want:   "is not a view",
 		},
 		{
 			name:   "ViewOwnedBySuperuser",
-			sql:    `alter view analytics.users owner to postgres`,
-			object: "analytics.users",
-			want:   "bypasses row-level security",
+			sql:    `alter view {{login}}.users owner to postgres`,
+			object: "tenant_",
+			want:   "is owned by postgres, not elt_owner",
 		},
 		{
-			name: "TableWithoutForcedRLS",
-			sql: `create table analytics.notes (customer_id text, note text); alter table analytics.notes owner to elt_owner;
-			      alter table analytics.notes enable row level security;
-			      create policy notes_tenant on analytics.notes using (customer_id = (select t.customer_id from elt.tenants as t where t.role_name = session_user));
-			      grant select on analytics.notes to elt_tenant`,
-			object: "analytics.notes",
-			want:   "not enabled and forced",
+			name:   "CommentChanged",
+			sql:    `comment on column {{login}}.events.feature is 'something else'`,
+			object: "tenant_",
+			want:   "its comment differs",
 		},
 		{
-			name:   "MatviewInAnalytics",
-			sql:    `create materialized view analytics.mv as select 1 as x; alter materialized view analytics.mv owner to elt_owner; grant select on analytics.mv to elt_tenant`,
-			object: "analytics.mv",
-			want:   "cannot carry row-level security",
+			name:   "ViewDropped",
+			sql:    `drop view {{login}}.retention_weekly`,
+			object: "tenant cus_0001",
+			want:   "lacks tenant_",
 		},
 		{
-			name: "SecurityDefinerWithoutSearchPath",
-			sql: `create function analytics.f() returns int language sql security definer as 'select 1';
-			      alter function analytics.f() owner to elt_owner; grant execute on function analytics.f() to elt_tenant`,
-			object: "analytics.f()",
-			want:   "SECURITY DEFINER without a fixed search_path",
+			// A definer function with a fixed search_path that returns private data, callable from a schema the
+			// tenant can use.
+			name: "SecurityDefinerLeak",
+			sql: `create function public.names() returns setof text language sql security definer set search_path = pg_catalog
+			      as 'select name from core.customers'`,
+			object: "names()",
+			want:   "is SECURITY DEFINER",
 		},
 		{
-			name:   "IndexNotLedByCustomer",
-			sql:    `create index rollup_user_day_by_day on marts.rollup_user_day (day)`,
-			object: "marts.rollup_user_day_by_day",
-			want:   "leads with day, not customer_id",
+			name:   "DefaultPrivilegesToPublic",
+			sql:    `alter default privileges for role elt_owner in schema marts grant select on tables to public`,
+			object: "default privileges of elt_owner in schema marts",
+			want:   "grant select to PUBLIC",
+		},
+		{
+			// What a tenant may do to itself, and which would make elt tenant remove fail if not handled.
+			name:   "TenantSetsDefaultPrivileges",
+			sql:    `{{as_login}}alter default privileges grant select on tables to public`,
+			object: "login tenant_",
+			want:   "owns default privileges",
 		},
 		{
 			name:   "TempForPublic",
 			sql:    `do $$ begin execute format('grant temporary on database %I to public', current_database()); end $$`,
 			object: "database ",
-			want:   "temporary objects",
+			want:   "PUBLIC has temporary",
+		},
+		{
+			name:   "ConnectForPublic",
+			sql:    `do $$ begin execute format('grant connect on database %I to public', current_database()); end $$`,
+			object: "database ",
+			want:   "PUBLIC has connect",
 		},
 		{
 			name:   "AdvisoryLockForPublic",
 			sql:    `grant execute on function pg_advisory_lock(bigint) to public`,
 			object: "pg_advisory_lock(bigint)",
 			want:   "PUBLIC may execute",
+		},
+		{
+			name:   "SizeFunctionForPublic",
+			sql:    `grant execute on function pg_relation_size(regclass) to public`,
+			object: "pg_relation_size(regclass)",
+			want:   "depends on other tenants' data",
+		},
+		{
+			name:   "StatisticsViewForPublic",
+			sql:    `grant select on pg_stat_user_tables to public`,
+			object: "pg_stat_user_tables",
+			want:   "depends on other tenants' data",
+		},
+		{
+			name:   "RowCountsForPublic",
+			sql:    `grant select (reltuples) on pg_class to public`,
+			object: "pg_catalog.pg_class.reltuples",
+			want:   "depends on other tenants' data",
 		},
 		{
 			// Roles are shared by the cluster (and by parallel tests): only the test's own login is changed.
@@ -130,15 +193,33 @@ func TestCheckFindsViolations(t *testing.T) {
 		{
 			// What a tenant may do to itself: ALTER ROLE <itself> RESET ALL.
 			name:   "TenantResetItsDefaults",
-			sql:    `alter role {{login}} reset all`,
+			sql:    `{{as_login}}alter role {{login}} reset all`,
 			object: "login tenant_",
-			want:   "has lost its statement_timeout",
+			want:   "has lost a session default",
 		},
 		{
-			name:   "MartOwnedByOther",
-			sql:    `create table marts.scratch (customer_id text)`,
-			object: "marts.scratch",
-			want:   "not elt_owner",
+			name:   "TenantConnectionLimitChanged",
+			sql:    `alter role {{login}} connection limit 500`,
+			object: "login tenant_",
+			want:   "has connection limit 500, not 10",
+		},
+		{
+			name:   "TenantCanConnectElsewhere",
+			sql:    `grant connect on database postgres to {{login}}`,
+			object: "database postgres",
+			want:   "tenant logins can connect to it",
+		},
+		{
+			name:   "MapRowWithoutLogin",
+			sql:    `insert into elt.tenants (tenant_key, role_name, connection_limit, statement_timeout, idle_in_transaction_timeout, transaction_timeout, temp_file_limit_kb) values ('cus_0003', 'tenant_00000000000000ff', 10, '1m', '1m', '15m', 1048576)`,
+			object: "tenant cus_0003",
+			want:   "does not exist",
+		},
+		{
+			name:   "LeftoverTenantSchema",
+			sql:    `create schema tenant_00000000000000fe`,
+			object: "schema tenant_00000000000000fe",
+			want:   "belongs to no active tenant",
 		},
 	}
 	for _, tt := range tests {
@@ -146,11 +227,23 @@ func TestCheckFindsViolations(t *testing.T) {
 			t.Parallel()
 			b := tenanttest.New(t)
 			l := b.Add(t, "cus_0001", tenant.Limits{})
+			o := b.Add(t, "cus_0002", tenant.Limits{})
 			ctx := context.Background()
-			if _, err := b.DB.Pool.Exec(ctx, strings.ReplaceAll(tt.sql, "{{login}}", l.Role)); err != nil {
+			sql := strings.NewReplacer("{{login}}", l.Role, "{{other}}", o.Role,
+				"{{other_events}}", tenant.PartitionName("events", o.Role),
+				"{{events_default}}", tenant.DefaultPartitionName("events")).Replace(tt.sql)
+			if q, ok := strings.CutPrefix(sql, "{{as_login}}"); ok {
+				conn := b.Connect(t, l)
+				if _, err := conn.Exec(ctx, "set default_transaction_read_only = off"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := conn.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := b.DB.Pool.Exec(ctx, sql); err != nil {
 				t.Fatal(err)
 			}
-			vs, err := tenant.Check(ctx, b.Runner, tenant.CheckOptions{SkipCounts: true})
+			vs, err := tenant.Check(ctx, b.Runner, b.Layer)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,30 +257,42 @@ func TestCheckFindsViolations(t *testing.T) {
 	}
 }
 
-// TestCheckCountsFindLeakyView plants a view that filters by the map but also lets a second customer's rows
-// through: the static checks pass it, the probe's row counts do not.
-func TestCheckCountsFindLeakyView(t *testing.T) {
+// TestCheckFindsPrivilegedRoles: a role elt sets up that could grant itself a predefined role (createrole on
+// PostgreSQL 15), and members of the role that has that power. Roles are shared by a cluster: the test has
+// one of its own, where each case changes a role and puts it back.
+func TestCheckFindsPrivilegedRoles(t *testing.T) {
 	t.Parallel()
-	b := tenanttest.New(t)
-	b.Add(t, "cus_0001", tenant.Limits{})
+	db := pgtest.NewServer(t, nil).New(t, pgtest.DefaultProject(t))
+	tenanttest.Seed(t, db)
+	b := tenanttest.Open(t, db)
 	ctx := context.Background()
-	if _, err := b.DB.Pool.Exec(ctx, `
-create view analytics.leaky with (security_barrier = true) as
-select m.day from marts.active_users_daily as m
-where m.customer_id = (select t.customer_id from elt.tenants as t where t.role_name = session_user) or m.customer_id = 'cus_0003';
-alter view analytics.leaky owner to elt_owner;
-grant select on analytics.leaky to elt_tenant`); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, do, undo, object, want string
+	}{
+		{"RunnerCreaterole", `alter role elt_runner createrole`, `alter role elt_runner nocreaterole`,
+			"role elt_runner", "has createrole"},
+		{"RunnerServerProgram", `grant pg_execute_server_program to elt_runner`, `revoke pg_execute_server_program from elt_runner`,
+			"role elt_runner", "is a member of pg_execute_server_program"},
+		{"AdminHasMember", `grant elt_tenant_admin to elt_runner`, `revoke elt_tenant_admin from elt_runner`,
+			"role elt_tenant_admin", "has member elt_runner"},
 	}
-	vs, err := tenant.Check(ctx, b.Runner, tenant.CheckOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, v := range vs {
-		got = append(got, v.Object)
-	}
-	if diff := cmp.Diff([]string{"analytics.leaky", "analytics.leaky"}, got); diff != "" {
-		t.Errorf("violations (-want +got):\n%s\n%v", diff, vs)
+	for _, tt := range tests {
+		if _, err := b.DB.Pool.Exec(ctx, tt.do); err != nil {
+			t.Fatal(err)
+		}
+		vs, err := tenant.Check(ctx, b.Runner, b.Layer)
+		if _, uerr := b.DB.Pool.Exec(ctx, tt.undo); uerr != nil {
+			t.Fatal(uerr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, v := range vs {
+			found = found || strings.HasPrefix(v.Object, tt.object) && strings.Contains(v.Problem, tt.want)
+		}
+		if !found {
+			t.Errorf("%s: no violation on %s containing %q; got %v", tt.name, tt.object, tt.want, vs)
+		}
 	}
 }

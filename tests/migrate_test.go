@@ -14,10 +14,14 @@ import (
 func TestMigrateDryRunThenUpThenStatus(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	env := []string{"DATABASE_URL=" + emptyDatabase(t, db)}
-	all, err := migrate.Load(nil)
-	if err != nil {
-		t.Fatal(err)
+	env := []string{"DATABASE_URL=" + emptyDatabase(t, db), "ELT_PROJECT=" + pgtest.RepoRoot()}
+	var all []migrate.Migration
+	for _, tr := range []migrate.Track{migrate.Elt(), migrate.Project(db.Project.Migrations())} {
+		ms, err := migrate.Load(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ms...)
 	}
 
 	dry := runElt(t, env, "migrate", "--dry-run")
@@ -30,7 +34,7 @@ func TestMigrateDryRunThenUpThenStatus(t *testing.T) {
 		}
 	}
 	st := runElt(t, env, "migrate", "status")
-	if st.Code != 0 || !strings.Contains(st.Stdout, "current version 0 of") {
+	if st.Code != 0 || !strings.Contains(st.Stdout, "elt track: version 0 of") || !strings.Contains(st.Stdout, "project track: version 0 of") {
 		t.Fatalf("status after dry run (exit %d) should show version 0:\n%s%s", st.Code, st.Stdout, st.Stderr)
 	}
 
@@ -39,11 +43,11 @@ func TestMigrateDryRunThenUpThenStatus(t *testing.T) {
 		t.Fatalf("migrate: exit %d: %s", up.Code, up.Stderr)
 	}
 	st = runElt(t, env, "migrate", "status")
-	if st.Code != 0 || !strings.Contains(st.Stdout, "; 0 pending") || regexp.MustCompile(`(?m)^\d+\s+\S+\s+pending$`).MatchString(st.Stdout) {
+	if st.Code != 0 || strings.Count(st.Stdout, "; 0 pending") != 2 || regexp.MustCompile(`(?m)^\S+\s+\d+\s+\S+\s+pending$`).MatchString(st.Stdout) {
 		t.Fatalf("status after migrate (exit %d) should show nothing pending:\n%s%s", st.Code, st.Stdout, st.Stderr)
 	}
 	for _, m := range all {
-		if !regexp.MustCompile(regexp.QuoteMeta(m.Name) + `\s+applied`).MatchString(st.Stdout) {
+		if !regexp.MustCompile(`(?m)^` + m.Track + `\s+\d+\s+` + regexp.QuoteMeta(m.Name) + `\s+applied`).MatchString(st.Stdout) {
 			t.Errorf("status does not list %s as applied:\n%s", m.Name, st.Stdout)
 		}
 	}
@@ -53,7 +57,7 @@ func TestMigrateDryRunThenUpThenStatus(t *testing.T) {
 		t.Fatalf("second migrate should apply nothing (exit %d):\n%s", again.Code, again.Stderr)
 	}
 	dry = runElt(t, env, "migrate", "--dry-run")
-	if dry.Code != 0 || !strings.Contains(dry.Stdout, "0 pending migration(s)") {
+	if dry.Code != 0 || strings.Count(dry.Stdout, " 0 pending migration(s)") != 2 {
 		t.Fatalf("dry run after migrate should have nothing to print (exit %d):\n%s", dry.Code, dry.Stdout)
 	}
 }
@@ -61,7 +65,7 @@ func TestMigrateDryRunThenUpThenStatus(t *testing.T) {
 // A database that cannot be reached gives a one-line error, exit 1, and never the password.
 func TestUnreachableDatabaseErrorHidesPassword(t *testing.T) {
 	t.Parallel()
-	r := runElt(t, []string{"DATABASE_URL=postgres://someone:s3cret-pw@127.0.0.1:1/x"}, "migrate", "status")
+	r := runElt(t, []string{"DATABASE_URL=postgres://someone:s3cret-pw@127.0.0.1:1/x", "ELT_PROJECT=" + pgtest.RepoRoot()}, "migrate", "status")
 	if r.Code != 1 {
 		t.Fatalf("exit %d, want 1", r.Code)
 	}

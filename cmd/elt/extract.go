@@ -27,7 +27,7 @@ same source exits at once and says who holds it. See docs/extract.md for the con
 
 // Run loads the config and extracts.
 func (c *ExtractCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
-	cfg, err := extract.LoadConfig(g.Config)
+	_, cfg, err := g.LoadSources()
 	if err != nil {
 		return err
 	}

@@ -16,14 +16,38 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/extract"
+	"github.com/elt-dev/elt/project"
 )
 
 // Globals are the flags every command shares.
 type Globals struct {
 	DatabaseURL string `name:"database-url" env:"DATABASE_URL" placeholder:"URL" help:"PostgreSQL connection string (postgres://... or key=value). Empty: the libpq variables PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD/PGPASSFILE. Prefer the environment or a passfile for passwords: flags show in ps."`
-	Config      string `name:"config" env:"ELT_CONFIG" default:"elt.yaml" placeholder:"PATH" help:"Config file with the sources to extract (${default})."`
+	Project     string `name:"project" env:"ELT_PROJECT" placeholder:"DIR" help:"Project folder: elt.yaml, migrations/, views/ and sql/ (default: the folder of --config, else the working directory)."`
+	Config      string `name:"config" env:"ELT_CONFIG" placeholder:"PATH" help:"The project's config file (default: elt.yaml in the project folder)."`
 	LogFormat   string `name:"log-format" env:"ELT_LOG_FORMAT" enum:"text,json" default:"text" help:"Log format: text for people, json for cron and log collectors (${default})."`
 	LogLevel    string `name:"log-level" env:"ELT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Least severe level logged (${default})."`
+}
+
+// LoadProject reads the project named by --project/ELT_PROJECT and --config/ELT_CONFIG, and checks its
+// sources.
+func (g *Globals) LoadProject() (*project.Project, error) {
+	p, _, err := g.LoadSources()
+	return p, err
+}
+
+// LoadSources reads the project and parses its sources.
+func (g *Globals) LoadSources() (*project.Project, *extract.Config, error) {
+	p, err := project.Load(project.Locate(g.Project, g.Config))
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := extract.ParseConfig(p.Config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("project config %s: %w", p.ConfigPath, err)
+	}
+	return p, cfg, nil
 }
 
 // Connect opens a pool to the database named by --database-url, DATABASE_URL or the PG* variables.
@@ -51,17 +75,19 @@ func (g *Globals) Connect(ctx context.Context) (*pgxpool.Pool, error) {
 type CLI struct {
 	Globals
 
-	Migrate MigrateCmd `cmd:"" help:"Apply the SQL migrations embedded in this binary (elt migrate --help)."`
+	Init    InitCmd    `cmd:"" help:"Write a new project folder: the usage-analytics model of the demo API, with comments on each part."`
+	Migrate MigrateCmd `cmd:"" help:"Apply elt's own migrations, then the project's, and rebuild the tenants' objects (elt migrate --help)."`
 	Extract ExtractCmd `cmd:"" help:"Load the configured HTTP sources into staging (raw jsonb, exactly once)."`
 	Refresh RefreshCmd `cmd:"" help:"Transform staging into core tables, run data checks, refresh the usage marts."`
 	Status  StatusCmd  `cmd:"" help:"Show freshness and the last result of every source and of refresh."`
-	Tenant  TenantCmd  `cmd:"" help:"Manage customers' login roles (add, list, remove, rotate-password, uri, check)."`
+	Tenant  TenantCmd  `cmd:"" help:"Manage customers' logins and their schemas (add, list, remove, sync, check, guard, report, ...)."`
 	DB      DBCmd      `cmd:"" name:"db" help:"Run a local PostgreSQL cluster in a project folder, for the demo and development."`
 }
 
 const description = `elt loads a product's usage data from its HTTP export API into PostgreSQL (extract), turns it into
-typed tables and usage marts inside the database (refresh), and gives each customer a login role that sees
-only its own rows in the analytics schema (tenant), ready for Superset or any SQL tool.
+typed tables and marts inside the database with the SQL of a project folder (refresh), and gives each
+customer a login and a schema of its own that holds only its own data (tenant), ready for Superset or any SQL
+tool. The project folder (elt init writes one) holds elt.yaml, migrations/, views/ and sql/.
 
 A nightly run is: elt extract && elt refresh. Exit status is 0 only on success.`
 

@@ -8,46 +8,83 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/elt-dev/elt/migrate"
+	"github.com/elt-dev/elt/project"
+	"github.com/elt-dev/elt/tenant"
 )
 
 // MigrateCmd groups the migration commands; plain `elt migrate` applies pending migrations.
 type MigrateCmd struct {
-	Up     MigrateUpCmd     `cmd:"" default:"withargs" help:"Apply pending migrations (the default)."`
-	Status MigrateStatusCmd `cmd:"" help:"Show the applied version and pending migrations by name."`
-	Render MigrateRenderCmd `cmd:"" help:"Write every migration as it would run (templates rendered, no rollback part) to DIR, one file each, for review and linting (make lint). Needs no database."`
+	Up     MigrateUpCmd     `cmd:"" default:"withargs" help:"Apply pending migrations of both tracks, then rebuild the tenants' objects (the default)."`
+	Status MigrateStatusCmd `cmd:"" help:"Show the applied version and pending migrations of both tracks, by name."`
+	Render MigrateRenderCmd `cmd:"" help:"Write every migration of both tracks as it would run (templates rendered, no rollback part) to DIR/elt and DIR/project, for review and linting (make lint). Needs no database."`
+}
+
+// Help is the long help of elt migrate.
+func (c *MigrateCmd) Help() string {
+	return `Migrations run on two tracks, each with its own numbering and version table:
+
+  elt      elt's own machinery (run log, cursors, batches, watermarks, the tenant map, roles), carried by
+           this binary and recorded in elt.schema_version;
+  project  the project's migrations/ (which include views/ with {{ template "views/x.sql" . }}), read from
+           the project folder at run time and recorded in elt.project_version.
+
+The elt track runs first. Each migration runs in one transaction; a failing one is rolled back whole. The first
+elt migrate must run as a superuser or a DBA (it creates roles); after that, as elt_runner. After migrating,
+every object of the project's schemas is given to elt_owner and each tenant's schema, partitions and views are
+rebuilt where the declarations (elt.yaml tenants:) or the tables changed.`
+}
+
+// tracks returns the elt track and the project's.
+func tracks(p *project.Project) []migrate.Track {
+	return []migrate.Track{migrate.Elt(), migrate.Project(p.Migrations())}
 }
 
 // MigrateRenderCmd writes the rendered migrations to a folder.
 type MigrateRenderCmd struct {
-	Dir string `arg:"" placeholder:"DIR" help:"Folder to write NNN_name.sql files into (created if missing)."`
+	Dir string `arg:"" placeholder:"DIR" help:"Folder to write elt/NNN_name.sql and project/NNN_name.sql into (created if missing)."`
 }
 
-// Run renders the embedded migrations into c.Dir.
-func (c *MigrateRenderCmd) Run() error {
-	ms, err := migrate.Load(nil)
+// Run renders the migrations of both tracks into c.Dir.
+func (c *MigrateRenderCmd) Run(g *Globals) error {
+	p, err := g.LoadProject()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
-		return err
-	}
-	for _, m := range ms {
-		if err := os.WriteFile(filepath.Join(c.Dir, m.Name), []byte(m.SQL+"\n"), 0o644); err != nil {
+	n := 0
+	for _, t := range tracks(p) {
+		ms, err := migrate.Load(t)
+		if err != nil {
 			return err
 		}
+		dir := filepath.Join(c.Dir, t.Name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if err := os.WriteFile(filepath.Join(dir, m.Name), []byte(m.SQL+"\n"), 0o644); err != nil {
+				return err
+			}
+			n++
+		}
 	}
-	fmt.Printf("wrote %d migrations to %s\n", len(ms), c.Dir)
+	fmt.Printf("wrote %d migrations to %s/elt and %s/project\n", n, c.Dir, c.Dir)
 	return nil
 }
 
 // MigrateUpCmd applies pending migrations.
 type MigrateUpCmd struct {
-	DryRun bool `name:"dry-run" help:"Print the SQL of every pending migration, in order, and change nothing (for review by a DBA)."`
+	DryRun bool `name:"dry-run" help:"Print the SQL of every pending migration of both tracks, in order, and change nothing (for review by a DBA)."`
 }
 
-// Run applies or prints the pending migrations.
+// Run applies or prints the pending migrations, then syncs the tenants' objects.
 func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
+	p, err := g.LoadProject()
+	if err != nil {
+		return err
+	}
 	pool, err := g.Connect(ctx)
 	if err != nil {
 		return err
@@ -60,60 +97,100 @@ func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 	defer conn.Release()
 
 	if c.DryRun {
-		st, err := migrate.ReadStatus(ctx, conn.Conn(), nil)
+		sts, err := migrate.ReadStatus(ctx, conn.Conn(), tracks(p)...)
 		if err != nil {
 			return err
 		}
-		pending := st.Pending()
-		fmt.Printf("-- elt migrate --dry-run: database at version %d, %d pending migration(s); nothing was changed.\n", st.Current, len(pending))
-		for _, m := range pending {
-			fmt.Printf("\n-- ==== %s (version %d) ====\n-- runs in one transaction\n%s\n", m.Name, m.Version, m.SQL)
+		for _, st := range sts {
+			pending := st.Pending()
+			fmt.Printf("-- elt migrate --dry-run: %s track at version %d, %d pending migration(s); nothing was changed.\n", st.Track, st.Current, len(pending))
+			for _, m := range pending {
+				fmt.Printf("\n-- ==== %s track: %s (version %d) ====\n-- runs in one transaction\n%s\n", m.Track, m.Name, m.Version, m.SQL)
+			}
+			fmt.Println()
 		}
 		return nil
 	}
-	applied, err := migrate.Up(ctx, conn.Conn(), nil, func(m migrate.Migration) {
-		log.Info("applying migration", "version", m.Version, "name", m.Name)
-	})
+	applied, err := migrate.Up(ctx, conn.Conn(), migrate.Options{
+		Schemas: p.Schemas,
+		OnStart: func(m migrate.Migration) {
+			log.Info("applying migration", "track", m.Track, "version", m.Version, "name", m.Name)
+		},
+	}, tracks(p)...)
 	if err != nil {
 		return err
 	}
-	v, err := migrate.CurrentVersion(ctx, conn.Conn())
+	conn.Release()
+	if p.Tenants != nil {
+		if err := syncTenants(ctx, pool, p, false, log); err != nil {
+			return err
+		}
+	}
+	sts, err := readStatus(ctx, pool, p)
 	if err != nil {
 		return err
 	}
-	log.Info("database is up to date", "version", v, "applied", len(applied))
+	log.Info("database is up to date", "elt_version", sts[0].Current, "project_version", sts[1].Current, "applied", len(applied))
 	return nil
+}
+
+// syncTenants rebuilds the tenants' objects that do not match the project's declarations.
+func syncTenants(ctx context.Context, pool *pgxpool.Pool, p *project.Project, force bool, log *slog.Logger) error {
+	layer, err := tenant.LoadLayer(ctx, pool, p)
+	if err != nil {
+		return err
+	}
+	res, err := tenant.Sync(ctx, pool, layer, force, log)
+	if err != nil {
+		return err
+	}
+	if res.Adopted > 0 {
+		log.Info("tenant logins taken over from the old tenant map", "logins", res.Adopted)
+	}
+	return nil
+}
+
+func readStatus(ctx context.Context, pool *pgxpool.Pool, p *project.Project) ([]migrate.Status, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Release()
+	return migrate.ReadStatus(ctx, conn.Conn(), tracks(p)...)
 }
 
 // MigrateStatusCmd shows the migration state.
 type MigrateStatusCmd struct{}
 
-// Run prints each migration with whether it is applied.
+// Run prints each migration of both tracks with whether it is applied.
 func (c *MigrateStatusCmd) Run(ctx context.Context, g *Globals) error {
+	p, err := g.LoadProject()
+	if err != nil {
+		return err
+	}
 	pool, err := g.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("connect to postgres: %w", err)
-	}
-	defer conn.Release()
-	st, err := migrate.ReadStatus(ctx, conn.Conn(), nil)
+	sts, err := readStatus(ctx, pool, p)
 	if err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "VERSION\tMIGRATION\tSTATE")
-	for _, m := range st.All {
-		state := "applied"
-		if m.Version > st.Current {
-			state = "pending"
+	fmt.Fprintln(w, "TRACK\tVERSION\tMIGRATION\tSTATE")
+	for _, st := range sts {
+		for _, m := range st.All {
+			state := "applied"
+			if m.Version > st.Current {
+				state = "pending"
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", st.Track, m.Version, m.Name, state)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\n", m.Version, m.Name, state)
 	}
 	w.Flush()
-	fmt.Printf("current version %d of %d; %d pending\n", st.Current, len(st.All), len(st.Pending()))
+	for _, st := range sts {
+		fmt.Printf("%s track: version %d of %d; %d pending\n", st.Track, st.Current, len(st.All), len(st.Pending()))
+	}
 	return nil
 }

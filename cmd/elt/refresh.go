@@ -7,40 +7,58 @@ import (
 	"time"
 
 	"github.com/elt-dev/elt/refresh"
+	"github.com/elt-dev/elt/tenant"
 )
 
 // RefreshCmd is elt refresh.
 type RefreshCmd struct {
-	Full        bool          `name:"full" help:"Rebuild core tables, rollups and marts from everything in staging (no re-fetching), instead of only the batches loaded since the last run. Gives exactly the marts the incremental path gives."`
+	Full        bool          `name:"full" help:"Rebuild every step from everything in staging (no re-fetching), instead of only the batches loaded since the last run. Gives exactly what the incremental path gives."`
 	LockTimeout time.Duration `name:"lock-timeout" default:"1m" placeholder:"DURATION" help:"Longest wait of any step for a table lock held by another session; past it the run fails and can be run again (${default})."`
 }
 
 // Help is the long help of elt refresh.
 func (c *RefreshCmd) Help() string {
-	return `Transforms what extract loaded, inside PostgreSQL:
+	return `Transforms what extract loaded, inside PostgreSQL, with the SQL of the project folder (read at run time):
 
-  1. transforms: the SQL steps in sql/NNN_name.sql, in order, each in one transaction with its watermark:
-     staging to typed, deduplicated core tables (the newest version of each record wins), then the
-     incremental rollups of the (customer, day) buckets whose events changed;
-  2. data checks: sql/checks/*.sql, queries returning violating rows; any row stops the run here and the
-     marts keep their previous contents;
-  3. marts: every materialized view of schema marts, refreshed concurrently (readers are never blocked) in
+  1. transforms: sql/NNN_name.sql, in order, each in one transaction with its watermark (staging to typed,
+     deduplicated tables, then incremental rollups);
+  2. data checks: sql/checks/*.sql, queries returning violating rows; any row stops the run here and what
+     comes after keeps its previous contents;
+  3. mart steps: sql/marts/NNN_name.sql, in order, like transforms;
+  4. materialized views of the project's schemas, refreshed concurrently (readers are never blocked) in
      dependency order.
 
-Only batches committed since the last run are processed, so the cost follows the new data. Two runs never
-overlap: a second one exits at once naming the first. Each step's time and rows go to elt.refresh_steps
-(see elt status). Days are UTC days. See docs/refresh.md.`
+Only batches committed since the last run are processed, so the cost follows the new data. A step file that
+changed since it last ran (elt.refresh_files keeps the hash of each) makes the run a full rebuild, and the
+log says which file changed; a changed check re-checks all rows. Two runs never overlap: a second one exits at
+once naming the first. Each step's time, rows and file hash go to elt.refresh_steps (see elt status). See
+docs/refresh.md.`
 }
 
-// Run refreshes and prints one line per step.
+// Run refreshes and prints one line.
 func (c *RefreshCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
+	p, err := g.LoadProject()
+	if err != nil {
+		return err
+	}
 	pool, err := g.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	opts := refresh.Options{Project: p.FS(), Schemas: p.Schemas, Full: c.Full, LockTimeout: c.LockTimeout, Logger: log}
+	if p.Tenants != nil {
+		layer, err := tenant.LoadLayer(ctx, pool, p)
+		if err != nil {
+			return err
+		}
+		opts.BeforeSteps = func(ctx context.Context, hi int64) error {
+			_, err := tenant.Refuse(ctx, pool, layer, hi, log)
+			return err
+		}
+	}
 	started := time.Now()
-	res, err := refresh.Run(ctx, pool, refresh.Options{Full: c.Full, LockTimeout: c.LockTimeout, Logger: log})
+	res, err := refresh.Run(ctx, pool, opts)
 	if err != nil {
 		return err
 	}

@@ -30,10 +30,10 @@ the table.`
 // Run prints the status.
 func (c *StatusCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
 	var cfg *extract.Config
-	if loaded, err := extract.LoadConfig(g.Config); err == nil {
+	if _, loaded, err := g.LoadSources(); err == nil {
 		cfg = loaded
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		log.Warn("config not read; listing only sources that ran", "error", err)
+		log.Warn("project not read; listing only sources that ran", "error", err)
 	}
 	pool, err := g.Connect(ctx)
 	if err != nil {

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,28 +17,32 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/elt-dev/elt/project"
+	"github.com/elt-dev/elt/refresh"
 	"github.com/elt-dev/elt/tenant"
 )
 
-// TenantCmd manages customers' login roles.
+// TenantCmd manages customers' logins.
 type TenantCmd struct {
-	Add            TenantAddCmd    `cmd:"" help:"Create the login role of a customer, which reads only that customer's rows in schema analytics."`
+	Add            TenantAddCmd    `cmd:"" help:"Create the login of a customer and its schema, which holds only that customer's data."`
 	List           TenantListCmd   `cmd:"" help:"List tenant logins: customer, role, created, password set, open sessions."`
-	Remove         TenantRemoveCmd `cmd:"" help:"Cut a customer's access at once: unmap and lock its login, end its sessions, drop the role."`
+	Remove         TenantRemoveCmd `cmd:"" help:"Cut a customer's access at once: lock its login, end its sessions, drop the login and its schema (--purge: and its data)."`
 	RotatePassword TenantRotateCmd `cmd:"" name:"rotate-password" help:"Set a new password for a customer's login (open sessions stay open)."`
 	Limits         TenantLimitsCmd `cmd:"" help:"Set a customer's login limits and session defaults again (after a change, or when elt tenant check says the tenant reset them)."`
+	Sync           TenantSyncCmd   `cmd:"" help:"Rebuild the tenants' schemas, partitions and views where they differ from the project's declarations (elt migrate does it too)."`
 	URI            TenantURICmd    `cmd:"" name:"uri" help:"Print the URI a Superset admin pastes as a database's SQLAlchemy URI (or a libpq URI)."`
-	Check          TenantCheckCmd  `cmd:"" help:"Verify isolation on this database: roles, grants, views, functions, PUBLIC, and per-tenant row counts. Exit 1 on any violation."`
-	Report         TenantReportCmd `cmd:"" help:"Log in as a customer's login and print its recent usage, next to what the owner reads for that customer."`
+	Check          TenantCheckCmd  `cmd:"" help:"Verify isolation on this database: roles, logins, every privilege of tenants and PUBLIC, catalog statistics, and each tenant's objects. Exit 1 on any violation."`
+	Guard          TenantGuardCmd  `cmd:"" help:"Run beside the database: cancel and end tenant sessions over their statement, idle-in-transaction and transaction time limits, which tenants cannot lift."`
+	Report         TenantReportCmd `cmd:"" help:"Log in as a customer's login and run the project's report query, next to what the owner reads for that customer."`
 }
 
 // Help is the long help of elt tenant.
 func (c *TenantCmd) Help() string {
-	return `Each customer gets one PostgreSQL login with an opaque name (tenant_ and 16 hex digits), mapped to its
-customer in the private table elt.tenants. The login can read only the views of schema analytics, and every
-view keeps only the rows of the customer mapped to the session's login (session_user), whatever SQL the
-client sends: no setting, SET ROLE or set_config changes it. Superset, Metabase, psql or Excel connect with
-the URI of elt tenant uri.
+	return `Each customer gets one PostgreSQL login with an opaque name (tenant_ and 16 hex digits) and a schema of the
+same name, the only one on its search path. For every relation the project publishes (elt.yaml, tenants:
+publish:) the schema holds a view of the declared columns of the customer's own partition of the table it
+reads: whatever SQL the client sends, it reads only that customer's data, and the planner plans it with that
+customer's statistics alone. Superset, Metabase, psql or Excel connect with the URI of elt tenant uri.
 
 Run these commands as elt_runner (created by elt migrate), or a superuser. Passwords are generated (or read
 with --password-from), printed once or written with --password-to, and never stored by elt; the server
@@ -43,8 +50,21 @@ receives only their SCRAM verifier.
 
 A typical onboarding: elt tenant add cus_0042 --password-to cus_0042.pw, then
 elt tenant uri cus_0042 --password-from cus_0042.pw for the Superset admin. Run elt tenant check after every
-migration: it exits 1 on anything that would let a tenant read what it should not. See docs/tenants.md and
-docs/superset.md.`
+migration: it exits 1 on anything that would let a tenant reach or observe what it should not; keep
+elt tenant guard running beside the database. See docs/tenants.md and docs/superset.md.`
+}
+
+// layer loads the project and its tenant layer.
+func layer(ctx context.Context, g *Globals, pool *pgxpool.Pool) (*project.Project, *tenant.Layer, error) {
+	p, err := g.LoadProject()
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := tenant.LoadLayer(ctx, pool, p)
+	if err != nil {
+		return p, nil, err
+	}
+	return p, l, nil
 }
 
 // readPassword reads a password from path ("-": standard input), without its trailing newline.
@@ -105,26 +125,54 @@ func (p PasswordFlags) deliver(pw string) error {
 
 // TenantAddCmd creates a tenant login.
 type TenantAddCmd struct {
-	Customer string `arg:"" help:"Customer id, as in core.customers (e.g. cus_0001)."`
+	Customer string `arg:"" help:"Customer id: its value of the project's tenant key (e.g. cus_0001)."`
 	PasswordFlags
 	IfNotExists  bool `name:"if-not-exists" help:"Exit 0 when the customer already has a login (with --password-to and that file missing, set a new password and write it there)."`
-	AllowUnknown bool `name:"allow-unknown" help:"Create the login even if core.customers has no such customer yet."`
+	AllowUnknown bool `name:"allow-unknown" help:"Create the login even if the project's customers relation (elt.yaml tenants: customers:) has no such customer yet."`
 	LimitsFlags
 }
 
 // LimitsFlags are a tenant login's limits.
 type LimitsFlags struct {
 	ConnectionLimit          int           `name:"connection-limit" default:"10" help:"Most concurrent sessions of the login (${default}); the tenant cannot change it."`
-	StatementTimeout         time.Duration `name:"statement-timeout" default:"60s" help:"Default statement_timeout of the login (${default}); the tenant can change it (see docs/tenants.md)."`
-	IdleInTransactionTimeout time.Duration `name:"idle-in-transaction-timeout" default:"60s" help:"Default idle_in_transaction_session_timeout of the login (${default}); the tenant can change it (see docs/tenants.md)."`
+	StatementTimeout         time.Duration `name:"statement-timeout" default:"60s" help:"Longest statement (${default}): the login's statement_timeout, and enforced by elt tenant guard when the tenant lifts it."`
+	IdleInTransactionTimeout time.Duration `name:"idle-in-transaction-timeout" default:"60s" help:"Longest idle time inside a transaction (${default}), likewise."`
+	TransactionTimeout       time.Duration `name:"transaction-timeout" default:"15m" help:"Longest life of a transaction and its snapshot (${default}), enforced by elt tenant guard."`
+	TempFileLimit            string        `name:"temp-file-limit" default:"1GB" help:"Most temporary file space one session may use (${default}; kB, MB, GB); a superuser setting the tenant cannot lift."`
+	TimeZone                 string        `name:"time-zone" default:"UTC" help:"TimeZone of the login's sessions, which date_trunc and casts to date follow (${default})."`
 }
 
-func (f LimitsFlags) limits() tenant.Limits {
+func (f LimitsFlags) limits() (tenant.Limits, error) {
+	kb, err := parseKB(f.TempFileLimit)
+	if err != nil {
+		return tenant.Limits{}, fmt.Errorf("--temp-file-limit: %w", err)
+	}
 	return tenant.Limits{
 		ConnectionLimit:          f.ConnectionLimit,
 		StatementTimeout:         f.StatementTimeout,
 		IdleInTransactionTimeout: f.IdleInTransactionTimeout,
+		TransactionTimeout:       f.TransactionTimeout,
+		TempFileLimit:            kb,
+		TimeZone:                 f.TimeZone,
+	}, nil
+}
+
+// parseKB reads a size such as 1GB, 512MB or 2048kB (PostgreSQL's units) as kB.
+func parseKB(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		kb     int64
+	}{{"TB", 1 << 30}, {"GB", 1 << 20}, {"MB", 1 << 10}, {"kB", 1}}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64)
+			if err != nil || v <= 0 {
+				break
+			}
+			return v * u.kb, nil
+		}
 	}
+	return 0, fmt.Errorf("%q is not a size such as 1GB, 512MB or 2048kB", s)
 }
 
 // Run creates the login and prints or saves its password.
@@ -133,15 +181,23 @@ func (c *TenantAddCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
+	limits, err := c.limits()
+	if err != nil {
+		return err
+	}
 	pool, err := g.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	t, pw, err := tenant.Add(ctx, pool, c.Customer, tenant.AddOptions{
+	_, l, err := layer(ctx, g, pool)
+	if err != nil {
+		return err
+	}
+	t, pw, err := tenant.Add(ctx, pool, l, c.Customer, tenant.AddOptions{
 		Password:             pw,
 		AllowUnknownCustomer: c.AllowUnknown,
-		Limits:               c.limits(),
+		Limits:               limits,
 	})
 	if errors.Is(err, tenant.ErrExists) && c.IfNotExists {
 		fmt.Printf("tenant %s exists: login %s\n", c.Customer, t.Role)
@@ -161,7 +217,7 @@ func (c *TenantAddCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
-	fmt.Printf("added tenant %s: login %s\n", t.CustomerID, t.Role)
+	fmt.Printf("added tenant %s: login and schema %s\n", t.Key, t.Role)
 	return c.deliver(pw)
 }
 
@@ -187,7 +243,7 @@ func (c *TenantListCmd) Run(ctx context.Context, g *Globals) error {
 		if t.LastLogin != nil {
 			last = t.LastLogin.UTC().Format(layout)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", t.CustomerID, t.Role, t.CreatedAt.UTC().Format(layout),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", t.Key, t.Role, t.CreatedAt.UTC().Format(layout),
 			t.PasswordSetAt.UTC().Format(layout), t.Sessions, last)
 	}
 	return w.Flush()
@@ -197,25 +253,50 @@ func (c *TenantListCmd) Run(ctx context.Context, g *Globals) error {
 type TenantRemoveCmd struct {
 	Customers []string `arg:"" name:"customer" help:"Customer ids."`
 	IfExists  bool     `name:"if-exists" help:"Exit 0 for a customer without a login."`
+	Purge     bool     `name:"purge" help:"Also delete the customer's data everywhere elt keeps it (its partitions, its rows in the project's tables, its raw records in staging) and refuse it from then on; elt.purges records when, by whom and how many rows."`
 }
 
-// Run removes each customer's login.
-func (c *TenantRemoveCmd) Run(ctx context.Context, g *Globals) error {
+// Run removes (and purges) each customer.
+func (c *TenantRemoveCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
 	pool, err := g.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	var p *project.Project
+	var l *tenant.Layer
+	if c.Purge {
+		if p, l, err = layer(ctx, g, pool); err != nil {
+			return err
+		}
+	}
 	for _, cu := range c.Customers {
 		role, err := tenant.Remove(ctx, pool, cu)
-		if errors.Is(err, tenant.ErrNotFound) && c.IfExists {
+		switch {
+		case errors.Is(err, tenant.ErrNotFound) && (c.IfExists || c.Purge):
 			fmt.Printf("tenant %s: no login\n", cu)
+		case err != nil:
+			return err
+		default:
+			fmt.Printf("removed tenant %s: login and schema %s dropped\n", cu, role)
+		}
+		if !c.Purge {
 			continue
 		}
+		counts, err := tenant.Purge(ctx, pool, l, cu)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("removed tenant %s: login %s dropped\n", cu, role)
+		var parts []string
+		var total int64
+		for _, k := range slices.Sorted(maps.Keys(counts)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+			total += counts[k]
+		}
+		fmt.Printf("purged tenant %s: %d rows deleted (%s); recorded in elt.purges\n", cu, total, strings.Join(parts, ", "))
+		if err := refresh.RefreshViews(ctx, pool, p.Schemas, log); err != nil {
+			return fmt.Errorf("purged %s, but the project's materialized views still hold its rows until they refresh: %w", cu, err)
+		}
 	}
 	return nil
 }
@@ -253,16 +334,23 @@ type TenantLimitsCmd struct {
 
 // Run sets the limits.
 func (c *TenantLimitsCmd) Run(ctx context.Context, g *Globals) error {
+	if _, err := c.limits(); err != nil {
+		return err
+	}
 	pool, err := g.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := tenant.SetLimits(ctx, pool, c.Customer, c.limits()); err != nil {
+	limits, err := c.limits()
+	if err != nil {
 		return err
 	}
-	fmt.Printf("limits of tenant %s set: %d connections, statement_timeout %s, idle_in_transaction_session_timeout %s\n",
-		c.Customer, c.ConnectionLimit, c.StatementTimeout, c.IdleInTransactionTimeout)
+	if err := tenant.SetLimits(ctx, pool, c.Customer, limits); err != nil {
+		return err
+	}
+	fmt.Printf("limits of tenant %s set: %d connections, statement %s, idle in transaction %s, transaction %s, temp files %s, time zone %s\n",
+		c.Customer, c.ConnectionLimit, c.StatementTimeout, c.IdleInTransactionTimeout, c.TransactionTimeout, c.TempFileLimit, c.TimeZone)
 	return nil
 }
 
@@ -317,9 +405,7 @@ func (c *TenantURICmd) Run(ctx context.Context, g *Globals) error {
 }
 
 // TenantCheckCmd verifies isolation.
-type TenantCheckCmd struct {
-	SkipCounts bool `name:"skip-counts" help:"Skip the per-tenant row counts (they create a short-lived probe login and connect as it)."`
-}
+type TenantCheckCmd struct{}
 
 // Run prints every violation and fails if there is one.
 func (c *TenantCheckCmd) Run(ctx context.Context, g *Globals) error {
@@ -328,7 +414,11 @@ func (c *TenantCheckCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer pool.Close()
-	vs, err := tenant.Check(ctx, pool, tenant.CheckOptions{SkipCounts: c.SkipCounts})
+	_, l, err := layer(ctx, g, pool)
+	if err != nil {
+		return err
+	}
+	vs, err := tenant.Check(ctx, pool, l)
 	for _, v := range vs {
 		fmt.Printf("VIOLATION %s\n", v)
 	}
@@ -342,18 +432,68 @@ func (c *TenantCheckCmd) Run(ctx context.Context, g *Globals) error {
 	return nil
 }
 
+// TenantSyncCmd rebuilds the tenants' objects.
+type TenantSyncCmd struct {
+	Force bool `name:"force" help:"Rebuild every tenant, not only those built from other declarations."`
+}
+
+// Run syncs every tenant.
+func (c *TenantSyncCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
+	pool, err := g.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	_, l, err := layer(ctx, g, pool)
+	if err != nil {
+		return err
+	}
+	res, err := tenant.Sync(ctx, pool, l, c.Force, log)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("tenant sync: %d tenants, %d rebuilt\n", res.Tenants, res.Rebuilt)
+	return nil
+}
+
+// TenantGuardCmd runs the guard.
+type TenantGuardCmd struct {
+	Interval time.Duration `name:"interval" default:"1s" help:"Time between two looks at the tenants' sessions (${default})."`
+	Grace    time.Duration `name:"grace" default:"5s" help:"How long a cancelled statement may go on before its session is ended (${default})."`
+}
+
+// Run guards until interrupted.
+func (c *TenantGuardCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
+	pool, err := g.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	log.Info("tenant guard started", "interval", c.Interval.String(), "grace", c.Grace.String())
+	err = tenant.Guard(ctx, pool, tenant.GuardOptions{Interval: c.Interval, Grace: c.Grace, Logger: log})
+	if errors.Is(err, context.Canceled) {
+		log.Info("tenant guard stopped")
+		return nil
+	}
+	return err
+}
+
 // TenantReportCmd prints what a tenant's own login reads.
 type TenantReportCmd struct {
 	Customer     string `arg:"" help:"Customer id."`
 	PasswordFrom string `name:"password-from" required:"" placeholder:"FILE" help:"The login's password, read from FILE (- for standard input)."`
 	Days         int    `name:"days" default:"7" help:"Days to cover, ending on the customer's latest day with data (${default})."`
-	Top          int    `name:"top" default:"3" help:"Features to list (${default})."`
 	EndpointFlags
 }
 
-// Run logs in as the tenant, reads its usage, compares it with the owner's, and prints both.
+// Run logs in as the tenant, runs the project's report queries, compares them with the owner's, and prints
+// both.
 func (c *TenantReportCmd) Run(ctx context.Context, g *Globals) error {
 	pw, err := readPassword(c.PasswordFrom)
+	if err != nil {
+		return err
+	}
+	p, err := g.LoadProject()
 	if err != nil {
 		return err
 	}
@@ -362,10 +502,6 @@ func (c *TenantReportCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer pool.Close()
-	return report(ctx, pool, c, pw)
-}
-
-func report(ctx context.Context, pool *pgxpool.Pool, c *TenantReportCmd, pw string) error {
 	t, err := tenant.Get(ctx, pool, c.Customer)
 	if err != nil {
 		return err
@@ -379,42 +515,26 @@ func report(ctx context.Context, pool *pgxpool.Pool, c *TenantReportCmd, pw stri
 		return fmt.Errorf("log in as tenant %s (%s) at %s:%d: %w", c.Customer, t.Role, cfg.Host, cfg.Port, unwrapConnect(err))
 	}
 	defer conn.Close(ctx)
-	got, err := tenant.TenantUsage(ctx, conn, c.Days, c.Top)
+	rep, err := tenant.RunReport(ctx, p, conn, pool, c.Customer, c.Days)
 	if err != nil {
 		return fmt.Errorf("tenant %s: %w", c.Customer, err)
 	}
-	want, err := tenant.OwnerUsage(ctx, pool, c.Customer, c.Days, c.Top)
-	if err != nil {
-		return fmt.Errorf("owner view of %s: %w", c.Customer, err)
-	}
 	fmt.Printf("%s, read as its own login %s:\n", c.Customer, t.Role)
-	if got.To.IsZero() {
-		fmt.Println("  no usage data yet")
-	} else {
-		fmt.Printf("  last %d days with data: %s to %s\n", c.Days, got.From.Format("2006-01-02"), got.To.Format("2006-01-02"))
-		fmt.Printf("  active users: %d   events: %d\n", got.ActiveUsers, got.Events)
-		var fs []string
-		for _, f := range got.TopFeatures {
-			fs = append(fs, fmt.Sprintf("%s (%d)", f.Feature, f.Events))
-		}
-		fmt.Printf("  top features: %s\n", strings.Join(fs, ", "))
+	if len(rep.Tenant) == 0 {
+		fmt.Println("  no rows")
 	}
-	if !sameUsage(got, want) {
-		fmt.Printf("  the owner reads different numbers for %s: active users %d, events %d, top %v\n", c.Customer, want.ActiveUsers, want.Events, want.TopFeatures)
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	for _, r := range rep.Tenant {
+		fmt.Fprintf(w, "  %s\n", strings.Join(r, "\t"))
+	}
+	w.Flush()
+	if !rep.Same() {
+		fmt.Printf("  the owner reads different rows for %s:\n", c.Customer)
+		for _, r := range rep.Owner {
+			fmt.Printf("    %s\n", strings.Join(r, " | "))
+		}
 		return fmt.Errorf("tenant %s reads different numbers than the owner", c.Customer)
 	}
-	fmt.Printf("  the owner reads the same numbers for %s from the private marts\n", c.Customer)
+	fmt.Printf("  the owner reads the same rows for %s from the private tables\n", c.Customer)
 	return nil
-}
-
-func sameUsage(a, b tenant.Usage) bool {
-	if !a.From.Equal(b.From) || !a.To.Equal(b.To) || a.ActiveUsers != b.ActiveUsers || a.Events != b.Events || len(a.TopFeatures) != len(b.TopFeatures) {
-		return false
-	}
-	for i := range a.TopFeatures {
-		if a.TopFeatures[i] != b.TopFeatures[i] {
-			return false
-		}
-	}
-	return true
 }

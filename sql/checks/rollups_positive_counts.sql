@@ -2,10 +2,10 @@
 -- last passed.
 select 'rollup_user_day' as rollup, r.customer_id, r.day, r.user_id as key, r.events, null::bigint as users
 from marts.rollup_user_day as r
-join elt.refresh_dirty_days as d on d.customer_id = r.customer_id and d.day = r.day
+join marts.dirty_days as d on d.customer_id = r.customer_id and d.day = r.day
 where r.events < 1
 union all
 select 'rollup_feature_day', r.customer_id, r.day, r.feature, r.events, r.users
 from marts.rollup_feature_day as r
-join elt.refresh_dirty_days as d on d.customer_id = r.customer_id and d.day = r.day
+join marts.dirty_days as d on d.customer_id = r.customer_id and d.day = r.day
 where r.events < 1 or r.users < 1

@@ -1,17 +1,18 @@
-// Package tenanttest sets up databases for tests of tenant isolation: a migrated, hardened database with
-// a few customers' data in core and the marts, a pool that acts as elt_runner, and tenant logins.
+// Package tenanttest sets up databases for tests of tenant isolation: a database migrated with the default
+// project, a few customers' data in core, rollups and marts (built by the project's own SQL), a pool that
+// logs in as elt_runner, the tenant layer, and tenant logins.
 package tenanttest
 
 import (
 	"context"
 	"fmt"
-	"io/fs"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	elt "github.com/elt-dev/elt"
 	"github.com/elt-dev/elt/tenant"
 	"github.com/elt-dev/elt/tests/pgtest"
 )
@@ -22,47 +23,50 @@ var Customers = []string{"cus_0001", "cus_0002", "cus_0003"}
 // Bundle is one test's database.
 type Bundle struct {
 	DB     *pgtest.DB    // superuser access
-	Runner *pgxpool.Pool // the same database as elt_runner (SET ROLE), as elt runs
+	Runner *pgxpool.Pool // the same database logged in as elt_runner, as elt runs
+	Layer  *tenant.Layer // the default project's tenant layer
 }
 
-// New returns a fresh migrated database, hardened (elt.harden_database(): a database cloned from a template
-// does not inherit the template's database privileges) and seeded with Seed.
+// New returns a fresh database migrated with the default project and seeded with Seed.
 func New(t testing.TB) *Bundle {
 	t.Helper()
 	db := pgtest.New(t)
+	Seed(t, db)
+	return Open(t, db)
+}
+
+// Open returns the Bundle of db, already migrated and seeded.
+func Open(t testing.TB, db *pgtest.DB) *Bundle {
+	t.Helper()
 	ctx := context.Background()
-	if _, err := db.Pool.Exec(ctx, `call elt.harden_database()`); err != nil {
-		t.Fatalf("harden database: %v", err)
-	}
-	Seed(t, db.Pool)
-	cfg, err := pgxpool.ParseConfig(db.URL)
+	cfg, err := pgxpool.ParseConfig(db.URLAs(tenant.RunnerRole))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.MaxConns = 4
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, "set role "+tenant.RunnerRole)
-		return err
-	}
 	runner, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(runner.Close)
-	return &Bundle{DB: db, Runner: runner}
+	layer, err := tenant.LoadLayer(ctx, runner, db.Project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Bundle{DB: db, Runner: runner, Layer: layer}
 }
 
-// seedSQL fills core with Customers' data (30 days of events ending 2026-11-20, five features) and queues
-// every day for the rollups.
+// SeedSQL fills core with Customers' data (30 days of events ending 2026-11-20, five features) and queues
+// every day for the rollups. scale multiplies the events of every customer but the first.
 const seedSQL = `
 insert into core.customers (customer_id, name, plan, country, created_at, updated_at, staging_id, batch_id)
 select 'cus_' || lpad(i::text, 4, '0'), 'Customer ' || i || ' Ltd', (array['free', 'team', 'enterprise'])[i],
-       (array['FR', 'DE', 'US'])[i], timestamptz '2025-01-01' + i * interval '1 day', now(), i, 0
+       (array['FR', 'DE', 'US'])[i], timestamptz '2025-01-01' + i * interval '1 day', timestamptz '2026-11-20', i, 0
 from generate_series(1, 3) as i;
 
 insert into core.users (customer_id, user_id, email, name, role, created_at, updated_at, staging_id, batch_id)
 select c.customer_id, c.customer_id || '_u' || u, 'user' || u || '@' || c.customer_id || '.example', 'User ' || u,
-       'member', timestamptz '2025-02-01', now(), u, 0
+       'member', timestamptz '2025-02-01', timestamptz '2026-11-20', u, 0
 from (select customer_id, right(customer_id, 1)::int as n from core.customers) as c
 cross join lateral generate_series(1, 3 * c.n) as u;
 
@@ -70,43 +74,39 @@ insert into core.events (customer_id, event_id, user_id, feature, occurred_at, u
 select c.customer_id, c.customer_id || '_e' || e, c.customer_id || '_u' || (1 + e % (3 * c.n)),
        (array['dashboard.view', 'report.export', 'alert.create', 'query.run', 'share.link'])[1 + (e * c.n) % 5],
        timestamptz '2026-11-20 12:00:00+00' - ((e * 7) % 30) * interval '1 day' - (e % 11) * interval '1 hour',
-       now(), jsonb_build_object('n', e), e, 0
+       timestamptz '2026-11-20', jsonb_build_object('n', e), e, 0
 from (select customer_id, right(customer_id, 1)::int as n from core.customers) as c
-cross join lateral generate_series(1, 40 * c.n) as e;
+cross join lateral generate_series(1, 40 * c.n * (case when c.n = 1 then 1 else {{scale}} end)) as e;
 
--- Every (customer, day) with events is a changed bucket for the rollup step of elt refresh.
-insert into elt.refresh_dirty_days (customer_id, day)
+-- Every (customer, day) with events is a changed bucket for the rollups and marts of elt refresh.
+insert into marts.dirty_days (customer_id, day)
 select distinct customer_id, (occurred_at at time zone 'UTC')::date from core.events;
 `
 
-// Seed loads the test data into core and builds the rollups and marts from it with elt refresh's own SQL
-// (pool: a superuser or a member of elt_owner).
-func Seed(t testing.TB, pool *pgxpool.Pool) {
+// Seed loads the test data into core and builds the rollups and marts from it with the project's own
+// steps (sql/040_rollups.sql, sql/marts/010_marts.sql), as a superuser.
+func Seed(t testing.TB, db *pgtest.DB) {
+	t.Helper()
+	SeedScaled(t, db, 1)
+}
+
+// SeedScaled is Seed with scale times the events for cus_0002 and cus_0003 (for tests that compare two
+// databases differing only in other customers' data).
+func SeedScaled(t testing.TB, db *pgtest.DB, scale int) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, seedSQL); err != nil {
+	if _, err := db.Pool.Exec(ctx, strings.ReplaceAll(seedSQL, "{{scale}}", strconv.Itoa(scale))); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
-	// The rollups are built by elt refresh's own step (one simple-protocol script: one transaction, so its
-	// on-commit-drop temporary tables live through it), then the marts are refreshed.
-	rollups, err := fs.ReadFile(elt.SQL, "sql/040_rollups.sql")
-	if err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-	if _, err := pool.Exec(ctx, string(rollups)+";\ndelete from elt.refresh_dirty_days"); err != nil {
-		t.Fatalf("seed: sql/040_rollups.sql: %v", err)
-	}
-	rows, err := pool.Query(ctx, `select format('%I.%I', schemaname, matviewname) from pg_matviews where schemaname = 'marts' order by 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mvs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mv := range mvs {
-		if _, err := pool.Exec(ctx, "refresh materialized view "+mv); err != nil {
-			t.Fatalf("seed: refresh %s: %v", mv, err)
+	// Each step is one simple-protocol script: one transaction, so its on-commit-drop temporary tables live
+	// through it.
+	for _, f := range []string{"sql/040_rollups.sql", "sql/marts/010_marts.sql"} {
+		b, err := db.Project.ReadFile(f)
+		if err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+		if _, err := db.Pool.Exec(ctx, "begin;\n"+string(b)+";\ncommit"); err != nil {
+			t.Fatalf("seed: %s: %v", f, err)
 		}
 	}
 }
@@ -119,20 +119,35 @@ type Login struct {
 // Add creates the login of customer as elt_runner.
 func (b *Bundle) Add(t testing.TB, customer string, limits tenant.Limits) Login {
 	t.Helper()
-	tn, pw, err := tenant.Add(context.Background(), b.Runner, customer, tenant.AddOptions{Limits: limits})
+	return b.AddWith(t, customer, tenant.AddOptions{Limits: limits})
+}
+
+// AddWith creates the login of customer as elt_runner with opts.
+func (b *Bundle) AddWith(t testing.TB, customer string, opts tenant.AddOptions) Login {
+	t.Helper()
+	tn, pw, err := tenant.Add(context.Background(), b.Runner, b.Layer, customer, opts)
 	if err != nil {
 		t.Fatalf("add tenant %s: %v", customer, err)
 	}
 	// Roles outlive the test's database: drop this one (with DATABASE_URL, the cluster is shared and kept).
-	t.Cleanup(func() {
-		ctx := context.Background()
-		ident := pgx.Identifier{tn.Role}.Sanitize()
-		b.DB.Pool.Exec(ctx, `select pg_terminate_backend(pid, 5000) from pg_stat_activity where usename = $1`, tn.Role)
-		if _, err := b.DB.Pool.Exec(ctx, "drop role if exists "+ident); err != nil {
-			t.Logf("drop tenant login %s: %v", tn.Role, err)
-		}
-	})
+	t.Cleanup(func() { DropLogin(t, b.DB, tn.Role) })
 	return Login{Customer: customer, Role: tn.Role, Password: pw}
+}
+
+// DropLogin drops a tenant login left by a test, whatever it owns in the test's database.
+func DropLogin(t testing.TB, db *pgtest.DB, role string) {
+	ctx := context.Background()
+	ident := pgx.Identifier{role}.Sanitize()
+	db.Pool.Exec(ctx, `select pg_terminate_backend(pid, 5000) from pg_stat_activity where usename = $1`, role)
+	var exists bool
+	db.Pool.QueryRow(ctx, `select exists (select from pg_roles where rolname = $1)`, role).Scan(&exists)
+	if !exists {
+		return
+	}
+	db.Pool.Exec(ctx, "drop owned by "+ident)
+	if _, err := db.Pool.Exec(ctx, "drop role if exists "+ident); err != nil {
+		t.Logf("drop tenant login %s: %v", role, err)
+	}
 }
 
 // URL is l's connection string to the test database over TCP, as a BI tool would connect.

@@ -5,9 +5,11 @@
 // (fsync off, in a temporary folder) that a watcher process stops and removes when the binary exits, however
 // it exits.
 //
-// The migrations are applied once, to a template database named after a hash of their rendered SQL; each test
-// then gets CREATE DATABASE ... TEMPLATE, which takes tens of milliseconds. A failed test's database is kept
-// and its URL logged, so it can be inspected with psql.
+// The migrations of both tracks (elt's own and a project's: the default project at the root of the
+// repository, or another) are applied once, to a template database named after a hash of their rendered SQL;
+// each test then gets CREATE DATABASE ... TEMPLATE, which takes tens of milliseconds, hardened like a
+// migrated database (elt.harden_database: database privileges are not copied from a template). A failed
+// test's database is kept and its URL logged, so it can be inspected with psql.
 package pgtest
 
 import (
@@ -19,6 +21,8 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,24 +35,51 @@ import (
 
 	"github.com/elt-dev/elt/localpg"
 	"github.com/elt-dev/elt/migrate"
+	"github.com/elt-dev/elt/project"
+	"github.com/elt-dev/elt/tenant"
 )
 
 // DB is one test's database.
 type DB struct {
-	Name string        // database name
-	URL  string        // superuser connection string
-	Pool *pgxpool.Pool // superuser pool, closed at cleanup
+	Name    string           // database name
+	URL     string           // superuser connection string
+	Pool    *pgxpool.Pool    // superuser pool, closed at cleanup
+	Project *project.Project // the project it was migrated with
+
+	srv *server
+}
+
+// RepoRoot is the root of the repository this package was built from: the default project's folder.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// DefaultProject loads the default project (the repository's root).
+func DefaultProject(t testing.TB) *project.Project {
+	t.Helper()
+	return LoadProject(t, RepoRoot())
+}
+
+// LoadProject loads the project in dir.
+func LoadProject(t testing.TB, dir string) *project.Project {
+	t.Helper()
+	p, err := project.Load(project.Locate(dir, ""))
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return p
 }
 
 // ConnString returns a connection string to this test's database for role user with password, over TCP
 // (as a tenant or any non-superuser would connect).
 func (db *DB) ConnString(user, password string) string {
-	return srv.tcpURL(db.Name, user, password)
+	return db.srv.tcpURL(db.Name, user, password)
 }
 
 // URLFor returns the superuser connection string of another database on the same server.
 func (db *DB) URLFor(database string) string {
-	return srv.urlFor(database)
+	return db.srv.urlFor(database)
 }
 
 // URLAs returns this test's database connection string for another role, over the same connection as the
@@ -64,10 +95,11 @@ func (db *DB) URLAs(user string) string {
 
 // server is the PostgreSQL server the test binary uses.
 type server struct {
-	adminURL string        // superuser URL of the maintenance database
-	admin    *pgxpool.Pool // on adminURL: creates and drops the tests' databases
-	tcpHost  string        // host:port reachable over TCP
-	template string        // name of the migrated template database
+	adminURL  string        // superuser URL of the maintenance database
+	admin     *pgxpool.Pool // on adminURL: creates and drops the tests' databases
+	tcpHost   string        // host:port reachable over TCP
+	mu        sync.Mutex
+	templates map[string]string // project folder: name of its migrated template database
 }
 
 func (s *server) urlFor(db string) string {
@@ -87,19 +119,76 @@ var (
 	srvErr error
 )
 
-// New returns a fresh database migrated to the latest version, dropped when the test passes.
+// New returns a fresh database migrated to the latest version of elt's track and the default project's,
+// dropped when the test passes.
 func New(t testing.TB) *DB {
+	t.Helper()
+	return NewWith(t, DefaultProject(t))
+}
+
+// NewWith is New for the project p.
+func NewWith(t testing.TB, p *project.Project) *DB {
 	t.Helper()
 	once.Do(func() { srv, srvErr = setup() })
 	if srvErr != nil {
 		t.Fatalf("pgtest: %v", srvErr)
 	}
+	return srv.newDB(t, p)
+}
+
+// Server is a private throwaway cluster, for a test that changes what a cluster shares (roles) or compares
+// two clusters. It ignores DATABASE_URL and is stopped at the end of the test.
+type Server struct {
+	srv *server
+}
+
+// NewServer starts a private cluster with extra postgresql.conf settings.
+func NewServer(t testing.TB, settings map[string]string) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := startCluster(ctx, settings)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	s, err := newServer(c.URL("postgres"), "127.0.0.1:"+strconv.Itoa(c.Port))
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		s.admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Logf("pgtest: stop private cluster: %v", err)
+		}
+		os.RemoveAll(c.Dir)
+	})
+	return &Server{srv: s}
+}
+
+// New returns a fresh database of this cluster migrated with project p.
+func (s *Server) New(t testing.TB, p *project.Project) *DB {
+	t.Helper()
+	return s.srv.newDB(t, p)
+}
+
+func (srv *server) newDB(t testing.TB, p *project.Project) *DB {
+	t.Helper()
 	ctx := context.Background()
+	tmpl, err := srv.template(ctx, p)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
 	name := "t_" + randomHex(8)
-	if _, err := srv.admin.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()+" template "+pgx.Identifier{srv.template}.Sanitize()); err != nil {
+	if _, err := srv.admin.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()+" template "+pgx.Identifier{tmpl}.Sanitize()); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
-	db := &DB{Name: name, URL: srv.urlFor(name)}
+	// Database privileges are not copied from the template: PUBLIC's CONNECT and TEMPORARY come back.
+	if _, err := srv.admin.Exec(ctx, "revoke connect, temporary on database "+pgx.Identifier{name}.Sanitize()+" from public"); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	db := &DB{Name: name, URL: srv.urlFor(name), Project: p, srv: srv}
 	cfg, err := pgxpool.ParseConfig(db.URL)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
@@ -108,6 +197,9 @@ func New(t testing.TB) *DB {
 	db.Pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatalf("pgtest: connect: %v", err)
+	}
+	if _, err := db.Pool.Exec(ctx, `call elt.harden_database()`); err != nil {
+		t.Fatalf("pgtest: harden database: %v", err)
 	}
 	t.Cleanup(func() {
 		db.Pool.Close()
@@ -129,9 +221,7 @@ func New(t testing.TB) *DB {
 func setup() (*server, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s := &server{}
 	if u := os.Getenv("DATABASE_URL"); u != "" {
-		s.adminURL = u
 		cfg, err := pgx.ParseConfig(u)
 		if err != nil {
 			return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -140,31 +230,28 @@ func setup() (*server, error) {
 		if strings.HasPrefix(host, "/") {
 			host = "127.0.0.1"
 		}
-		s.tcpHost = host + ":" + strconv.Itoa(int(cfg.Port))
-	} else {
-		c, err := startCluster(ctx)
-		if err != nil {
-			return nil, err
-		}
-		s.adminURL = c.URL("postgres")
-		s.tcpHost = "127.0.0.1:" + strconv.Itoa(c.Port)
+		return newServer(u, host+":"+strconv.Itoa(int(cfg.Port)))
 	}
+	c, err := startCluster(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return newServer(c.URL("postgres"), "127.0.0.1:"+strconv.Itoa(c.Port))
+}
+
+func newServer(adminURL, tcpHost string) (*server, error) {
+	s := &server{adminURL: adminURL, tcpHost: tcpHost, templates: map[string]string{}}
 	admin, err := pgxpool.New(context.Background(), s.adminURL)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", redact(s.adminURL), err)
 	}
 	s.admin = admin
-	tmpl, err := s.ensureTemplate(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.template = tmpl
 	return s, nil
 }
 
 // startCluster starts a throwaway cluster and a watcher that stops it and removes its folder once this
 // process is gone (normal exit, panic, timeout or kill).
-func startCluster(ctx context.Context) (*localpg.Cluster, error) {
+func startCluster(ctx context.Context, settings map[string]string) (*localpg.Cluster, error) {
 	dir, err := os.MkdirTemp("", "elt-pgtest-")
 	if err != nil {
 		return nil, err
@@ -172,7 +259,7 @@ func startCluster(ctx context.Context) (*localpg.Cluster, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	c, err := localpg.Start(ctx, localpg.Options{Dir: dir, Ephemeral: true})
+	c, err := localpg.Start(ctx, localpg.Options{Dir: dir, Ephemeral: true, Settings: settings})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start throwaway cluster: %w", err)
@@ -191,18 +278,43 @@ func startCluster(ctx context.Context) (*localpg.Cluster, error) {
 	return c, nil
 }
 
-// ensureTemplate creates, once per distinct set of migrations, a template database migrated to the latest
-// version. Concurrent test binaries serialize on an advisory lock.
-func (s *server) ensureTemplate(ctx context.Context) (string, error) {
-	ms, err := migrate.Load(nil)
+// template returns the template database of project p, creating it the first time.
+func (s *server) template(ctx context.Context, p *project.Project) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name, ok := s.templates[p.Dir]; ok {
+		return name, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	name, err := s.ensureTemplate(ctx, p)
 	if err != nil {
 		return "", err
 	}
+	s.templates[p.Dir] = name
+	return name, nil
+}
+
+// ensureTemplate creates, once per distinct set of migrations, a template database migrated to the latest
+// version of both tracks, with the default partitions of the project's partitioned tables. Concurrent test
+// binaries serialize on an advisory lock.
+func (s *server) ensureTemplate(ctx context.Context, p *project.Project) (string, error) {
+	tracks := []migrate.Track{migrate.Elt(), migrate.Project(p.Migrations())}
 	h := sha256.New()
-	for _, m := range ms {
-		h.Write([]byte(m.Name))
-		h.Write([]byte{0})
-		h.Write([]byte(m.SQL))
+	for _, t := range tracks {
+		ms, err := migrate.Load(t)
+		if err != nil {
+			return "", err
+		}
+		for _, m := range ms {
+			h.Write([]byte(m.Track + "/" + m.Name))
+			h.Write([]byte{0})
+			h.Write([]byte(m.SQL))
+		}
+	}
+	h.Write([]byte(strings.Join(p.Schemas, ",")))
+	if p.Tenants != nil {
+		h.Write([]byte(p.Tenants.Key))
 	}
 	name := "elt_template_" + hex.EncodeToString(h.Sum(nil))[:16]
 
@@ -232,10 +344,24 @@ func (s *server) ensureTemplate(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_, err = migrate.Up(ctx, mconn, nil, nil)
+	_, err = migrate.Up(ctx, mconn, migrate.Options{Schemas: p.Schemas}, tracks...)
 	mconn.Close(ctx)
 	if err != nil {
 		return "", fmt.Errorf("migrate template database: %w", err)
+	}
+	if p.Tenants != nil {
+		pool, err := pgxpool.New(ctx, s.urlFor(building))
+		if err != nil {
+			return "", err
+		}
+		layer, err := tenant.LoadLayer(ctx, pool, p)
+		if err == nil {
+			_, err = tenant.Sync(ctx, pool, layer, false, nil)
+		}
+		pool.Close()
+		if err != nil {
+			return "", fmt.Errorf("template database: tenant layer: %w", err)
+		}
 	}
 	for _, q := range []string{
 		"alter database " + pgx.Identifier{building}.Sanitize() + " rename to " + pgx.Identifier{name}.Sanitize(),

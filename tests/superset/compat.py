@@ -24,45 +24,48 @@ def main():
     insp = inspect(engine)
     out = {"sqlalchemy": sqlalchemy.__version__}
     out["schemas"] = sorted(insp.get_schema_names())
-    out["default_schema"] = insp.default_schema_name
-    out["tables"] = sorted(insp.get_table_names(schema="analytics"))
-    views = sorted(insp.get_view_names(schema="analytics"))
+    # The tenant's own schema, the only one on its search path: what Superset picks by default.
+    schema = insp.default_schema_name
+    out["default_schema"] = schema
+    out["tables"] = sorted(insp.get_table_names(schema=schema))
+    views = sorted(insp.get_view_names(schema=schema))
     out["views"] = views
     out["columns"] = {}
     out["uncommented"] = []
     for v in views:
-        cols = insp.get_columns(v, schema="analytics")
+        cols = insp.get_columns(v, schema=schema)
         out["columns"][v] = {c["name"]: str(c["type"]) for c in cols}
         # What Superset reads when it adds a dataset; none may fail on a view.
-        insp.get_pk_constraint(v, schema="analytics")
-        insp.get_foreign_keys(v, schema="analytics")
-        insp.get_indexes(v, schema="analytics")
-        if not (insp.get_table_comment(v, schema="analytics") or {}).get("text"):
+        insp.get_pk_constraint(v, schema=schema)
+        insp.get_foreign_keys(v, schema=schema)
+        insp.get_indexes(v, schema=schema)
+        if not (insp.get_table_comment(v, schema=schema) or {}).get("text"):
             out["uncommented"].append(v)
         out["uncommented"] += [f"{v}.{c['name']}" for c in cols if not c.get("comment")]
 
     with engine.connect() as conn:
         # A Superset time-series chart: DATE_TRUNC on the time column, a metric, ordered by time.
-        rows = conn.execute(text(
+        q = lambda sql: text(sql.replace("{schema}", '"' + schema + '"'))
+        rows = conn.execute(q(
             "SELECT DATE_TRUNC('week', occurred_at) AS __timestamp, COUNT(*) AS count "
-            "FROM analytics.events GROUP BY DATE_TRUNC('week', occurred_at) ORDER BY __timestamp LIMIT 10000"
+            "FROM {schema}.events GROUP BY DATE_TRUNC('week', occurred_at) ORDER BY __timestamp LIMIT 10000"
         )).fetchall()
         out["events_by_week"] = [[r[0].isoformat(), r[1]] for r in rows]
-        rows = conn.execute(text(
+        rows = conn.execute(q(
             "SELECT DATE_TRUNC('day', day) AS __timestamp, SUM(active_users) AS active_users "
-            "FROM analytics.active_users_daily GROUP BY DATE_TRUNC('day', day) ORDER BY __timestamp"
+            "FROM {schema}.active_users_daily GROUP BY DATE_TRUNC('day', day) ORDER BY __timestamp"
         )).fetchall()
         out["active_users_by_day"] = len(rows)
         # A top-N bar chart.
-        rows = conn.execute(text(
-            "SELECT feature, SUM(events) AS events FROM analytics.feature_usage_daily "
+        rows = conn.execute(q(
+            "SELECT feature, SUM(events) AS events FROM {schema}.feature_usage_daily "
             "GROUP BY feature ORDER BY events DESC LIMIT 10"
         )).fetchall()
         out["top_features"] = [[r[0], int(r[1])] for r in rows]
         # Every customer id and id prefix the tenant can see, to prove they are its own.
-        out["customers"] = [r[0] for r in conn.execute(text("SELECT customer_id FROM analytics.customers"))]
-        out["user_prefixes"] = sorted({r[0].split("_u")[0] for r in conn.execute(text("SELECT user_id FROM analytics.users"))})
-        out["event_prefixes"] = sorted({r[0].split("_e")[0] for r in conn.execute(text("SELECT event_id FROM analytics.events"))})
+        out["customers"] = [r[0] for r in conn.execute(q("SELECT customer_id FROM {schema}.customers"))]
+        out["user_prefixes"] = sorted({r[0].split("_u")[0] for r in conn.execute(q("SELECT user_id FROM {schema}.users"))})
+        out["event_prefixes"] = sorted({r[0].split("_e")[0] for r in conn.execute(q("SELECT event_id FROM {schema}.events"))})
     json.dump(out, sys.stdout, indent=1, sort_keys=True)
 
 

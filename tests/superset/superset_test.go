@@ -79,20 +79,20 @@ func TestSupersetSeesOnlyItsTenant(t *testing.T) {
 		"feature_usage_daily", "retention_weekly", "user_activity", "user_activity_daily", "users",
 	}
 	if diff := cmp.Diff(wantViews, got.Views); diff != "" {
-		t.Errorf("views Superset lists in analytics (-want +got):\n%s", diff)
+		t.Errorf("views Superset lists in the tenant's schema (-want +got):\n%s", diff)
 	}
 	if len(got.Tables) != 0 {
-		t.Errorf("tables in analytics = %v, want none (only views)", got.Tables)
+		t.Errorf("tables in the tenant's schema = %v, want none (only views)", got.Tables)
 	}
-	if got.DefaultSchema != "analytics" {
-		t.Errorf("default schema = %q, want analytics (the login's search_path)", got.DefaultSchema)
+	if got.DefaultSchema != l.Role {
+		t.Errorf("default schema = %q, want %s (the login's own schema, its search_path)", got.DefaultSchema, l.Role)
 	}
 	if len(got.Uncommented) != 0 {
 		t.Errorf("relations or columns without a comment (Superset shows them): %v", got.Uncommented)
 	}
 	wantCols := map[string]string{"event_id": "TEXT", "user_id": "TEXT", "feature": "TEXT", "occurred_at": "TIMESTAMP", "properties": "JSONB"}
 	if diff := cmp.Diff(wantCols, got.Columns["events"]); diff != "" {
-		t.Errorf("columns of analytics.events (-want +got):\n%s", diff)
+		t.Errorf("columns of events (-want +got):\n%s", diff)
 	}
 	own := []string{customer}
 	for name, g := range map[string][]string{"customers": got.Customers, "user ids": got.UserPrefixes, "event ids": got.EventPrefixes} {
@@ -105,7 +105,7 @@ func TestSupersetSeesOnlyItsTenant(t *testing.T) {
 	var wantEvents, wantDays int64
 	if err := b.DB.Pool.QueryRow(context.Background(),
 		`select (select count(*) from core.events where customer_id = $1),
-		        (select count(*) from marts.active_users_daily where customer_id = $1)`, customer).Scan(&wantEvents, &wantDays); err != nil {
+		        (select count(*) from marts.rollup_customer_day where customer_id = $1)`, customer).Scan(&wantEvents, &wantDays); err != nil {
 		t.Fatal(err)
 	}
 	var gotEvents int64

@@ -1,0 +1,202 @@
+-- Ownership and hardening.
+--
+-- elt.adopt_objects gives the objects of elt's schemas and of the project's schemas to elt_owner (elt migrate
+-- calls it after every run): migrations run as whoever applies them, often a superuser, and a relation owned
+-- by someone else could neither be refreshed by elt_runner nor safely read by a tenant's view.
+--
+-- elt.harden_database and elt.harden_catalogs take from PUBLIC what would let a tenant act on this database
+-- (temporary objects, advisory locks, large objects, other databases) or observe other tenants through it:
+-- statistics views and functions, sizes, row and page counts in pg_class, partition bounds, transaction ids
+-- and WAL positions, other sessions and their locks. See docs/tenants.md, "What a tenant can observe".
+
+-- Bounded waits: if a lock is not granted quickly the migration fails (and can be run again) instead of
+-- queueing every reader and writer behind it.
+set local lock_timeout = '10s';
+set local statement_timeout = '15min';
+
+create procedure elt.adopt_objects(p_schemas text[])
+    language plpgsql
+    set search_path = pg_catalog
+as $$
+declare
+    r record;
+    schemas text[] := array['staging', 'elt'] || coalesce(p_schemas, '{}');
+begin
+    for r in
+        select n.nspname from pg_namespace as n
+        where n.nspname = any (schemas) and n.nspowner <> 'elt_owner'::regrole
+    loop
+        execute format('alter schema %I owner to elt_owner', r.nspname);
+    end loop;
+    for r in
+        select c.oid::regclass as rel, c.relkind
+        from pg_class as c
+        join pg_namespace as n on n.oid = c.relnamespace
+        where n.nspname = any (schemas)
+          and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+          and c.relowner <> 'elt_owner'::regrole
+          -- identity and serial sequences follow their table (partitions do not: each has its owner)
+          and not (c.relkind = 'S' and exists (select from pg_depend as d
+                                               where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                                                 and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i')))
+    loop
+        execute format('alter %s %s owner to elt_owner',
+            case r.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'S' then 'sequence'
+                           when 'f' then 'foreign table' else 'table' end,
+            r.rel);
+    end loop;
+    for r in
+        select p.oid::regprocedure as fn, p.prokind
+        from pg_proc as p
+        join pg_namespace as n on n.oid = p.pronamespace
+        where n.nspname = any (schemas)
+          and p.proowner <> 'elt_owner'::regrole
+    loop
+        execute format('alter %s %s owner to elt_owner',
+            case r.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end, r.fn);
+    end loop;
+end
+$$;
+comment on procedure elt.adopt_objects(text[]) is 'Makes elt_owner the owner of every object in staging, elt and the given project schemas; elt migrate calls it after applying migrations.';
+
+-- What PUBLIC may no longer read or call, because it depends on other tenants' data or activity. Derived from
+-- the server's own catalogs, so it follows the server version. pg_stats, pg_stats_ext and pg_stats_ext_exprs
+-- stay: they show only relations the caller may read.
+create function elt.catalog_surfaces() returns table (kind text, object text)
+    language sql stable
+    set search_path = pg_catalog
+begin atomic
+    select 'column', 'pg_catalog.pg_class.' || a.attname
+    from pg_attribute as a
+    where a.attrelid = 'pg_catalog.pg_class'::regclass
+      and a.attname in ('relpages', 'reltuples', 'relallvisible', 'relfilenode', 'relfrozenxid', 'relminmxid', 'relpartbound')
+    union all
+    select 'relation', c.oid::regclass::text
+    from pg_class as c
+    where c.relnamespace = 'pg_catalog'::regnamespace and c.relkind = 'v'
+      and (c.relname ~ '^pg_stat(io)?_' or c.relname in ('pg_locks', 'pg_prepared_xacts', 'pg_replication_slots'))
+      and c.relname not in ('pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs')
+    union all
+    select 'function', p.oid::regprocedure::text
+    from pg_proc as p
+    where p.pronamespace = 'pg_catalog'::regnamespace
+      and (p.proname ~ '^pg_stat_'
+           or p.proname in (
+               -- sizes
+               'pg_relation_size', 'pg_total_relation_size', 'pg_table_size', 'pg_indexes_size', 'pg_database_size',
+               'pg_tablespace_size', 'pg_relation_filenode', 'pg_relation_filepath', 'pg_filenode_relation',
+               'pg_tablespace_location',
+               -- partition bounds name the customer of a partition
+               'pg_get_partition_constraintdef',
+               -- transaction ids, snapshots and WAL positions advance with everyone's writes
+               'txid_current', 'txid_current_if_assigned', 'txid_current_snapshot', 'txid_status',
+               'pg_current_xact_id', 'pg_current_xact_id_if_assigned', 'pg_current_snapshot', 'pg_xact_status',
+               'pg_current_wal_lsn', 'pg_current_wal_insert_lsn', 'pg_current_wal_flush_lsn',
+               'pg_last_wal_receive_lsn', 'pg_last_wal_replay_lsn', 'pg_last_xact_replay_timestamp',
+               'pg_last_committed_xact', 'pg_xact_commit_timestamp', 'pg_xact_commit_timestamp_origin', 'mxid_age',
+               'pg_control_checkpoint', 'pg_control_system', 'pg_control_init', 'pg_control_recovery',
+               'pg_get_replication_slots',
+               -- other sessions: their locks, their notifications
+               'pg_lock_status', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids',
+               'pg_isolation_test_session_is_blocked', 'pg_notify', 'pg_notification_queue_usage')
+           or p.oid = 'pg_catalog.age(xid)'::regprocedure);
+end;
+comment on function elt.catalog_surfaces() is 'Catalog columns, views and functions whose values depend on other tenants'' data or activity; elt.harden_catalogs revokes them from PUBLIC and elt tenant check reports any PUBLIC still has.';
+revoke execute on function elt.catalog_surfaces() from public;
+grant execute on function elt.catalog_surfaces() to elt_owner;
+
+-- Superuser only (catalog privileges). What PUBLIC loses goes to elt_owner, which elt needs (pg_class.reltuples,
+-- pg_locks, pg_stat_activity), and to pg_read_all_stats, so monitoring keeps working.
+create procedure elt.harden_catalogs()
+    language plpgsql
+    set search_path = pg_catalog
+as $$
+declare
+    r record;
+    visible text;
+begin
+    if not (select rolsuper from pg_roles where rolname = current_user) then
+        raise notice 'elt.harden_catalogs: only a superuser can change the privileges of the system catalogs; run elt migrate (or call elt.harden_catalogs()) as one';
+        return;
+    end if;
+    for r in select * from elt.catalog_surfaces() loop
+        case r.kind
+        when 'relation' then
+            execute format('revoke select on %s from public', r.object);
+            execute format('grant select on %s to elt_owner, pg_read_all_stats', r.object);
+        when 'function' then
+            execute format('revoke execute on function %s from public', r.object);
+            execute format('grant execute on function %s to elt_owner, pg_read_all_stats', r.object);
+        else
+            null; -- columns: below, all of pg_class at once
+        end case;
+    end loop;
+    select string_agg(quote_ident(a.attname), ', ' order by a.attnum) into visible
+    from pg_attribute as a
+    where a.attrelid = 'pg_catalog.pg_class'::regclass and a.attnum > 0 and not a.attisdropped
+      and 'pg_catalog.pg_class.' || a.attname not in (select s.object from elt.catalog_surfaces() as s where s.kind = 'column');
+    revoke select on pg_catalog.pg_class from public;
+    execute format('grant select (%s) on pg_catalog.pg_class to public', visible);
+    grant select on pg_catalog.pg_class to elt_owner, pg_read_all_stats;
+end
+$$;
+comment on procedure elt.harden_catalogs() is 'Revokes elt.catalog_surfaces() from PUBLIC (granted to elt_owner and pg_read_all_stats instead); run by a superuser.';
+
+-- Run by the database owner or a superuser; what the caller may not change is reported by elt tenant check,
+-- not silently skipped. A database created from a template does not inherit database privileges: call it in
+-- every such database.
+create procedure elt.harden_database()
+    language plpgsql
+    set search_path = pg_catalog
+as $$
+declare
+    r record;
+    super boolean := (select rolsuper from pg_roles where rolname = current_user);
+    dbowner boolean := pg_has_role((select datdba from pg_database where datname = current_database()), 'member');
+begin
+    if super or dbowner then
+        -- Tenant logins get CONNECT one by one (elt tenant add), so a login of another elt database of this
+        -- cluster cannot connect here; elt_owner passes it on.
+        execute format('revoke temporary, connect on database %I from public', current_database());
+        execute format('grant connect, temporary, create on database %I to elt_owner with grant option', current_database());
+        execute format('grant connect on database %I to pg_monitor', current_database());
+        revoke create on schema public from public;
+    else
+        raise notice 'elt.harden_database: only the owner of database % can revoke CONNECT and TEMPORARY from PUBLIC', current_database();
+    end if;
+    if super then
+        for r in
+            select p.oid::regprocedure as fn
+            from pg_proc as p
+            where p.pronamespace = 'pg_catalog'::regnamespace
+              and p.proname ~ '^pg_(try_)?advisory(_xact)?_lock(_shared)?$'
+        loop
+            execute format('revoke execute on function %s from public', r.fn);
+            execute format('grant execute on function %s to elt_owner', r.fn);
+        end loop;
+        for r in
+            select p.oid::regprocedure as fn
+            from pg_proc as p
+            where p.pronamespace = 'pg_catalog'::regnamespace
+              and p.proname in ('lo_creat', 'lo_create', 'lo_from_bytea')
+        loop
+            execute format('revoke execute on function %s from public', r.fn);
+        end loop;
+        call elt.harden_catalogs();
+    else
+        raise notice 'elt.harden_database: only a superuser can revoke advisory locks, large objects and catalog statistics from PUBLIC';
+    end if;
+end
+$$;
+comment on procedure elt.harden_database() is 'Revokes from PUBLIC what would help a tenant (connect, temporary objects, advisory locks, large objects, catalog statistics); run by the database owner or a superuser.';
+
+revoke execute on procedure elt.adopt_objects(text[]), elt.harden_database(), elt.harden_catalogs() from public;
+
+call elt.harden_database();
+
+---- create above / drop below ----
+
+drop procedure elt.harden_database();
+drop procedure elt.harden_catalogs();
+drop function elt.catalog_surfaces();
+drop procedure elt.adopt_objects(text[]);
