@@ -4,6 +4,11 @@
 -- checks failed is retried) gives the same result. The mart step (sql/marts/010_marts.sql) empties the queue,
 -- and it runs only once the data checks passed.
 -- Days are UTC days; weeks start on Monday.
+--
+-- The inserts into the tables tenants read (rollup_user_day, rollup_customer_day, rollup_feature_day) are
+-- sorted: the order in which a customer's rows reach its partition, and so its physical layout, the planner's
+-- correlation statistics and the order of a query without ORDER BY, then depends on its own data only, not on
+-- how a hash aggregate over every changed customer happened to emit them.
 -- rebuild: marts.rollup_user_day, marts.rollup_feature_day, marts.rollup_user_week, marts.rollup_user_month
 -- rebuild: marts.rollup_user, marts.rollup_customer_day
 
@@ -38,7 +43,8 @@ cross join lateral (
       and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
       and x.user_id is not null
 ) as e
-group by d.customer_id, d.day, e.user_id;
+group by d.customer_id, d.day, e.user_id
+order by d.customer_id, d.day, e.user_id;
 
 delete from marts.rollup_customer_day as r
 using pg_temp.refresh_days as d
@@ -49,7 +55,8 @@ insert into marts.rollup_customer_day (customer_id, day, active_users, events)
 select r.customer_id, r.day, count(*), sum(r.events)
 from pg_temp.refresh_days as d
 join marts.rollup_user_day as r on r.customer_id = d.customer_id and r.day = d.day
-group by r.customer_id, r.day;
+group by r.customer_id, r.day
+order by r.customer_id, r.day;
 
 delete from marts.rollup_feature_day as r
 using pg_temp.refresh_days as d
@@ -67,7 +74,8 @@ cross join lateral (
       and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
       and x.feature is not null
 ) as e
-group by d.customer_id, d.day, e.feature;
+group by d.customer_id, d.day, e.feature
+order by d.customer_id, d.day, e.feature;
 
 -- Weeks (Monday) and months (first day) that contain a changed day.
 create temp table pg_temp.refresh_periods on commit drop as

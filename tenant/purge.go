@@ -128,6 +128,9 @@ func (l *Layer) deleteCustomer(ctx context.Context, tx pgx.Tx, customer, role st
 // before the transforms, so they never see a purged customer's records; every row refused is counted in
 // elt.purges.refused and logged.
 func Refuse(ctx context.Context, pool *pgxpool.Pool, layer *Layer, hi int64, log *slog.Logger) (int64, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	rows, err := pool.Query(ctx, `
 select t.tenant_key, t.role_name, p.purge_id, p.through_batch
 from elt.tenants as t

@@ -4,6 +4,8 @@
 --   active_users_weekly, active_users_monthly: the weeks and months that contain a changed day;
 --   user_activity, retention_weekly: every user of a customer with a changed day (events_30d follows the
 --   customer's latest day, and a new user changes the cohort sizes).
+-- Every insert is sorted, so that a customer's partition is laid out by its own data alone (see
+-- sql/040_rollups.sql).
 -- rebuild: marts.active_users_weekly, marts.active_users_monthly, marts.user_activity, marts.retention_weekly
 
 create temp table pg_temp.mart_periods on commit drop as
@@ -26,7 +28,8 @@ insert into marts.active_users_weekly (customer_id, week, active_users)
 select r.customer_id, r.week, count(*)
 from (select distinct customer_id, week from pg_temp.mart_periods) as p
 join marts.rollup_user_week as r on r.customer_id = p.customer_id and r.week = p.week
-group by r.customer_id, r.week;
+group by r.customer_id, r.week
+order by r.customer_id, r.week;
 
 delete from marts.active_users_monthly as m
 using (select distinct customer_id, month from pg_temp.mart_periods) as p
@@ -37,7 +40,8 @@ insert into marts.active_users_monthly (customer_id, month, active_users)
 select r.customer_id, r.month, count(*)
 from (select distinct customer_id, month from pg_temp.mart_periods) as p
 join marts.rollup_user_month as r on r.customer_id = p.customer_id and r.month = p.month
-group by r.customer_id, r.month;
+group by r.customer_id, r.month
+order by r.customer_id, r.month;
 
 -- events_30d counts the 30 UTC days that end on the customer's as-of day: its latest UTC day with any event.
 -- It does not depend on the clock, so a --full rebuild and the incremental path agree, and running the refresh
@@ -62,7 +66,8 @@ recent as (
 select u.customer_id, u.user_id, u.first_seen, u.last_seen, u.active_days, coalesce(recent.events, 0)
 from pg_temp.mart_customers as c
 join marts.rollup_user as u on u.customer_id = c.customer_id
-left join recent on recent.customer_id = u.customer_id and recent.user_id = u.user_id;
+left join recent on recent.customer_id = u.customer_id and recent.user_id = u.user_id
+order by u.customer_id, u.user_id;
 
 -- A user's cohort is the ISO week (Monday, UTC) of the user's first event. Only weeks in which at least one
 -- user of the cohort was active have a row; week 0 is the cohort week itself (active_users = cohort_users).
@@ -85,6 +90,7 @@ select c.customer_id, c.cohort_week, ((w.week - c.cohort_week) / 7)::int, s.coho
 from cohort as c
 join marts.rollup_user_week as w on w.customer_id = c.customer_id and w.user_id = c.user_id
 join size as s on s.customer_id = c.customer_id and s.cohort_week = c.cohort_week
-group by c.customer_id, c.cohort_week, w.week, s.cohort_users;
+group by c.customer_id, c.cohort_week, w.week, s.cohort_users
+order by c.customer_id, c.cohort_week, w.week;
 
 delete from marts.dirty_days;

@@ -56,8 +56,8 @@ func Open(t testing.TB, db *pgtest.DB) *Bundle {
 	return &Bundle{DB: db, Runner: runner, Layer: layer}
 }
 
-// SeedSQL fills core with Customers' data (30 days of events ending 2026-11-20, five features) and queues
-// every day for the rollups. scale multiplies the events of every customer but the first.
+// seedSQL fills core with Customers' data (30 days of events ending 2026-11-20, five features). {{scale}}
+// multiplies the events of every customer but the first.
 const seedSQL = `
 insert into core.customers (customer_id, name, plan, country, created_at, updated_at, staging_id, batch_id)
 select 'cus_' || lpad(i::text, 4, '0'), 'Customer ' || i || ' Ltd', (array['free', 'team', 'enterprise'])[i],
@@ -77,8 +77,10 @@ select c.customer_id, c.customer_id || '_e' || e, c.customer_id || '_u' || (1 + 
        timestamptz '2026-11-20', jsonb_build_object('n', e), e, 0
 from (select customer_id, right(customer_id, 1)::int as n from core.customers) as c
 cross join lateral generate_series(1, 40 * c.n * (case when c.n = 1 then 1 else {{scale}} end)) as e;
+`
 
--- Every (customer, day) with events is a changed bucket for the rollups and marts of elt refresh.
+// queueSQL queues every (customer, day) with events as a changed bucket for the rollups and marts.
+const queueSQL = `
 insert into marts.dirty_days (customer_id, day)
 select distinct customer_id, (occurred_at at time zone 'UTC')::date from core.events;
 `
@@ -87,15 +89,24 @@ select distinct customer_id, (occurred_at at time zone 'UTC')::date from core.ev
 // steps (sql/040_rollups.sql, sql/marts/010_marts.sql), as a superuser.
 func Seed(t testing.TB, db *pgtest.DB) {
 	t.Helper()
-	SeedScaled(t, db, 1)
+	SeedVariant(t, db, 1, "")
 }
 
-// SeedScaled is Seed with scale times the events for cus_0002 and cus_0003 (for tests that compare two
-// databases differing only in other customers' data).
-func SeedScaled(t testing.TB, db *pgtest.DB, scale int) {
+// SeedVariant is Seed with scale times the events for cus_0002 and cus_0003, and mutate (SQL run on core
+// before the rollups, "" for none), for tests that compare databases differing only in other customers'
+// data.
+func SeedVariant(t testing.TB, db *pgtest.DB, scale int, mutate string) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := db.Pool.Exec(ctx, strings.ReplaceAll(seedSQL, "{{scale}}", strconv.Itoa(scale))); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	if mutate != "" {
+		if _, err := db.Pool.Exec(ctx, mutate); err != nil {
+			t.Fatalf("seed: mutate: %v", err)
+		}
+	}
+	if _, err := db.Pool.Exec(ctx, queueSQL); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
 	// Each step is one simple-protocol script: one transaction, so its on-commit-drop temporary tables live
@@ -144,7 +155,11 @@ func DropLogin(t testing.TB, db *pgtest.DB, role string) {
 	if !exists {
 		return
 	}
-	db.Pool.Exec(ctx, "drop owned by "+ident)
+	// DROP OWNED does not take back CONNECT granted by elt_owner (Add's grant).
+	db.Pool.Exec(ctx, "revoke connect on database "+pgx.Identifier{db.Name}.Sanitize()+" from "+ident+" granted by elt_owner")
+	if _, err := db.Pool.Exec(ctx, "drop owned by "+ident); err != nil {
+		t.Logf("drop what tenant login %s owns: %v", role, err)
+	}
 	if _, err := db.Pool.Exec(ctx, "drop role if exists "+ident); err != nil {
 		t.Logf("drop tenant login %s: %v", role, err)
 	}
