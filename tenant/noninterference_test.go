@@ -167,7 +167,7 @@ var excludedFunctions = map[string]string{
 	"inet_client_addr": "this session", "inet_server_addr": "this server",
 	"pg_current_logfile": "this server", "pg_get_keywords": "set-returning, static",
 	"pg_prepared_statement": "this session's own statements, with the clock time they were prepared",
-	"pg_show_all_settings": "this server's port (pg_settings is observed without it)",
+	"pg_show_all_settings":  "this server's port (pg_settings is observed without it)",
 }
 
 // excludedCatalogs are catalog relations observed by other means, or that hold only this session's state.

@@ -75,13 +75,14 @@ func (g *Globals) Connect(ctx context.Context) (*pgxpool.Pool, error) {
 type CLI struct {
 	Globals
 
-	Init    InitCmd    `cmd:"" help:"Write a new project folder: the usage-analytics model of the demo API, with comments on each part."`
-	Migrate MigrateCmd `cmd:"" help:"Apply elt's own migrations, then the project's, and rebuild the tenants' objects (elt migrate --help)."`
-	Extract ExtractCmd `cmd:"" help:"Load the configured HTTP sources into staging (raw jsonb, exactly once)."`
-	Refresh RefreshCmd `cmd:"" help:"Transform staging into core tables, run data checks, refresh the usage marts."`
-	Status  StatusCmd  `cmd:"" help:"Show freshness and the last result of every source and of refresh."`
-	Tenant  TenantCmd  `cmd:"" help:"Manage customers' logins and their schemas (add, list, remove, sync, check, guard, report, ...)."`
-	DB      DBCmd      `cmd:"" name:"db" help:"Run a local PostgreSQL cluster in a project folder, for the demo and development."`
+	Init     InitCmd     `cmd:"" help:"Write a new project folder: the usage-analytics model of the demo API, with comments on each part."`
+	Migrate  MigrateCmd  `cmd:"" help:"Apply elt's own migrations, then the project's, and rebuild the tenants' objects (elt migrate --help)."`
+	Extract  ExtractCmd  `cmd:"" help:"Load the configured HTTP sources into staging (raw jsonb, exactly once)."`
+	Refresh  RefreshCmd  `cmd:"" help:"Transform staging into core tables, run data checks, refresh the usage marts."`
+	Status   StatusCmd   `cmd:"" help:"Show freshness and the last result of every source and of refresh."`
+	Tenant   TenantCmd   `cmd:"" help:"Manage customers' logins and their schemas (add, list, remove, sync, check, guard, report, ...)."`
+	Scaffold ScaffoldCmd `cmd:"" help:"Sample a staging table and draft a transform for it: each JSON key with its types and null rate, typed columns, newest version wins."`
+	DB       DBCmd       `cmd:"" name:"db" help:"Run a local PostgreSQL cluster in a project folder, for the demo and development."`
 }
 
 const description = `elt loads a product's usage data from its HTTP export API into PostgreSQL (extract), turns it into

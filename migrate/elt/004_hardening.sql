@@ -60,8 +60,7 @@ $$;
 comment on procedure elt.adopt_objects(text[]) is 'Makes elt_owner the owner of every object in staging, elt and the given project schemas; elt migrate calls it after applying migrations.';
 
 -- What PUBLIC may no longer read or call, because it depends on other tenants' data or activity. Derived from
--- the server's own catalogs, so it follows the server version. pg_stats, pg_stats_ext and pg_stats_ext_exprs
--- stay: they show only relations the caller may read.
+-- the server's own catalogs, so it follows the server version.
 create function elt.catalog_surfaces() returns table (kind text, object text)
     language sql stable
     set search_path = pg_catalog
@@ -74,8 +73,10 @@ begin atomic
     select 'relation', c.oid::regclass::text
     from pg_class as c
     where c.relnamespace = 'pg_catalog'::regnamespace and c.relkind = 'v'
-      and (c.relname ~ '^pg_stat(io)?_' or c.relname in ('pg_locks', 'pg_prepared_xacts', 'pg_replication_slots'))
-      and c.relname not in ('pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs')
+      -- pg_stats (and _ext) show only relations the caller may read, which for a tenant are views without
+      -- statistics, but the planner's estimates for them follow the size of pg_statistic, which holds the
+      -- statistics of every tenant's partitions.
+      and (c.relname ~ '^pg_stat(io|s)?_' or c.relname in ('pg_stats', 'pg_locks', 'pg_prepared_xacts', 'pg_replication_slots'))
     union all
     select 'function', p.oid::regprocedure::text
     from pg_proc as p
