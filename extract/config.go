@@ -147,7 +147,7 @@ type Incremental struct {
 type Parent struct {
 	// Resource names the parent resource in the same source.
 	Resource string `yaml:"resource"`
-	// Fields maps the child path's placeholders to parent record fields, e.g. {customer_id: id}.
+	// Fields maps the child path's placeholders to parent record fields, e.g. {account_id: id}.
 	Fields map[string]string `yaml:"fields"`
 	// Keep lists the parent fields stored in the child rows' parent column (default: the whole record).
 	Keep []string `yaml:"keep"`

@@ -208,7 +208,7 @@ func (p *Project) validate() error {
 	}
 	t := p.Tenants
 	if !identRE.MatchString(t.Key) {
-		return fmt.Errorf("tenants: key %q is not a lower-case SQL identifier (the tenant key column, e.g. customer_id)", t.Key)
+		return fmt.Errorf("tenants: key %q is not a lower-case SQL identifier (the tenant key column, e.g. account_id)", t.Key)
 	}
 	if t.Customers != "" {
 		if err := p.checkRelation("tenants: customers", t.Customers); err != nil {

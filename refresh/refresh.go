@@ -376,7 +376,7 @@ func setWatermark(ctx context.Context, tx pgx.Tx, step string, hi int64) error {
 
 // endTenantSessions terminates the sessions of tenant logins (roles of elt.tenants) that hold or wait for a lock
 // on the tables a step is about to truncate, or on their partitions. TRUNCATE needs an ACCESS EXCLUSIVE lock: a
-// tenant idle in a transaction that read its events holds ACCESS SHARE on its partition of core.events (and
+// tenant idle in a transaction that read one of its views holds ACCESS SHARE on its partition under it (and
 // can lift its own idle timeout), so it would make every rebuild wait lock_timeout and fail, while the queued
 // TRUNCATE blocked the other tenants' reads. elt_runner ends them through elt_admin.signal_tenant.
 func (r *runner) endTenantSessions(ctx context.Context, tx pgx.Tx, s step) error {

@@ -388,7 +388,9 @@ join pg_catalog.pg_class as c on c.oid = r.rel
 left join pg_catalog.pg_inherits as i on i.inhrelid = c.oid
 where not c.relispartition
    or i.inhparent not in (select oid from layer_table)
-   or pg_catalog.pg_get_expr(c.relpartbound, c.oid) <> pg_catalog.format('FOR VALUES IN (%L)', r.tenant_key)
+   -- Bounds print quoted, but those of some types (integer, numeric) bare: the key is stored as its type prints it.
+   or pg_catalog.pg_get_expr(c.relpartbound, c.oid) not in (pg_catalog.format('FOR VALUES IN (%L)', r.tenant_key),
+                                                          pg_catalog.format('FOR VALUES IN (%s)', r.tenant_key))
 union all
 select 'schema ' || n.nspname, 'looks like a tenant''s schema but belongs to no active tenant (left over: drop it)'
 from pg_catalog.pg_namespace as n

@@ -38,6 +38,7 @@ func (t Table) String() string { return t.Schema + "." + t.Name }
 // that hold its own rows: their plans, estimates, costs and statistics come from its data alone.
 type Layer struct {
 	Key     string             // the tenant key column
+	KeyType string             // its type (format_type), the same in every table of Tables
 	Tables  []Table            // partitioned by list on Key, by schema and name
 	Publish []project.Relation // the declared relations
 	// Customers is the relation listing known customers ("" when the project names none); Comment is the
@@ -94,6 +95,14 @@ order by 1, 2`, proj.Schemas, decl.Key)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read partitioned tables: %w", err)
+	}
+	for _, t := range l.Tables {
+		if kt := t.Types[l.Key]; l.KeyType == "" {
+			l.KeyType = kt
+		} else if kt != l.KeyType {
+			return nil, fmt.Errorf("tenants: key %s is %s in %s but %s in %s: every table partitioned by it must give it one type",
+				l.Key, l.KeyType, l.Tables[0], kt, t)
+		}
 	}
 	for _, r := range decl.Publish {
 		t := l.table(r.From)
@@ -172,6 +181,24 @@ func (l *Layer) table(rel string) *Table {
 		}
 	}
 	return nil
+}
+
+// Canonical returns key as the database prints a value of the tenant key's type (0102 becomes 102 for an
+// integer key), so that the key elt stores, the partition bounds it creates and what elt tenant check compares
+// are one text. A key the type does not accept is an error.
+func (l *Layer) Canonical(ctx context.Context, q Querier, key string) (string, error) {
+	if l.KeyType == "" || l.KeyType == "text" {
+		return key, nil
+	}
+	var cast string
+	if err := q.QueryRow(ctx, `select pg_catalog.format('select %L::%s::text', $1::text, $2::text)`, key, l.KeyType).Scan(&cast); err != nil {
+		return "", err
+	}
+	var canon string
+	if err := q.QueryRow(ctx, cast).Scan(&canon); err != nil {
+		return "", fmt.Errorf("customer id %q is not a value of the tenant key %s (%s): %w", key, l.Key, l.KeyType, err)
+	}
+	return canon, nil
 }
 
 // PartitionName is the name of a tenant's partition of table: the table's name (shortened to fit) and the

@@ -115,6 +115,10 @@ func Add(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string,
 	if err := validKey(customer); err != nil {
 		return Tenant{}, "", err
 	}
+	customer, err := layer.Canonical(ctx, pool, customer)
+	if err != nil {
+		return Tenant{}, "", err
+	}
 	pw := opts.Password
 	if pw == "" {
 		pw = GeneratePassword()

@@ -30,16 +30,15 @@ type Globals struct {
 	LogLevel    string `name:"log-level" env:"ELT_LOG_LEVEL" enum:"debug,info,warn,error" default:"info" help:"Least severe level logged (${default})."`
 }
 
-// LoadProject reads the project named by --project/ELT_PROJECT and --config/ELT_CONFIG, and checks its
-// sources.
+// LoadProject reads the project named by --project/ELT_PROJECT and --config/ELT_CONFIG. Its sources are not
+// parsed (LoadSources): commands that never call an API do not need the sources' ${VAR}s set.
 func (g *Globals) LoadProject() (*project.Project, error) {
-	p, _, err := g.LoadSources()
-	return p, err
+	return project.Load(project.Locate(g.Project, g.Config))
 }
 
 // LoadSources reads the project and parses its sources.
 func (g *Globals) LoadSources() (*project.Project, *extract.Config, error) {
-	p, err := project.Load(project.Locate(g.Project, g.Config))
+	p, err := g.LoadProject()
 	if err != nil {
 		return nil, nil, err
 	}
