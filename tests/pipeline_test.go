@@ -47,6 +47,13 @@ func TestPipelineTenantsSeeTheirOwnNumbers(t *testing.T) {
 		}
 	}
 
+	// The staging tables extract created on demand carry the BRIN index on batch_id the transforms rely on.
+	var brin int
+	if err := db.Pool.QueryRow(context.Background(), `select count(*) from pg_indexes where schemaname = 'staging'
+		and tablename in ('customers', 'users', 'events') and indexdef like '%USING brin (batch_id)%'`).Scan(&brin); err != nil || brin != 3 {
+		t.Errorf("staging tables with a BRIN index on batch_id: %d (%v), want 3", brin, err)
+	}
+
 	// The source's truth, per customer.
 	want := map[string]customerTotals{}
 	users := map[string]map[string]bool{}
