@@ -38,6 +38,7 @@ bench-refresh: build
 
 bench-tenant: build
 	bash tests/bench/tenant.sh
+	bash tests/bench/tenant_load.sh
 
 ## lint: squawk (npm squawk-cli) over every migration of both tracks (elt's own and the default project's) as
 ## tern renders it (each runs in one transaction).

@@ -65,9 +65,19 @@ gen_start=$(date +%s)
 \o /dev/null
 select setseed(0.42);
 \o
+-- The staging tables, as elt extract creates them on demand (extract.EnsureStagingTable).
+do $$
+declare t text;
+begin
+    foreach t in array array['customers', 'users', 'events'] loop
+        execute format('create table staging.%I (id bigint generated always as identity primary key,
+            batch_id bigint not null references elt.batches (batch_id), record jsonb not null, parent jsonb)', t);
+        execute format('create index %I on staging.%I using brin (batch_id) with (autosummarize = on)', t || '_batch_id_idx', t);
+    end loop;
+end $$;
 insert into elt.runs (kind, target, status, finished_at) values ('extract', 'bench', 'succeeded', now());
 insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
-select max(run_id), 'bench', 'customers', 'staging.customers', :customers, 0 from elt.runs;
+select max(run_id), 'bench', 'customers', 'customers', :customers, 0 from elt.runs;
 insert into staging.customers (batch_id, record)
 select (select max(batch_id) from elt.batches),
        jsonb_build_object('id', 'cus_' || lpad(c::text, 4, '0'), 'name', 'Customer ' || c,
@@ -76,7 +86,7 @@ select (select max(batch_id) from elt.batches),
                           'created_at', '2024-01-01T00:00:00Z', 'updated_at', '2024-01-01T00:00:00Z')
 from generate_series(1, :customers) as c;
 insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
-select max(run_id), 'bench', 'users', 'staging.users', 0, 0 from elt.runs;
+select max(run_id), 'bench', 'users', 'users', 0, 0 from elt.runs;
 insert into staging.users (batch_id, record)
 select (select max(batch_id) from elt.batches),
        jsonb_build_object('id', 'usr_' || lpad(c::text, 4, '0') || '_' || lpad(u::text, 5, '0'),
@@ -93,7 +103,7 @@ SQL
 gen_events() { # first_id count first_day days
     "${PSQL[@]}" -v customers="$CUSTOMERS" -v users="$USERS" -v first_id="$1" -v events="$2" -v first_day="$3" -v days="$4" <<'SQL'
 insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
-select max(run_id), 'bench', 'events', 'staging.events', :events, 0 from elt.runs;
+select max(run_id), 'bench', 'events', 'events', :events, 0 from elt.runs;
 insert into staging.events (batch_id, record)
 select (select max(batch_id) from elt.batches),
        jsonb_build_object(
@@ -132,8 +142,8 @@ timed() { # label command...: runs it, prints its wall time in ms on stdout
 # The reader: what a customer's dashboard asks of the marts, 20 times a second, for a random customer.
 cat >"$work/reader.sql" <<'SQL'
 \set c random(1, 50)
-select day, active_users, events from marts.active_users_daily where customer_id = 'cus_' || lpad(:c::text, 4, '0') order by day desc limit 30;
-select feature, sum(events), max(users) from marts.feature_usage_daily where customer_id = 'cus_' || lpad(:c::text, 4, '0') and day > date '2026-10-01' group by feature;
+select day, active_users, events from marts.rollup_customer_day where customer_id = 'cus_' || lpad(:c::text, 4, '0') order by day desc limit 30;
+select feature, sum(events), max(users) from marts.rollup_feature_day where customer_id = 'cus_' || lpad(:c::text, 4, '0') and day > date '2026-10-01' group by feature;
 select week, active_users from marts.active_users_weekly where customer_id = 'cus_' || lpad(:c::text, 4, '0') order by week desc limit 12;
 select month, active_users from marts.active_users_monthly where customer_id = 'cus_' || lpad(:c::text, 4, '0');
 select count(*), sum(events_30d), max(last_seen) from marts.user_activity where customer_id = 'cus_' || lpad(:c::text, 4, '0');
@@ -155,10 +165,10 @@ reader_stop() { # name: writes "queries max_ms max_without_lag_ms" to $work/name
 marts_digest() {
     psql -X -At "$db" <<'SQL'
 select string_agg(v || ' ' || d, E'\n' order by v) from (
-    select 'active_users_daily' as v, md5(string_agg(m::text, ',' order by m::text)) as d from marts.active_users_daily as m
+    select 'active_users_daily' as v, md5(string_agg(m::text, ',' order by m::text)) as d from marts.rollup_customer_day as m
     union all select 'active_users_weekly', md5(string_agg(m::text, ',' order by m::text)) from marts.active_users_weekly as m
     union all select 'active_users_monthly', md5(string_agg(m::text, ',' order by m::text)) from marts.active_users_monthly as m
-    union all select 'feature_usage_daily', md5(string_agg(m::text, ',' order by m::text)) from marts.feature_usage_daily as m
+    union all select 'feature_usage_daily', md5(string_agg(m::text, ',' order by m::text)) from marts.rollup_feature_day as m
     union all select 'user_activity', md5(string_agg(m::text, ',' order by m::text)) from marts.user_activity as m
     union all select 'retention_weekly', md5(string_agg(m::text, ',' order by m::text)) from marts.retention_weekly as m
 ) as x
