@@ -155,8 +155,8 @@ func ReadStatus(ctx context.Context, conn *pgx.Conn, tracks ...Track) ([]Status,
 
 // Options configure Up.
 type Options struct {
-	// Schemas are the project's own schemas: once migrations were applied, every object in them (and in
-	// staging and elt) is given to elt_owner (elt.adopt_objects).
+	// Schemas are the project's own schemas: after the migrations, every object in them (and in staging and
+	// elt) is given to elt_owner (elt_dba.adopt_objects).
 	Schemas []string
 	// OnStart, if not nil, is called before each migration.
 	OnStart func(Migration)
@@ -165,25 +165,85 @@ type Options struct {
 // Up applies every pending migration of the tracks, in order (pass Elt() first), and returns those it
 // applied. A failing migration is rolled back whole and the error names its track, file and the SQL error;
 // the tracks after it are not run. A database laid out by elt before the two tracks existed is upgraded first
-// (see upgradeLegacy).
+// (see upgradeLegacy). Then every object of staging, elt and the project's schemas is given to elt_owner.
+//
+// Run as a superuser (the first migrate, or one that brings elt migrations needing it), Up first refuses to
+// go on if elt's own tables carry code that would run with the superuser's rights (elt_dba.traps: a trigger
+// elt_runner planted, say), runs only the elt track as the superuser, and the project's track as elt_runner:
+// a project migration writing a table elt_runner could have booby-trapped must not do so as a superuser.
 func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]Migration, error) {
+	super, err := superuser(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	if super {
+		if err := refuseTraps(ctx, conn); err != nil {
+			return nil, err
+		}
+	}
 	if err := prepare(ctx, conn); err != nil {
 		return nil, err
 	}
 	var applied []Migration
 	for _, t := range tracks {
+		if super && t.Name != "elt" {
+			// What the elt track made (schema elt and its tables) must belong to elt_owner before elt_runner
+			// writes its version table there.
+			if err := Adopt(ctx, conn, nil); err != nil {
+				return applied, err
+			}
+			if _, err := conn.Exec(ctx, `set role elt_runner`); err != nil {
+				return applied, fmt.Errorf("migrate %s: act as elt_runner: %w", t.Name, err)
+			}
+		}
 		got, err := up(ctx, conn, t, opts.OnStart)
 		applied = append(applied, got...)
 		if err != nil {
+			conn.Exec(context.WithoutCancel(ctx), `reset role`)
+			if super && t.Name != "elt" {
+				err = fmt.Errorf("%w (the project's migrations run with elt_runner's rights even when elt migrate runs as a superuser: apply what needs a superuser, such as create extension, as the DBA first)", err)
+			}
 			return applied, err
 		}
 	}
-	if len(applied) > 0 {
-		if err := Adopt(ctx, conn, opts.Schemas); err != nil {
-			return applied, err
-		}
+	err = Adopt(ctx, conn, opts.Schemas)
+	if _, rerr := conn.Exec(context.WithoutCancel(ctx), `reset role`); rerr != nil && err == nil {
+		err = fmt.Errorf("migrate: %w", rerr)
 	}
-	return applied, nil
+	return applied, err
+}
+
+// superuser reports whether the session's role is a superuser.
+func superuser(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var super bool
+	if err := conn.QueryRow(ctx, `select rolsuper from pg_catalog.pg_roles where rolname = current_user`).Scan(&super); err != nil {
+		return false, fmt.Errorf("migrate: %w", err)
+	}
+	return super, nil
+}
+
+// refuseTraps fails when elt's tables carry code that would run with a superuser's rights (elt_dba.traps).
+func refuseTraps(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.traps()') is not null`).Scan(&exists); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if !exists {
+		return nil
+	}
+	rows, err := conn.Query(ctx, `select object || ' ' || problem from elt_dba.traps() order by 1`)
+	if err != nil {
+		return fmt.Errorf("migrate: look for code in elt's tables: %w", err)
+	}
+	traps, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("migrate: look for code in elt's tables: %w", err)
+	}
+	if len(traps) > 0 {
+		return fmt.Errorf("migrate: refusing to run as a superuser: elt's tables carry code elt did not put there, which would run with the superuser's rights: %s (a role with elt_owner's rights, such as elt_runner, made it: remove it and find out who)",
+			strings.Join(traps, "; "))
+	}
+	return nil
 }
 
 // prepare creates schema elt, which holds both version tables, and upgrades a legacy layout.
@@ -231,18 +291,21 @@ func up(ctx context.Context, conn *pgx.Conn, t Track, onStart func(Migration)) (
 	return applied, nil
 }
 
-// Adopt gives the objects of staging, elt and the project's schemas to the owner role (elt.adopt_objects):
+// Adopt gives the objects of staging, elt and the project's schemas to the owner role (elt_dba.adopt_objects):
 // whoever applies migrations, often a superuser, must not own a relation that a tenant's view reads nor one
 // that elt refresh must write or refresh. Before the elt track created the procedure it does nothing.
 func Adopt(ctx context.Context, conn *pgx.Conn, schemas []string) error {
+	if schemas == nil {
+		schemas = []string{}
+	}
 	var exists bool
-	if err := conn.QueryRow(ctx, `select to_regprocedure('elt.adopt_objects(text[])') is not null`).Scan(&exists); err != nil {
+	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.adopt_objects(text[])') is not null`).Scan(&exists); err != nil {
 		return fmt.Errorf("give objects to elt_owner: %w", err)
 	}
 	if !exists {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, `call elt.adopt_objects($1)`, schemas); err != nil {
+	if _, err := conn.Exec(ctx, `call elt_dba.adopt_objects($1)`, schemas); err != nil {
 		return fmt.Errorf("give objects to elt_owner: %w", err)
 	}
 	return nil

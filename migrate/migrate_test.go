@@ -73,7 +73,7 @@ func TestUpFromEmptyAppliesBothTracksInOrder(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	// A second, empty database on the same server.
-	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{db.Name + "_empty"}.Sanitize()); err != nil {
+	if err := pgtest.CreateDatabase(ctx, conn, db.Name+"_empty", ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -149,7 +149,7 @@ func TestProjectTrackIsIndependent(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	name := db.Name + "_own"
-	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := pgtest.CreateDatabase(ctx, conn, name, ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -96,6 +96,13 @@ comment on column core.events.batch_id is 'Batch that loaded the version kept (l
 -- tenant's time series reads its own partition by time the same way.
 -- squawk-ignore require-concurrent-index-creation
 create index events_occurred_idx on core.events (occurred_at);
+
+-- The default partition holds the events of every customer without a login, so a day of one customer is a
+-- range of (customer_id, occurred_at) there. (elt creates the default partitions the project does not.)
+create table core.events_default partition of core.events default;
+comment on table core.events_default is 'Events of the customers without a tenant login (elt tenant add moves a customer''s rows to a partition of its own).';
+-- squawk-ignore require-concurrent-index-creation
+create index events_default_customer_occurred_idx on core.events_default (customer_id, occurred_at);
 -- Data checks look at the rows written since the checks last passed.
 -- squawk-ignore require-concurrent-index-creation
 create index events_batch_idx on core.events (batch_id);
@@ -115,6 +122,7 @@ comment on table marts.dirty_days is 'UTC days of each customer whose events cha
 ---- create above / drop below ----
 
 drop table marts.dirty_days;
+drop table core.events_default;
 drop table core.events;
 drop table core.users;
 drop table core.customers;

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -161,9 +160,7 @@ where c.relnamespace = 'staging'::regnamespace and c.relkind in ('r', 'p') and c
 		}
 		return fmt.Errorf("refresh: the steps read staging tables that do not exist: %s; %s", strings.Join(missing, "; "), hint)
 	}
-	unread := slices.Sorted(maps.Keys(loaded))
-	sort.Strings(unread)
-	for _, t := range unread {
+	for _, t := range slices.Sorted(maps.Keys(loaded)) {
 		switch {
 		case len(readers[t]) == 0 && loaded[t] > 0:
 			r.log.Warn("staging table is read by no step", "table", "staging."+t, "records", loaded[t],

@@ -8,13 +8,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// lockKey names the session advisory lock that keeps two refresh runs from overlapping.
-const lockKey = "elt:refresh"
+// LockKey names the session advisory lock that keeps two refresh runs from overlapping
+// (pg_advisory_lock(hashtextextended(LockKey, 0))); whatever must not run beside a refresh takes it too.
+const LockKey = "elt:refresh"
 
 // lock takes the refresh lock on conn for the whole run, or returns ErrBusy naming the session that holds it.
 func lock(ctx context.Context, conn *pgxpool.Conn) error {
 	var ok bool
-	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtextextended($1, 0))`, lockKey).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtextextended($1, 0))`, LockKey).Scan(&ok); err != nil {
 		return fmt.Errorf("refresh: take refresh lock: %w", err)
 	}
 	if ok {
@@ -31,7 +32,7 @@ from pg_catalog.pg_locks as l
 left join pg_catalog.pg_stat_activity as a on a.pid = l.pid
 where l.locktype = 'advisory' and l.granted and l.objsubid = 1
   and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)
-limit 1`, lockKey).Scan(&pid, &since, &app)
+limit 1`, LockKey).Scan(&pid, &since, &app)
 	if err != nil {
 		return fmt.Errorf("%w (its session could not be identified: %v)", ErrBusy, err)
 	}
@@ -50,7 +51,7 @@ limit 1`, lockKey).Scan(&pid, &since, &app)
 func unlock(conn *pgxpool.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := conn.Exec(ctx, `select pg_advisory_unlock(hashtextextended($1, 0))`, lockKey); err != nil {
+	if _, err := conn.Exec(ctx, `select pg_advisory_unlock(hashtextextended($1, 0))`, LockKey); err != nil {
 		_ = conn.Conn().Close(ctx)
 	}
 }

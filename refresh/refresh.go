@@ -712,7 +712,14 @@ func RefreshViews(ctx context.Context, pool *pgxpool.Pool, schemas []string, log
 		return err
 	}
 	for _, v := range views {
-		if _, err := conn.Exec(ctx, "refresh materialized view concurrently "+pgx.Identifier(v[:]).Sanitize()); err != nil {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, setLocals, strconv.FormatInt(DefaultLockTimeout.Milliseconds(), 10)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "refresh materialized view concurrently "+pgx.Identifier(v[:]).Sanitize())
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("refresh materialized view %s.%s: %s", v[0], v[1], describePgError(err))
 		}
 		if log != nil {

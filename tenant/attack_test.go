@@ -88,7 +88,7 @@ func TestAttacksDenied(t *testing.T) {
 		{"SelectPgStatistic", "select * from pg_statistic", "42501"},
 		{"SelectPgStats", "select * from pg_stats", "42501"},
 		{"SelectPgStatsExt", "select * from pg_stats_ext", "42501"},
-		// What would tell the sizes or activity of other tenants (elt.harden_catalogs).
+		// What would tell the sizes or activity of other tenants (elt_dba.harden_catalogs).
 		{"PgClassRowCounts", "select relname, reltuples, relpages from pg_class", "42501"},
 		{"PgClassPartitionBounds", "select relname, relpartbound from pg_class", "42501"},
 		{"PartitionConstraint", "select pg_get_partition_constraintdef(oid) from pg_class where relispartition", "42501"},

@@ -105,11 +105,23 @@ where p.proowner = 'elt_tenant_admin'::regrole
 union all
 select p.oid::regprocedure::text, 'is in schema elt_admin but ' ||
        case when p.proowner <> 'elt_tenant_admin'::regrole then 'owned by ' || p.proowner::regrole::text
-            else 'has no fixed search_path' end
+            else 'its search_path is not pg_catalog, pg_temp (a temporary object could stand in for a built-in one)' end
 from pg_catalog.pg_proc as p
 where p.pronamespace = 'elt_admin'::regnamespace
   and (p.proowner <> 'elt_tenant_admin'::regrole
-       or not exists (select from unnest(p.proconfig) as c where c like 'search\_path=%'))
+       or not coalesce('search_path=pg_catalog, pg_temp' = any (p.proconfig), false))
+union all
+select p.oid::regprocedure::text, 'is in schema elt_dba, which a superuser runs, but owned by ' || p.proowner::regrole::text ||
+       ', which elt_runner can act as: it could replace what a superuser runs'
+from pg_catalog.pg_proc as p
+where p.pronamespace = 'elt_dba'::regnamespace and pg_catalog.pg_has_role('elt_runner', p.proowner, 'member')
+union all
+select 'schema elt_dba', 'is owned by ' || n.nspowner::regrole::text || ', which elt_runner can act as'
+from pg_catalog.pg_namespace as n
+where n.nspname = 'elt_dba' and pg_catalog.pg_has_role('elt_runner', n.nspowner, 'member')
+union all
+select t.object, t.problem || ' (elt did not put it there; a superuser''s elt migrate refuses to run while it is)'
+from elt_dba.traps() as t
 union all
 select 'schema elt_admin', 'is owned by ' || n.nspowner::regrole::text || ', not elt_tenant_admin'
 from pg_catalog.pg_namespace as n
@@ -258,10 +270,10 @@ where g.oid <> 0`)
 }
 
 // checkPublic: what PUBLIC still has that would help a tenant act on or observe this database (see
-// elt.harden_database and elt.harden_catalogs).
+// elt_dba.harden_database and elt_dba.harden_catalogs).
 func checkPublic(ctx context.Context, pool *pgxpool.Pool, _ *Layer) ([]Violation, error) {
 	return collectViolations(ctx, pool, "PUBLIC privileges", `
-select 'database ' || current_database(), 'PUBLIC has ' || lower(a.privilege_type) || ' on it (call elt.harden_database() as the database owner or a superuser)'
+select 'database ' || current_database(), 'PUBLIC has ' || lower(a.privilege_type) || ' on it (call elt_dba.harden_database() as the database owner or a superuser)'
 from pg_catalog.pg_database as d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) as a
 where d.datname = current_database() and a.grantee = 0 and a.privilege_type in ('TEMPORARY', 'CONNECT', 'CREATE')
 union all
@@ -269,17 +281,21 @@ select 'schema public', 'PUBLIC may create objects in it'
 where exists (select from pg_catalog.pg_namespace as n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) as a
               where n.nspname = 'public' and a.grantee = 0 and a.privilege_type = 'CREATE')
 union all
-select p.oid::regprocedure::text, 'PUBLIC may execute it (call elt.harden_database() as a superuser)'
+select p.oid::regprocedure::text, 'PUBLIC may execute it (call elt_dba.harden_database() as a superuser)'
 from pg_catalog.pg_proc as p
 where p.pronamespace = 'pg_catalog'::regnamespace
   and (p.proname ~ '^pg_(try_)?advisory(_xact)?_lock(_shared)?$' or p.proname in ('lo_creat', 'lo_create', 'lo_from_bytea'))
   and exists (select from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) as a
               where a.grantee = 0 and a.privilege_type = 'EXECUTE')
 union all
+select 'setting max_prepared_transactions', 'is ' || current_setting('max_prepared_transactions') ||
+       ': a tenant can PREPARE TRANSACTION, which keeps its locks and snapshot after it disconnects and which elt tenant guard cannot end (set it to 0 unless you use two-phase commit)'
+where current_setting('max_prepared_transactions')::int > 0
+union all
 select s.object, 'PUBLIC may ' ||
        case s.kind when 'function' then 'execute it' else 'read it' end ||
-       ': it depends on other tenants'' data or activity (call elt.harden_catalogs() as a superuser)'
-from elt.catalog_surfaces() as s
+       ': it depends on other tenants'' data or activity (call elt_dba.harden_catalogs() as a superuser)'
+from elt_dba.catalog_surfaces() as s
 where case s.kind
       when 'function' then has_function_privilege('public', s.object::regprocedure, 'execute')
       when 'relation' then has_table_privilege('public', s.object::regclass, 'select')

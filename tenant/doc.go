@@ -17,7 +17,7 @@
 // tenant's statistics, row estimates, costs and sizes alone, EXPLAIN shows only its partitions, and a purge
 // is a drop of its partitions. What the catalogs would still tell about other tenants (row and page counts,
 // sizes, statistics views, partition bounds, transaction ids, other sessions) is revoked from PUBLIC by
-// elt.harden_catalogs. Layer and LoadLayer read the declarations; Check proves the result.
+// elt_dba.harden_catalogs. Layer and LoadLayer read the declarations; Check proves the result.
 //
 // # Roles
 //

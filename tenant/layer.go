@@ -45,11 +45,10 @@ type Layer struct {
 	// comment of every tenant schema.
 	Customers, Comment string
 	// SHA is a hash of all of the above: a tenant whose objects were built from another SHA is rebuilt.
-	SHA      string
-	schemas  []string
-	staging  map[string]string
-	keyed    []string // project tables (not partitioned by the key) that have a Key column, sanitized
-	matviews []string // materialized views of the project's schemas with a Key column, sanitized
+	SHA     string
+	schemas []string
+	staging map[string]string
+	keyed   []string // project tables (not partitioned by the key) that have a Key column, sanitized
 }
 
 // ErrNoTenants is returned when the project declares no tenants: section.
@@ -126,26 +125,21 @@ order by 1, 2`, proj.Schemas, decl.Key)
 		}
 	}
 	rows, err = q.Query(ctx, `
-select c.relkind = 'm', pg_catalog.format('%I.%I', n.nspname, c.relname)
+select pg_catalog.format('%I.%I', n.nspname, c.relname)
 from pg_catalog.pg_class as c
 join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
 join pg_catalog.pg_attribute as a on a.attrelid = c.oid and a.attname = $2 and not a.attisdropped
-where n.nspname = any ($1) and c.relkind in ('r', 'm') and not c.relispartition
-order by 2`, proj.Schemas, decl.Key)
+where n.nspname = any ($1) and c.relkind = 'r' and not c.relispartition
+order by 1`, proj.Schemas, decl.Key)
 	if err != nil {
 		return nil, fmt.Errorf("read tables with a %s column: %w", decl.Key, err)
 	}
 	err = forEach(rows, func(r pgx.CollectableRow) error {
-		var mv bool
 		var name string
-		if err := r.Scan(&mv, &name); err != nil {
+		if err := r.Scan(&name); err != nil {
 			return err
 		}
-		if mv {
-			l.matviews = append(l.matviews, name)
-		} else {
-			l.keyed = append(l.keyed, name)
-		}
+		l.keyed = append(l.keyed, name)
 		return nil
 	})
 	if err != nil {
@@ -328,12 +322,7 @@ where c.relnamespace = $1::regnamespace and c.relkind = 'v'`, schema)
 }
 
 func (l *Layer) publishedRelation(name string) *project.Relation {
-	for i := range l.Publish {
-		if l.Publish[i].Name == name {
-			return &l.Publish[i]
-		}
-	}
-	return nil
+	return (&project.Tenants{Publish: l.Publish}).Published(name)
 }
 
 func columnNames(r *project.Relation) []string {
@@ -360,6 +349,16 @@ select exists (select from pg_catalog.pg_inherits as i
 	if exists {
 		return nil
 	}
+	// The parent first: creating the partition takes ACCESS EXCLUSIVE on it anyway, and taking it before the
+	// rows move keeps a refresh writing the table from deadlocking with this transaction.
+	if _, err := tx.Exec(ctx, "lock table "+t.Ident()+" in access exclusive mode"); err != nil {
+		return fmt.Errorf("lock %s: %w", t, err)
+	}
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = pgx.Identifier{c}.Sanitize()
+	}
+	colList := strings.Join(cols, ", ")
 	if t.Default != "" {
 		var move string
 		err := tx.QueryRow(ctx, `select pg_catalog.format('create temporary table elt_move on commit drop as with moved as (delete from %I.%I where %I = %L returning *) select * from moved', $1::text, $2::text, $3::text, $4::text)`,
@@ -381,7 +380,7 @@ select exists (select from pg_catalog.pg_inherits as i
 		return fmt.Errorf("create partition %s.%s of %s: %w", t.Schema, name, t, err)
 	}
 	if t.Default != "" {
-		if _, err := tx.Exec(ctx, "insert into "+t.Ident()+" select * from pg_temp.elt_move"); err != nil {
+		if _, err := tx.Exec(ctx, "insert into "+t.Ident()+" ("+colList+") select "+colList+" from pg_temp.elt_move"); err != nil {
 			return fmt.Errorf("move the rows of %s into %s.%s: %w", key, t.Schema, name, err)
 		}
 		if _, err := tx.Exec(ctx, "drop table pg_temp.elt_move"); err != nil {

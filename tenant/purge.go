@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/refresh"
 )
 
 // Purge deletes the data of customer everywhere elt keeps it, in one transaction: its partition of every
@@ -32,6 +34,18 @@ func Purge(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer strin
 	}
 	counts := map[string]int64{}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// No refresh may write the customer's rows meanwhile, and no batch still in flight may commit below
+		// the watermark recorded here (refresh reads its watermark under the same lock).
+		var free bool
+		if err := tx.QueryRow(ctx, `select pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))`, refresh.LockKey).Scan(&free); err != nil {
+			return err
+		}
+		if !free {
+			return errRefreshRunning
+		}
+		if _, err := tx.Exec(ctx, `select elt.lock_staging_exclusive()`); err != nil {
+			return err
+		}
 		if err := asOwner(ctx, tx); err != nil {
 			return err
 		}
@@ -57,6 +71,8 @@ func Purge(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer strin
 	}
 	return counts, nil
 }
+
+var errRefreshRunning = errors.New("an elt refresh is running: purge again when it is done")
 
 // deleteCustomer deletes the rows of customer (whose login is role) from the project's tables and, for
 // staging records, from the batches in (from, to] (to 0: all of staging), adding the counts to counts.
@@ -124,9 +140,9 @@ func (l *Layer) deleteCustomer(ctx context.Context, tx pgx.Tx, customer, role st
 }
 
 // Refuse deletes, for every purged customer, what of its data arrived since the purge: its raw records in the
-// staging batches up to hi (those not yet searched) and any row in the project's tables. elt refresh calls it
-// before the transforms, so they never see a purged customer's records; every row refused is counted in
-// elt.purges.refused and logged.
+// staging batches up to hi not yet searched, and any row in the project's tables (by the key's indexes). elt
+// refresh calls it before the transforms, so they never see a purged customer's records; every row refused is
+// counted in elt.purges.refused and logged.
 func Refuse(ctx context.Context, pool *pgxpool.Pool, layer *Layer, hi int64, log *slog.Logger) (int64, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -135,7 +151,7 @@ func Refuse(ctx context.Context, pool *pgxpool.Pool, layer *Layer, hi int64, log
 select t.tenant_key, t.role_name, p.purge_id, p.through_batch
 from elt.tenants as t
 join lateral (select purge_id, through_batch from elt.purges where tenant_key = t.tenant_key order by purge_id desc limit 1) as p on true
-where t.state = 'purged' and p.through_batch < $1`, hi)
+where t.state = 'purged'`)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return 0, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -182,11 +183,7 @@ func Add(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string,
 		if _, err := tx.Exec(ctx, `select pg_catalog.set_config('lock_timeout', '10s', true)`); err != nil {
 			return err
 		}
-		var grant string
-		if err := tx.QueryRow(ctx, `select pg_catalog.format('grant connect on database %I to %I', pg_catalog.current_database(), $1::text)`, role).Scan(&grant); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, grant); err != nil {
+		if err := grantConnect(ctx, tx, role, true); err != nil {
 			return err
 		}
 		return buildTenant(ctx, tx, layer, role, customer)
@@ -243,7 +240,7 @@ func validKey(key string) error {
 // customerExists reports whether the customers relation holds key. The key is sent as an untyped literal
 // (simple protocol), so the server reads it as the key column's type and prunes to one partition.
 func (l *Layer) customerExists(ctx context.Context, pool *pgxpool.Pool, key string) (bool, error) {
-	schema, table, _ := cutRelation(l.Customers)
+	schema, table, _ := strings.Cut(l.Customers, ".")
 	var known bool
 	err := pool.QueryRow(ctx, "select exists (select from "+pgx.Identifier{schema, table}.Sanitize()+" where "+pgx.Identifier{l.Key}.Sanitize()+" = $1)",
 		pgx.QueryExecModeSimpleProtocol, key).Scan(&known)
@@ -251,15 +248,6 @@ func (l *Layer) customerExists(ctx context.Context, pool *pgxpool.Pool, key stri
 		return false, fmt.Errorf("look up customer %s in %s: %w", key, l.Customers, err)
 	}
 	return known, nil
-}
-
-func cutRelation(rel string) (string, string, bool) {
-	for i := 0; i < len(rel); i++ {
-		if rel[i] == '.' {
-			return rel[:i], rel[i+1:], true
-		}
-	}
-	return "", rel, false
 }
 
 // setLimits gives role its connection limit and session defaults (elt_admin.configure_login) and records the
@@ -295,11 +283,11 @@ func describe(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
-		case pgErr.Code == "42501" && pgErr.Message != "" && regexp.MustCompile(`database`).MatchString(pgErr.Message):
-			return fmt.Errorf("%w (elt_owner lacks a database privilege: run elt migrate once as a superuser or the database owner, or call elt.harden_database() as one)", err)
+		case pgErr.Code == "42501" && strings.Contains(pgErr.Message, "database"):
+			return fmt.Errorf("%w (elt_owner lacks a database privilege: run elt migrate once as a superuser or the database owner, or call elt_dba.harden_database() as one)", err)
 		case pgErr.Code == "42501":
 			return fmt.Errorf("%w (connect as elt_runner, created by elt migrate, or a superuser)", err)
-		case pgErr.Code == "42883" && regexp.MustCompile(`elt_admin\.`).MatchString(pgErr.Message):
+		case pgErr.Code == "42883" && strings.Contains(pgErr.Message, "elt_admin."):
 			return fmt.Errorf("%w (run elt migrate: this database lacks elt's tenant functions)", err)
 		}
 	}
@@ -397,20 +385,27 @@ func Rotate(ctx context.Context, pool *pgxpool.Pool, customer, password string) 
 // Remove cuts customer's access at once and drops its login: in one transaction it marks the customer
 // removed and forbids the login to log in; then it ends the login's sessions, drops the tenant's schema and
 // its CONNECT, and drops the login with whatever the tenant made of its own role (default privileges, say).
-// The customer's partitions, and so its data, stay (Purge deletes them). It returns the login name.
+// The customer's partitions, and so its data, stay (Purge deletes them). If a step after the first fails,
+// Remove run again on the removed customer finishes the job. It returns the login name.
 func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, error) {
 	var role string
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var err error
 		role, err = mappedRole(ctx, tx, `update elt.tenants set state = 'removed', removed_at = now(), layer_sha256 = null
 			where tenant_key = $1 and state = 'active' returning role_name`, customer)
-		if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			// A removal that stopped half-way: its login or schema is still there.
+			var left bool
+			qerr := tx.QueryRow(ctx, `select t.role_name, exists (select from pg_catalog.pg_roles as r where r.rolname = t.role_name)
+				or to_regnamespace(t.role_name) is not null
+				from elt.tenants as t where t.tenant_key = $1 and t.state <> 'active'`, customer).Scan(&role, &left)
+			if qerr != nil || !left {
+				return err
+			}
+		} else if err != nil {
 			return err
 		}
-		if _, err = tx.Exec(ctx, `select elt_admin.lock_login($1)`, role); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `select elt_admin.signal_tenant(a.pid, true) from pg_catalog.pg_stat_activity as a where a.usename = $1`, role)
+		_, err = tx.Exec(ctx, `select elt_admin.lock_login($1)`, role)
 		return err
 	})
 	if err != nil {
@@ -419,7 +414,11 @@ func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, e
 		}
 		return "", fmt.Errorf("remove tenant %s: %w", customer, describe(err))
 	}
-	// The schema's views are dropped as soon as the ended sessions let go of them (lock_timeout 10s).
+	// The login can no longer log in (committed): end its sessions; its views are dropped as soon as the
+	// ended sessions let go of them (lock_timeout 10s).
+	if _, err := pool.Exec(ctx, `select elt_admin.signal_tenant(a.pid, true) from pg_catalog.pg_stat_activity as a where a.usename = $1`, role); err != nil {
+		return role, fmt.Errorf("tenant %s can no longer log in, but its sessions could not be ended: %w (run elt tenant remove %s again)", customer, describe(err), customer)
+	}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if err := asOwner(ctx, tx); err != nil {
 			return err
@@ -427,21 +426,35 @@ func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, e
 		if _, err := tx.Exec(ctx, "drop schema if exists "+pgx.Identifier{role}.Sanitize()+" cascade"); err != nil {
 			return err
 		}
-		var revoke string
-		if err := tx.QueryRow(ctx, `select pg_catalog.format('revoke connect on database %I from %I', pg_catalog.current_database(), $1::text)`, role).Scan(&revoke); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, revoke)
-		return err
+		return grantConnect(ctx, tx, role, false)
 	})
 	if err != nil {
 		return role, fmt.Errorf("tenant %s can no longer log in, but its schema %s could not be dropped: %w (run elt tenant remove %s again)", customer, role, describe(err), customer)
 	}
 	if _, err := pool.Exec(ctx, `select elt_admin.drop_login($1)`, role); err != nil {
-		return role, fmt.Errorf("tenant %s can no longer log in and its schema is gone, but its login %s could not be dropped: %w (it may own objects or hold privileges in another database: drop them there with DROP OWNED BY, then DROP ROLE)",
-			customer, role, describe(err))
+		return role, fmt.Errorf("tenant %s can no longer log in and its schema is gone, but its login %s could not be dropped: %w (it may own objects or hold privileges in another database: drop them there with DROP OWNED BY, then run elt tenant remove %s again)",
+			customer, role, describe(err), customer)
 	}
 	return role, nil
+}
+
+// grantConnect grants (or revokes) CONNECT on this database to role, as elt_owner, which holds it with
+// grant option (elt_dba.harden_database).
+func grantConnect(ctx context.Context, tx pgx.Tx, role string, grant bool) error {
+	f := `select pg_catalog.format('grant connect on database %I to %I', pg_catalog.current_database(), $1::text)`
+	if !grant {
+		var exists bool
+		if err := tx.QueryRow(ctx, `select exists (select from pg_catalog.pg_roles where rolname = $1)`, role).Scan(&exists); err != nil || !exists {
+			return err
+		}
+		f = `select pg_catalog.format('revoke connect on database %I from %I', pg_catalog.current_database(), $1::text)`
+	}
+	var stmt string
+	if err := tx.QueryRow(ctx, f, role).Scan(&stmt); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, stmt)
+	return err
 }
 
 // mappedRole runs sql, an update of customer's mapping ($1) returning role_name, in tx and returns the role;
@@ -559,10 +572,5 @@ func configureAdopted(ctx context.Context, tx pgx.Tx, role, key string) error {
 	if err := setLimits(ctx, tx, role, key, l); err != nil {
 		return err
 	}
-	var grant string
-	if err := tx.QueryRow(ctx, `select pg_catalog.format('grant connect on database %I to %I', pg_catalog.current_database(), $1::text)`, role).Scan(&grant); err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, grant)
-	return err
+	return grantConnect(ctx, tx, role, true)
 }

@@ -72,7 +72,7 @@ func emptyDatabase(t testing.TB, db *pgtest.DB) string {
 	t.Helper()
 	ctx := context.Background()
 	name := db.Name + "_empty"
-	if _, err := db.Pool.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := pgtest.CreateDatabase(ctx, db.Pool, name, ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

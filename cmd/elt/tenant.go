@@ -54,6 +54,19 @@ migration: it exits 1 on anything that would let a tenant reach or observe what 
 elt tenant guard running beside the database. See docs/tenants.md and docs/superset.md.`
 }
 
+// canonical returns customer as the database prints a value of the project's tenant key (0042 is 42 for an
+// integer key), the form elt.tenants keeps; customer itself when the project cannot say.
+func canonical(ctx context.Context, g *Globals, pool *pgxpool.Pool, customer string) string {
+	_, l, err := layer(ctx, g, pool)
+	if err != nil {
+		return customer
+	}
+	if c, err := l.Canonical(ctx, pool, customer); err == nil {
+		return c
+	}
+	return customer
+}
+
 // layer loads the project and its tenant layer.
 func layer(ctx context.Context, g *Globals, pool *pgxpool.Pool) (*project.Project, *tenant.Layer, error) {
 	p, err := g.LoadProject()
@@ -271,6 +284,7 @@ func (c *TenantRemoveCmd) Run(ctx context.Context, g *Globals, log *slog.Logger)
 		}
 	}
 	for _, cu := range c.Customers {
+		cu = canonical(ctx, g, pool, cu)
 		role, err := tenant.Remove(ctx, pool, cu)
 		switch {
 		case errors.Is(err, tenant.ErrNotFound) && (c.IfExists || c.Purge):
@@ -318,7 +332,7 @@ func (c *TenantRotateCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer pool.Close()
-	pw, err = tenant.Rotate(ctx, pool, c.Customer, pw)
+	pw, err = tenant.Rotate(ctx, pool, canonical(ctx, g, pool, c.Customer), pw)
 	if err != nil {
 		return err
 	}
@@ -346,7 +360,7 @@ func (c *TenantLimitsCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	if err := tenant.SetLimits(ctx, pool, c.Customer, limits); err != nil {
+	if err := tenant.SetLimits(ctx, pool, canonical(ctx, g, pool, c.Customer), limits); err != nil {
 		return err
 	}
 	fmt.Printf("limits of tenant %s set: %d connections, statement %s, idle in transaction %s, transaction %s, temp files %s, time zone %s\n",
@@ -396,7 +410,7 @@ func (c *TenantURICmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer pool.Close()
-	t, err := tenant.Get(ctx, pool, c.Customer)
+	t, err := tenant.Get(ctx, pool, canonical(ctx, g, pool, c.Customer))
 	if err != nil {
 		return err
 	}
@@ -502,7 +516,7 @@ func (c *TenantReportCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer pool.Close()
-	t, err := tenant.Get(ctx, pool, c.Customer)
+	t, err := tenant.Get(ctx, pool, canonical(ctx, g, pool, c.Customer))
 	if err != nil {
 		return err
 	}

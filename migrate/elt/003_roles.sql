@@ -123,7 +123,8 @@ comment on column elt.purges.refused is 'Rows of the customer that arrived after
 comment on column elt.purges.through_batch is 'Highest batch whose staging records elt refresh has searched for the customer''s (and deleted).';
 
 -- elt_admin: the functions that act with the rights of elt_tenant_admin. Each validates its arguments and does
--- one fixed thing; names and values reach SQL only through format('%I', '%L').
+-- one fixed thing; names and values reach SQL only through format('%I', '%L'). Their search_path is pg_catalog
+-- then pg_temp, last, so that no temporary object (a domain named text, say) can stand in for a built-in one.
 create schema elt_admin authorization elt_tenant_admin;
 comment on schema elt_admin is 'Functions that create, configure and drop tenant logins with fixed attributes, and signal tenant sessions. Owned by elt_tenant_admin; executable by elt_runner.';
 revoke all on schema elt_admin from public;
@@ -132,7 +133,7 @@ set local role elt_tenant_admin;
 
 create function elt_admin.check_name(p_role text) returns void
     language plpgsql immutable
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 begin
     if p_role is null or p_role !~ '^tenant_[0-9a-f]{16}$' then
@@ -145,7 +146,7 @@ $$;
 -- A tenant login: the name pattern, a member of elt_tenant, and nothing a tenant login may not be.
 create function elt_admin.check_login(p_role text) returns boolean
     language plpgsql stable
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 declare
     r pg_catalog.pg_roles;
@@ -166,7 +167,7 @@ $$;
 
 create function elt_admin.check_verifier(p_verifier text) returns void
     language plpgsql immutable
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 begin
     if p_verifier is null or p_verifier !~ '^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$' then
@@ -177,7 +178,7 @@ $$;
 
 create function elt_admin.create_login(p_role text, p_verifier text, p_valid_until timestamptz) returns void
     language plpgsql security definer
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 begin
     perform elt_admin.check_name(p_role);
@@ -194,7 +195,7 @@ create function elt_admin.configure_login(p_role text, p_connection_limit intege
                                           p_idle_in_transaction_timeout interval, p_temp_file_limit_kb bigint,
                                           p_time_zone text) returns void
     language plpgsql security definer
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 begin
     if not elt_admin.check_login(p_role) then
@@ -228,7 +229,7 @@ comment on function elt_admin.configure_login(text, integer, interval, interval,
 
 create function elt_admin.set_password(p_role text, p_verifier text) returns void
     language plpgsql security definer
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 begin
     if not elt_admin.check_login(p_role) then
@@ -242,7 +243,7 @@ comment on function elt_admin.set_password(text, text) is 'Sets the SCRAM verifi
 
 create function elt_admin.lock_login(p_role text) returns void
     language plpgsql security definer
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 begin
     if elt_admin.check_login(p_role) then
@@ -257,7 +258,7 @@ comment on function elt_admin.lock_login(text) is 'Forbids tenant login p_role t
 -- False when there is no such role.
 create function elt_admin.drop_login(p_role text) returns boolean
     language plpgsql security definer
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 begin
     if not elt_admin.check_login(p_role) then
@@ -279,7 +280,7 @@ comment on function elt_admin.drop_login(text) is 'Ends the sessions of tenant l
 -- Cancels the statement of (or terminates) a session of a tenant login; false for any other session.
 create function elt_admin.signal_tenant(p_pid integer, p_terminate boolean) returns boolean
     language plpgsql security definer
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 declare
     login text;

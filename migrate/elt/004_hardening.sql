@@ -1,22 +1,32 @@
--- Ownership and hardening.
+-- Ownership and hardening, in schema elt_dba.
 --
--- elt.adopt_objects gives the objects of elt's schemas and of the project's schemas to elt_owner (elt migrate
--- calls it after every run): migrations run as whoever applies them, often a superuser, and a relation owned
--- by someone else could neither be refreshed by elt_runner nor safely read by a tenant's view.
+-- elt_dba.adopt_objects gives the objects of elt's schemas and of the project's schemas to elt_owner (elt
+-- migrate calls it after every run): migrations run as whoever applies them, often a superuser, and a relation
+-- owned by someone else could neither be refreshed by elt_runner nor safely read by a tenant's view.
 --
--- elt.harden_database and elt.harden_catalogs take from PUBLIC what would let a tenant act on this database
--- (temporary objects, advisory locks, large objects, other databases) or observe other tenants through it:
--- statistics views and functions, sizes, row and page counts in pg_class, partition bounds, transaction ids
--- and WAL positions, other sessions and their locks. See docs/tenants.md, "What a tenant can observe".
+-- elt_dba.harden_database and elt_dba.harden_catalogs take from PUBLIC what would let a tenant act on this
+-- database (temporary objects, advisory locks, large objects, other databases) or observe other tenants
+-- through it: statistics views and functions, sizes, row and page counts in pg_class, partition bounds,
+-- transaction ids and WAL positions, other sessions and their locks. See docs/tenants.md, "What a tenant can
+-- observe".
+--
+-- Schema elt_dba and these routines belong to whoever applies this migration (a superuser or the DBA), never
+-- to elt_owner: a superuser calls them, and elt_runner, which has elt_owner's rights, must not be able to
+-- replace what a superuser runs.
 
 -- Bounded waits: if a lock is not granted quickly the migration fails (and can be run again) instead of
 -- queueing every reader and writer behind it.
 set local lock_timeout = '10s';
 set local statement_timeout = '15min';
 
-create procedure elt.adopt_objects(p_schemas text[])
+create schema elt_dba;
+comment on schema elt_dba is 'Routines a superuser or the DBA runs (ownership, hardening). Owned by whoever applied elt''s migrations, never by elt_owner.';
+revoke all on schema elt_dba from public;
+grant usage on schema elt_dba to elt_owner;
+
+create procedure elt_dba.adopt_objects(p_schemas text[])
     language plpgsql
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 declare
     r record;
@@ -57,13 +67,13 @@ begin
     end loop;
 end
 $$;
-comment on procedure elt.adopt_objects(text[]) is 'Makes elt_owner the owner of every object in staging, elt and the given project schemas; elt migrate calls it after applying migrations.';
+comment on procedure elt_dba.adopt_objects(text[]) is 'Makes elt_owner the owner of every object in staging, elt and the given project schemas; elt migrate calls it after applying migrations.';
 
 -- What PUBLIC may no longer read or call, because it depends on other tenants' data or activity. Derived from
 -- the server's own catalogs, so it follows the server version.
-create function elt.catalog_surfaces() returns table (kind text, object text)
+create function elt_dba.catalog_surfaces() returns table (kind text, object text)
     language sql stable
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 begin atomic
     select 'column', 'pg_catalog.pg_class.' || a.attname
     from pg_attribute as a
@@ -102,25 +112,64 @@ begin atomic
                'pg_isolation_test_session_is_blocked', 'pg_notify', 'pg_notification_queue_usage')
            or p.oid = 'pg_catalog.age(xid)'::regprocedure);
 end;
-comment on function elt.catalog_surfaces() is 'Catalog columns, views and functions whose values depend on other tenants'' data or activity; elt.harden_catalogs revokes them from PUBLIC and elt tenant check reports any PUBLIC still has.';
-revoke execute on function elt.catalog_surfaces() from public;
-grant execute on function elt.catalog_surfaces() to elt_owner;
+comment on function elt_dba.catalog_surfaces() is 'Catalog columns, views and functions whose values depend on other tenants'' data or activity; elt_dba.harden_catalogs revokes them from PUBLIC and elt tenant check reports any PUBLIC still has.';
+revoke execute on function elt_dba.catalog_surfaces() from public;
+grant execute on function elt_dba.catalog_surfaces() to elt_owner;
+
+-- What in schema elt would run with the rights of whoever writes elt's tables: a trigger, a rule, a policy, or
+-- a default, constraint or index expression calling a function outside pg_catalog. elt creates none; a role with
+-- elt_owner's rights (elt_runner) could, and then wait for a superuser's elt migrate to write the table. elt
+-- migrate refuses to run as a superuser while this returns rows, and elt tenant check reports them.
+create function elt_dba.traps() returns table (object text, problem text)
+    language sql stable
+    set search_path = pg_catalog, pg_temp
+begin atomic
+    select t.tgrelid::regclass::text, 'has trigger ' || quote_ident(t.tgname) || ', which runs with the rights of whoever writes the table'
+    from pg_trigger as t
+    join pg_class as c on c.oid = t.tgrelid
+    where not t.tgisinternal and c.relnamespace = 'elt'::regnamespace
+    union all
+    select r.ev_class::regclass::text, 'has rule ' || quote_ident(r.rulename)
+    from pg_rewrite as r
+    join pg_class as c on c.oid = r.ev_class
+    where c.relnamespace = 'elt'::regnamespace and c.relkind in ('r', 'p')
+    union all
+    select p.polrelid::regclass::text, 'has policy ' || quote_ident(p.polname)
+    from pg_policy as p
+    join pg_class as c on c.oid = p.polrelid
+    where c.relnamespace = 'elt'::regnamespace
+    union all
+    select distinct rel.oid::regclass::text, 'a default, constraint or index of it calls ' || f.oid::regprocedure::text
+    from pg_depend as d
+    join pg_proc as f on d.refclassid = 'pg_proc'::regclass and f.oid = d.refobjid
+    join pg_class as rel on rel.oid = case d.classid
+            when 'pg_attrdef'::regclass then (select a.adrelid from pg_attrdef as a where a.oid = d.objid)
+            when 'pg_constraint'::regclass then (select k.conrelid from pg_constraint as k where k.oid = d.objid)
+            when 'pg_class'::regclass then (select i.indrelid from pg_index as i where i.indexrelid = d.objid)
+        end
+    where d.classid in ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_class'::regclass)
+      and f.pronamespace <> 'pg_catalog'::regnamespace
+      and rel.relnamespace = 'elt'::regnamespace;
+end;
+comment on function elt_dba.traps() is 'Triggers, rules, policies and non-catalog functions in defaults, constraints or indexes of elt''s own tables: what would run with a superuser''s rights when it writes them. Must return nothing.';
+revoke execute on function elt_dba.traps() from public;
+grant execute on function elt_dba.traps() to elt_owner;
 
 -- Superuser only (catalog privileges). What PUBLIC loses goes to elt_owner, which elt needs (pg_class.reltuples,
 -- pg_locks, pg_stat_activity), and to pg_read_all_stats, so monitoring keeps working.
-create procedure elt.harden_catalogs()
+create procedure elt_dba.harden_catalogs()
     language plpgsql
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 declare
     r record;
     visible text;
 begin
     if not (select rolsuper from pg_roles where rolname = current_user) then
-        raise notice 'elt.harden_catalogs: only a superuser can change the privileges of the system catalogs; run elt migrate (or call elt.harden_catalogs()) as one';
+        raise notice 'elt_dba.harden_catalogs: only a superuser can change the privileges of the system catalogs; run elt migrate (or call elt_dba.harden_catalogs()) as one';
         return;
     end if;
-    for r in select * from elt.catalog_surfaces() loop
+    for r in select * from elt_dba.catalog_surfaces() loop
         case r.kind
         when 'relation' then
             execute format('revoke select on %s from public', r.object);
@@ -135,20 +184,20 @@ begin
     select string_agg(quote_ident(a.attname), ', ' order by a.attnum) into visible
     from pg_attribute as a
     where a.attrelid = 'pg_catalog.pg_class'::regclass and a.attnum > 0 and not a.attisdropped
-      and 'pg_catalog.pg_class.' || a.attname not in (select s.object from elt.catalog_surfaces() as s where s.kind = 'column');
+      and 'pg_catalog.pg_class.' || a.attname not in (select s.object from elt_dba.catalog_surfaces() as s where s.kind = 'column');
     revoke select on pg_catalog.pg_class from public;
     execute format('grant select (%s) on pg_catalog.pg_class to public', visible);
     grant select on pg_catalog.pg_class to elt_owner, pg_read_all_stats;
 end
 $$;
-comment on procedure elt.harden_catalogs() is 'Revokes elt.catalog_surfaces() from PUBLIC (granted to elt_owner and pg_read_all_stats instead); run by a superuser.';
+comment on procedure elt_dba.harden_catalogs() is 'Revokes elt_dba.catalog_surfaces() from PUBLIC (granted to elt_owner and pg_read_all_stats instead); run by a superuser.';
 
 -- Run by the database owner or a superuser; what the caller may not change is reported by elt tenant check,
 -- not silently skipped. A database created from a template does not inherit database privileges: call it in
 -- every such database.
-create procedure elt.harden_database()
+create procedure elt_dba.harden_database()
     language plpgsql
-    set search_path = pg_catalog
+    set search_path = pg_catalog, pg_temp
 as $$
 declare
     r record;
@@ -163,7 +212,7 @@ begin
         execute format('grant connect on database %I to pg_monitor', current_database());
         revoke create on schema public from public;
     else
-        raise notice 'elt.harden_database: only the owner of database % can revoke CONNECT and TEMPORARY from PUBLIC', current_database();
+        raise notice 'elt_dba.harden_database: only the owner of database % can revoke CONNECT and TEMPORARY from PUBLIC', current_database();
     end if;
     if super then
         for r in
@@ -183,21 +232,20 @@ begin
         loop
             execute format('revoke execute on function %s from public', r.fn);
         end loop;
-        call elt.harden_catalogs();
+        call elt_dba.harden_catalogs();
     else
-        raise notice 'elt.harden_database: only a superuser can revoke advisory locks, large objects and catalog statistics from PUBLIC';
+        raise notice 'elt_dba.harden_database: only a superuser can revoke advisory locks, large objects and catalog statistics from PUBLIC';
     end if;
 end
 $$;
-comment on procedure elt.harden_database() is 'Revokes from PUBLIC what would help a tenant (connect, temporary objects, advisory locks, large objects, catalog statistics); run by the database owner or a superuser.';
+comment on procedure elt_dba.harden_database() is 'Revokes from PUBLIC what would help a tenant (connect, temporary objects, advisory locks, large objects, catalog statistics); run by the database owner or a superuser.';
 
-revoke execute on procedure elt.adopt_objects(text[]), elt.harden_database(), elt.harden_catalogs() from public;
+revoke execute on procedure elt_dba.adopt_objects(text[]), elt_dba.harden_database(), elt_dba.harden_catalogs() from public;
+-- elt_runner gives what it creates (later migrations, staging tables) to elt_owner itself.
+grant execute on procedure elt_dba.adopt_objects(text[]) to elt_owner;
 
-call elt.harden_database();
+call elt_dba.harden_database();
 
 ---- create above / drop below ----
 
-drop procedure elt.harden_database();
-drop procedure elt.harden_catalogs();
-drop function elt.catalog_surfaces();
-drop procedure elt.adopt_objects(text[]);
+drop schema elt_dba cascade;

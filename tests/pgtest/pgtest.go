@@ -8,7 +8,7 @@
 // The migrations of both tracks (elt's own and a project's: the default project at the root of the
 // repository, or another) are applied once, to a template database named after a hash of their rendered SQL;
 // each test then gets CREATE DATABASE ... TEMPLATE, which takes tens of milliseconds, hardened like a
-// migrated database (elt.harden_database: database privileges are not copied from a template). A failed
+// migrated database (elt_dba.harden_database: database privileges are not copied from a template). A failed
 // test's database is kept and its URL logged, so it can be inspected with psql.
 package pgtest
 
@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/elt-dev/elt/localpg"
@@ -181,11 +182,7 @@ func (srv *server) newDB(t testing.TB, p *project.Project) *DB {
 		t.Fatalf("pgtest: %v", err)
 	}
 	name := "t_" + randomHex(8)
-	if _, err := srv.admin.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()+" template "+pgx.Identifier{tmpl}.Sanitize()); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
-	}
-	// Database privileges are not copied from the template: PUBLIC's CONNECT and TEMPORARY come back.
-	if _, err := srv.admin.Exec(ctx, "revoke connect, temporary on database "+pgx.Identifier{name}.Sanitize()+" from public"); err != nil {
+	if err := CreateDatabase(ctx, srv.admin, name, tmpl); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	db := &DB{Name: name, URL: srv.urlFor(name), Project: p, srv: srv}
@@ -198,7 +195,7 @@ func (srv *server) newDB(t testing.TB, p *project.Project) *DB {
 	if err != nil {
 		t.Fatalf("pgtest: connect: %v", err)
 	}
-	if _, err := db.Pool.Exec(ctx, `call elt.harden_database()`); err != nil {
+	if _, err := db.Pool.Exec(ctx, `call elt_dba.harden_database()`); err != nil {
 		t.Fatalf("pgtest: harden database: %v", err)
 	}
 	t.Cleanup(func() {
@@ -337,7 +334,7 @@ func (s *server) ensureTemplate(ctx context.Context, p *project.Project) (string
 	if _, err := conn.Exec(ctx, "drop database if exists "+pgx.Identifier{building}.Sanitize()+" with (force)"); err != nil {
 		return "", err
 	}
-	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{building}.Sanitize()); err != nil {
+	if err := CreateDatabase(ctx, conn, building, ""); err != nil {
 		return "", err
 	}
 	mconn, err := pgx.Connect(ctx, s.urlFor(building))
@@ -372,6 +369,32 @@ func (s *server) ensureTemplate(ctx context.Context, p *project.Project) (string
 		}
 	}
 	return name, nil
+}
+
+// Execer runs a statement: a *pgx.Conn or a *pgxpool.Pool.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// CreateDatabase creates database name (from template, "" for the default) so that PUBLIC never has CONNECT
+// or TEMPORARY on it, not even for an instant: it is created not accepting connections, its privileges are
+// taken from PUBLIC, and then it opens. Database privileges are not copied from a template, and tests share a
+// cluster: a tenant check in another test must never see a database any tenant login could connect to.
+func CreateDatabase(ctx context.Context, db Execer, name, template string) error {
+	ident := pgx.Identifier{name}.Sanitize()
+	q := "create database " + ident + " allow_connections = false"
+	if template != "" {
+		q += " template " + pgx.Identifier{template}.Sanitize()
+	}
+	for _, stmt := range []string{q,
+		"revoke connect, temporary on database " + ident + " from public",
+		"alter database " + ident + " allow_connections = true",
+	} {
+		if _, err := db.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("create database %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func randomHex(n int) string {

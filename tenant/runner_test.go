@@ -1,0 +1,113 @@
+package tenant_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/elt-dev/elt/migrate"
+	"github.com/elt-dev/elt/tenant"
+	"github.com/elt-dev/elt/tenant/tenanttest"
+)
+
+// TestRunnerCannotEscalate: the credential the nightly job holds (elt_runner) cannot give itself a predefined
+// role, become the role that manages logins, or replace what a superuser or elt_tenant_admin runs.
+func TestRunnerCannotEscalate(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	tests := []struct{ name, sql string }{
+		{"GrantServerProgram", "grant pg_execute_server_program to elt_runner"},
+		{"GrantReadServerFiles", "grant pg_read_server_files to elt_runner"},
+		{"Createrole", "alter role elt_runner createrole"},
+		{"SetRoleAdmin", "set role elt_tenant_admin"},
+		{"GrantAdmin", "grant elt_tenant_admin to elt_runner"},
+		{"CopyToProgram", "copy (select 1) to program 'id'"},
+		{"ReplaceHardening", "create or replace procedure elt_dba.harden_database() language sql as 'select 1'"},
+		{"ReplaceTraps", "create or replace function elt_dba.traps() returns table (object text, problem text) language sql as 'select null::text, null::text where false'"},
+		{"ReplaceAdminFunction", "create or replace function elt_admin.signal_tenant(integer, boolean) returns boolean language sql as 'select true'"},
+		{"CreateInAdmin", "create function elt_admin.mine() returns int language sql as 'select 1'"},
+		{"DropAdminFunction", "drop function elt_admin.drop_login(text)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := b.Runner.Exec(context.Background(), tt.sql)
+			if sqlstate(err) != "42501" {
+				t.Errorf("%s as elt_runner: %v, want permission denied (42501)", tt.sql, err)
+			}
+		})
+	}
+}
+
+// TestAdminFunctionsIgnoreTemporaryObjects: a temporary domain named text (elt_runner may create temporary
+// objects) does not stand in for the built-in type inside elt_admin's functions, which run as
+// elt_tenant_admin: its check would otherwise run with that role's rights.
+func TestAdminFunctionsIgnoreTemporaryObjects(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	ctx := context.Background()
+	conn, err := b.Runner.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, q := range []string{
+		"create temporary table spied (who text)",
+		"create function pg_temp.spy(v pg_catalog.text) returns boolean language sql as $$ insert into pg_temp.spied values (current_user) returning true $$",
+		"create domain pg_temp.text as pg_catalog.text check (pg_temp.spy(value))",
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	// A session of another login, so that signal_tenant reads a user name.
+	if _, err := conn.Exec(ctx, `select elt_admin.signal_tenant(pg_backend_pid(), false)`); err != nil {
+		t.Fatal(err)
+	}
+	var spied int
+	if err := conn.QueryRow(ctx, `select count(*) from pg_temp.spied`).Scan(&spied); err != nil {
+		t.Fatal(err)
+	}
+	if spied != 0 {
+		t.Errorf("the temporary domain ran %d times inside elt_admin.signal_tenant", spied)
+	}
+}
+
+// TestSuperuserMigrateRefusesTraps: a trigger on one of elt's tables (which elt_runner, with elt_owner's
+// rights, could add and then wait for a DBA's elt migrate to fire it as a superuser) makes a superuser's
+// migrate refuse to run, and elt tenant check report it.
+func TestSuperuserMigrateRefusesTraps(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		"create function elt.trap() returns trigger language plpgsql as 'begin return new; end'",
+		"create trigger trap before update on elt.schema_version for each row execute function elt.trap()",
+	} {
+		if _, err := b.Runner.Exec(ctx, q); err != nil {
+			t.Fatalf("%s as elt_runner: %v", q, err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, b.DB.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	_, err = migrate.Up(ctx, conn, migrate.Options{Schemas: b.DB.Project.Schemas}, migrate.Elt(), migrate.Project(b.DB.Project.Migrations()))
+	if err == nil || !strings.Contains(err.Error(), "refusing to run as a superuser") || !strings.Contains(err.Error(), "elt.schema_version has trigger trap") {
+		t.Errorf("superuser migrate with a trigger on elt.schema_version: %v, want a refusal naming it", err)
+	}
+	vs, err := tenant.Check(ctx, b.Runner, b.Layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range vs {
+		found = found || v.Object == "elt.schema_version" && strings.Contains(v.Problem, "has trigger trap")
+	}
+	if !found {
+		t.Errorf("tenant check does not report the trigger: %v", vs)
+	}
+}
