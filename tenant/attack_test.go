@@ -3,6 +3,7 @@ package tenant_test
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -418,6 +419,32 @@ func TestDashboardQueriesUseTenantIndexes(t *testing.T) {
 			if strings.Contains(l, " on ") && !strings.Contains(l, suffix) {
 				t.Errorf("%s: plan reads a relation that is not the tenant's own: %s", tt.name, l)
 			}
+		}
+	}
+}
+
+// TestPsqlDescribes: with the catalog statistics revoked, psql's describe commands still work for a tenant on
+// what it can read (its schema's views, their columns and comments), and the size columns of \dt+ fail only
+// because the sizes are revoked.
+func TestPsqlDescribes(t *testing.T) {
+	t.Parallel()
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		t.Fatalf("psql is not installed (the PostgreSQL client, Debian postgresql-client): %v", err)
+	}
+	b := tenanttest.New(t)
+	me := b.Add(t, "cus_0001", tenant.Limits{})
+	for _, tt := range []struct{ cmd, want string }{
+		{`\d`, "active_users_daily"},
+		{`\dv`, "retention_weekly"},
+		{`\d+ events`, "Product feature used"},
+		{`\dn`, me.Role},
+		{`\df`, "List of functions"},
+		{`\dt`, "Did not find any relations"},
+	} {
+		out, err := exec.Command(psql, "-X", "-c", tt.cmd, b.URL(me)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), tt.want) {
+			t.Errorf("psql %s as the tenant: %v\n%s\nwant it to show %q", tt.cmd, err, out, tt.want)
 		}
 	}
 }

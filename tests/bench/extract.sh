@@ -90,8 +90,14 @@ for n in $SIZES; do
 	insert into elt.runs (kind, target, status) values ('extract', 'baseline', 'succeeded');
 	insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
 	select max(run_id), 'baseline', 'events', 'baseline', 0, 0 from elt.runs;
-	create table staging.baseline (like staging.events including all);
-	alter table staging.baseline add foreign key (batch_id) references elt.batches (batch_id);
+	-- The shape elt extract gives a staging table (extract.EnsureStagingTable), which does not exist yet.
+	create table staging.baseline (
+	    id       bigint generated always as identity primary key,
+	    batch_id bigint not null references elt.batches (batch_id),
+	    record   jsonb  not null,
+	    parent   jsonb
+	);
+	create index baseline_batch_id_idx on staging.baseline using brin (batch_id) with (autosummarize = on);
 	select max(batch_id) as batch from elt.batches \gset
 	alter table staging.baseline alter column batch_id set default :batch;
 	EOF
