@@ -54,7 +54,7 @@ create table core.users (
     updated_at  timestamptz not null,
     staging_id  bigint      not null,
     batch_id    bigint      not null,
-    constraint users_pkey primary key (customer_id, user_id)
+    constraint users_pkey primary key (user_id, customer_id)
 ) partition by list (customer_id);
 comment on table core.users is 'Users of each customer: the newest version of each user record.';
 comment on column core.users.customer_id is 'Customer the user belongs to (tenant key).';
@@ -77,7 +77,7 @@ create table core.events (
     properties  jsonb,
     staging_id  bigint      not null,
     batch_id    bigint      not null,
-    constraint events_pkey primary key (customer_id, event_id)
+    constraint events_pkey primary key (event_id, customer_id)
 ) partition by list (customer_id);
 comment on table core.events is 'Product usage events: the newest version of each event record.';
 comment on column core.events.customer_id is 'Customer the event belongs to (tenant key).';
@@ -91,7 +91,7 @@ comment on column core.events.staging_id is 'staging.events.id of the version ke
 comment on column core.events.batch_id is 'Batch that loaded the version kept (load order: breaks updated_at ties).';
 
 -- Indexes on a partitioned table are built on each partition, where every row has the same customer_id: they
--- lead with the column a query ranges over, not with customer_id. The rollups recompute a (customer, UTC day)
+-- lead with the column a query ranges over, not with customer_id (which the primary keys therefore list last). The rollups recompute a (customer, UTC day)
 -- bucket from the events of that day (the customer picks the partition, the time picks the rows), and a
 -- tenant's time series reads its own partition by time the same way.
 -- squawk-ignore require-concurrent-index-creation

@@ -3,8 +3,9 @@
 -- All days, weeks and months are UTC: a week starts on Monday, a month on its first day.
 --
 -- The three day rollups are published to tenants as they are (elt.yaml: active_users_daily,
--- feature_usage_daily, user_activity_daily), so they are partitioned by list (customer_id) like core; the
--- week, month and lifetime rollups only feed the marts and stay plain tables.
+-- feature_usage_daily, user_activity_daily), so they are partitioned by list (customer_id) like core, with
+-- customer_id last in their primary keys (each partition holds one customer: a tenant's range on day uses the
+-- key); the week, month and lifetime rollups only feed the marts and stay plain tables.
 
 -- Bounded waits: if a lock is not granted quickly the migration fails (and can be run again) instead of
 -- queueing every reader and writer of the table behind it.
@@ -16,7 +17,7 @@ create table marts.rollup_customer_day (
     day          date   not null,
     active_users bigint not null,
     events       bigint not null,
-    constraint rollup_customer_day_pkey primary key (customer_id, day)
+    constraint rollup_customer_day_pkey primary key (day, customer_id)
 ) partition by list (customer_id);
 comment on table marts.rollup_customer_day is 'Active users and events per customer and UTC day (only days with events).';
 comment on column marts.rollup_customer_day.customer_id is 'Customer (tenant key).';
@@ -30,7 +31,7 @@ create table marts.rollup_feature_day (
     feature     text   not null,
     events      bigint not null,
     users       bigint not null,
-    constraint rollup_feature_day_pkey primary key (customer_id, day, feature)
+    constraint rollup_feature_day_pkey primary key (day, feature, customer_id)
 ) partition by list (customer_id);
 comment on table marts.rollup_feature_day is 'Events and distinct users of each feature per customer and UTC day.';
 comment on column marts.rollup_feature_day.customer_id is 'Customer (tenant key).';
@@ -46,7 +47,7 @@ create table marts.rollup_user_day (
     events      bigint      not null,
     first_at    timestamptz not null,
     last_at     timestamptz not null,
-    constraint rollup_user_day_pkey primary key (customer_id, day, user_id)
+    constraint rollup_user_day_pkey primary key (day, user_id, customer_id)
 ) partition by list (customer_id);
 comment on table marts.rollup_user_day is 'Events of each user per UTC day (only days with events).';
 comment on column marts.rollup_user_day.customer_id is 'Customer (tenant key).';

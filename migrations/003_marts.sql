@@ -11,7 +11,7 @@ create table marts.active_users_weekly (
     customer_id  text   not null,
     week         date   not null,
     active_users bigint not null,
-    constraint active_users_weekly_pkey primary key (customer_id, week)
+    constraint active_users_weekly_pkey primary key (week, customer_id)
 ) partition by list (customer_id);
 comment on table marts.active_users_weekly is 'Weekly active users per customer and ISO week (Monday to Sunday, UTC).';
 comment on column marts.active_users_weekly.customer_id is 'Customer (tenant key).';
@@ -22,7 +22,7 @@ create table marts.active_users_monthly (
     customer_id  text   not null,
     month        date   not null,
     active_users bigint not null,
-    constraint active_users_monthly_pkey primary key (customer_id, month)
+    constraint active_users_monthly_pkey primary key (month, customer_id)
 ) partition by list (customer_id);
 comment on table marts.active_users_monthly is 'Monthly active users per customer and calendar month (UTC).';
 comment on column marts.active_users_monthly.customer_id is 'Customer (tenant key).';
@@ -37,7 +37,7 @@ create table marts.user_activity (
     -- squawk-ignore prefer-bigint-over-int
     active_days integer     not null, -- days, at most a few thousand; the mart's contract type
     events_30d  bigint      not null,
-    constraint user_activity_pkey primary key (customer_id, user_id)
+    constraint user_activity_pkey primary key (user_id, customer_id)
 ) partition by list (customer_id);
 comment on table marts.user_activity is 'Activity summary of each user who has at least one event.';
 comment on column marts.user_activity.customer_id is 'Customer (tenant key).';
@@ -54,7 +54,7 @@ create table marts.retention_weekly (
     week_number  integer not null, -- weeks since the cohort week; the mart's contract type
     cohort_users bigint  not null,
     active_users bigint  not null,
-    constraint retention_weekly_pkey primary key (customer_id, cohort_week, week_number)
+    constraint retention_weekly_pkey primary key (cohort_week, week_number, customer_id)
 ) partition by list (customer_id);
 comment on table marts.retention_weekly is 'Weekly retention: of the users first seen in a week, how many were active N weeks later.';
 comment on column marts.retention_weekly.customer_id is 'Customer (tenant key).';

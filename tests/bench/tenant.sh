@@ -211,7 +211,7 @@ select (select max(batch_id) from elt.batches),
        jsonb_build_object('id', 'evt_' || i, 'customer_id', 'cus_' || lpad(c::text, 5, '0'), 'user_id', 'usr_' || c || '_' || (1 + i % 5),
                           'feature', 'feature_' || (i % 12), 'occurred_at', to_char(ts, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
                           'updated_at', to_char(ts, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
-from (select i, 1 + (i * 7919) % :customers as c, timestamp '2026-08-01' + (i::float8 / :events) * interval '115 days' as ts
+from (select i, 1 + (i::bigint * 7919) % :customers as c, timestamp '2026-08-01' + (i::float8 / :events) * interval '115 days' as ts
       from generate_series(1, :events) as i) as g;
 SQL
     DATABASE_URL=$RUNNER "$ELT" --project . refresh >/dev/null 2>&1
@@ -263,8 +263,8 @@ insert into elt.batches (run_id, source, resource, staging_table, records, bytes
 select max(run_id), 'bench', 'events', 'events', :events, 0 from elt.runs;
 insert into staging.events (batch_id, record)
 select (select max(batch_id) from elt.batches),
-       jsonb_build_object('id', 'evt_' || (:first + i), 'customer_id', 'cus_' || lpad((1 + (i * 104729) % :customers)::text, 5, '0'),
-                          'user_id', 'usr_' || (1 + (i * 104729) % :customers) || '_' || (1 + i % 5), 'feature', 'feature_' || (i % 12),
+       jsonb_build_object('id', 'evt_' || (:first + i), 'customer_id', 'cus_' || lpad((1 + (i::bigint * 104729) % :customers)::text, 5, '0'),
+                          'user_id', 'usr_' || (1 + (i::bigint * 104729) % :customers) || '_' || (1 + i % 5), 'feature', 'feature_' || (i % 12),
                           'occurred_at', '2026-11-24T12:00:00Z', 'updated_at', '2026-11-24T12:00:00Z')
 from generate_series(1, :events) as i;
 SQL
