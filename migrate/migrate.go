@@ -116,18 +116,41 @@ func convert(t Track, ms []*migrate.Migration) []Migration {
 	return out
 }
 
-// CurrentVersion reads the applied version of t without creating anything; 0 when the track never ran.
+// CurrentVersion reads the applied version of t without creating anything; 0 when the track never ran. In a
+// superuser's session the table is first locked against change and checked to be a plain table whose
+// columns have catalog types: reading a view, or a column of a type elt_runner made, would run its code.
 func CurrentVersion(ctx context.Context, conn *pgx.Conn, t Track) (int32, error) {
-	var exists bool
-	if err := conn.QueryRow(ctx, `select to_regclass($1) is not null`, t.VersionTable).Scan(&exists); err != nil {
-		return 0, fmt.Errorf("read %s schema version: %w", t.Name, err)
-	}
-	if !exists {
-		return 0, nil
+	super, err := superuser(ctx, conn)
+	if err != nil {
+		return 0, err
 	}
 	var v int32
-	// The version table's name is one of this package's constants.
-	if err := conn.QueryRow(ctx, "select version from "+t.VersionTable).Scan(&v); err != nil {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `select to_regclass($1) is not null`, t.VersionTable).Scan(&exists); err != nil || !exists {
+			return err
+		}
+		// The version table's name is one of this package's constants.
+		if super {
+			if _, err := tx.Exec(ctx, "lock table only "+t.VersionTable+" in share mode"); err != nil {
+				return err
+			}
+			var plain bool
+			err := tx.QueryRow(ctx, `
+select c.relkind = 'r' and not c.relhasrules
+       and not exists (select from pg_catalog.pg_attribute as a join pg_catalog.pg_type as y on y.oid = a.atttypid
+                       where a.attrelid = c.oid and a.attnum > 0 and y.typnamespace <> 'pg_catalog'::regnamespace)
+from pg_catalog.pg_class as c where c.oid = $1::regclass`, t.VersionTable).Scan(&plain)
+			if err != nil {
+				return err
+			}
+			if !plain {
+				return fmt.Errorf("refusing to read it as a superuser: %s is not the plain table elt made (a role with elt_owner's rights changed it: find out who)", t.VersionTable)
+			}
+		}
+		return tx.QueryRow(ctx, "select version from only "+t.VersionTable).Scan(&v)
+	})
+	if err != nil {
 		return 0, fmt.Errorf("read %s schema version: %w", t.Name, err)
 	}
 	return v, nil
@@ -160,7 +183,14 @@ type Options struct {
 	Schemas []string
 	// OnStart, if not nil, is called before each migration.
 	OnStart func(Migration)
+	// Runner opens a connection as elt_runner. Up calls it when conn is a superuser's, after the elt track:
+	// the other tracks and the adoption run there (see Up). Nil: Up stops after the elt track with ErrRunner.
+	Runner func(context.Context) (*pgx.Conn, error)
 }
+
+// ErrRunner is returned by Up run as a superuser when the project's track could not be given to a
+// connection as elt_runner: elt's own migrations are applied, the project's are not.
+var ErrRunner = errors.New("the project's migrations run as elt_runner, never in a superuser's session")
 
 // Up applies every pending migration of the tracks, in order (pass Elt() first), and returns those it
 // applied. A failing migration is rolled back whole and the error names its track, file and the SQL error;
@@ -169,8 +199,9 @@ type Options struct {
 //
 // Run as a superuser (the first migrate, or one that brings elt migrations needing it), Up first refuses to
 // go on if elt's own tables carry code that would run with the superuser's rights (elt_dba.traps: a trigger
-// elt_runner planted, say), runs only the elt track as the superuser, and the project's track as elt_runner:
-// a project migration writing a table elt_runner could have booby-trapped must not do so as a superuser.
+// elt_runner planted, say), and runs only the elt track in the superuser's session. The project's track and
+// the adoption run on a second connection as elt_runner (opts.Runner): project migrations write tables that
+// elt_runner owns and could have booby-trapped, and SET ROLE would be no boundary (code can reset it).
 func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]Migration, error) {
 	super, err := superuser(ctx, conn)
 	if err != nil {
@@ -185,32 +216,56 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 		return nil, err
 	}
 	var applied []Migration
-	for _, t := range tracks {
+	for i, t := range tracks {
 		if super && t.Name != "elt" {
 			// What the elt track made (schema elt and its tables) must belong to elt_owner before elt_runner
 			// writes its version table there.
 			if err := Adopt(ctx, conn, nil); err != nil {
 				return applied, err
 			}
-			if _, err := conn.Exec(ctx, `set role elt_runner`); err != nil {
-				return applied, fmt.Errorf("migrate %s: act as elt_runner: %w", t.Name, err)
+			rc, err := runnerConn(ctx, opts.Runner)
+			if err != nil {
+				return applied, err
 			}
+			defer rc.Close(context.WithoutCancel(ctx))
+			rest := opts
+			rest.Runner = nil
+			got, err := Up(ctx, rc, rest, tracks[i:]...)
+			applied = append(applied, got...)
+			if err != nil {
+				return applied, fmt.Errorf("%w (the project's migrations run as elt_runner even when elt migrate runs as a superuser: apply what needs a superuser, such as create extension, as the DBA first)", err)
+			}
+			return applied, nil
 		}
 		got, err := up(ctx, conn, t, opts.OnStart)
 		applied = append(applied, got...)
 		if err != nil {
-			conn.Exec(context.WithoutCancel(ctx), `reset role`)
-			if super && t.Name != "elt" {
-				err = fmt.Errorf("%w (the project's migrations run with elt_runner's rights even when elt migrate runs as a superuser: apply what needs a superuser, such as create extension, as the DBA first)", err)
-			}
 			return applied, err
 		}
 	}
-	err = Adopt(ctx, conn, opts.Schemas)
-	if _, rerr := conn.Exec(context.WithoutCancel(ctx), `reset role`); rerr != nil && err == nil {
-		err = fmt.Errorf("migrate: %w", rerr)
+	return applied, Adopt(ctx, conn, opts.Schemas)
+}
+
+// runnerConn opens the connection as elt_runner for the project's track and checks that it is one.
+func runnerConn(ctx context.Context, open func(context.Context) (*pgx.Conn, error)) (*pgx.Conn, error) {
+	if open == nil {
+		return nil, fmt.Errorf("migrate: elt's own migrations are applied; %w: run elt migrate again as elt_runner", ErrRunner)
 	}
-	return applied, err
+	rc, err := open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: elt's own migrations are applied; %w, and connecting as elt_runner failed: %w (give elt_runner a password and put it in the passfile, or run elt migrate again as elt_runner)", ErrRunner, err)
+	}
+	var user string
+	var super bool
+	err = rc.QueryRow(ctx, `select current_user, rolsuper from pg_catalog.pg_roles where rolname = current_user`).Scan(&user, &super)
+	if err == nil && (user != "elt_runner" || super) {
+		err = fmt.Errorf("the connection for elt_runner is %s's (superuser %t)", user, super)
+	}
+	if err != nil {
+		rc.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("migrate: %w: %w", ErrRunner, err)
+	}
+	return rc, nil
 }
 
 // superuser reports whether the session's role is a superuser.

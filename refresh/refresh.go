@@ -381,23 +381,7 @@ func setWatermark(ctx context.Context, tx pgx.Tx, step string, hi int64) error {
 // TRUNCATE blocked the other tenants' reads. elt_runner ends them through elt_admin.signal_tenant.
 func (r *runner) endTenantSessions(ctx context.Context, tx pgx.Tx, s step) error {
 	var ended int64
-	// pg_locks covers the whole cluster and relation OIDs repeat across databases: keep this database's locks.
-	// elt_admin.signal_tenant ends only sessions of tenant logins.
-	err := tx.QueryRow(ctx, `
-select count(*) filter (where elt_admin.signal_tenant(t.pid, true))
-from (
-    select distinct l.pid
-    from pg_catalog.pg_locks as l
-    join pg_catalog.pg_stat_activity as a on a.pid = l.pid
-    where l.locktype = 'relation'
-      and l.database = (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database())
-      and l.relation in (select i.inhrelid from pg_catalog.pg_inherits as i
-                         where i.inhparent = any (array(select pg_catalog.unnest($1::text[])::regclass))
-                         union all
-                         select pg_catalog.unnest($1::text[])::regclass)
-      and a.usename::text in (select role_name from elt.tenants)
-      and l.pid <> pg_catalog.pg_backend_pid()
-) as t`, s.rebuild).Scan(&ended)
+	err := tx.QueryRow(ctx, `select elt_admin.end_lock_holders(array(select pg_catalog.unnest($1::text[])::regclass), true)`, s.rebuild).Scan(&ended)
 	if err != nil {
 		return fmt.Errorf("end tenant sessions holding locks on %s: %w", strings.Join(s.rebuild, ", "), err)
 	}
@@ -407,10 +391,12 @@ from (
 	return nil
 }
 
-// analyzeRebuilt refreshes the planner statistics of the tables a step rebuilds when the step changed a large
-// part of them (always when it rebuilt them: a first load, --full), so that the following steps and the next
-// run are planned for the data just written rather than for an empty table. Autovacuum would do it too, but
-// only later.
+// analyzeRebuilt refreshes the planner statistics of the tables a step rebuilt (a first load, a full run), so
+// that the following steps and the next run are planned for the data just written rather than for an empty
+// table; and, after an incremental run, of a plain table the step changed a large part of. A partitioned table
+// is left to autovacuum after an incremental run: whether a tenant's partition is analyzed must follow that
+// partition's own changes (autovacuum's per-table thresholds), not how many rows every customer got, or the
+// tenant's estimates would tell the others' volume. Autovacuum would do the rest too, but only later.
 func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, rebuild bool) error {
 	if rows == 0 {
 		return nil
@@ -418,10 +404,11 @@ func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, rebuild 
 	for _, table := range s.rebuild {
 		if !rebuild {
 			var tuples float64
-			if err := tx.QueryRow(ctx, `select reltuples from pg_catalog.pg_class where oid = $1::regclass`, table).Scan(&tuples); err != nil {
+			var partitioned bool
+			if err := tx.QueryRow(ctx, `select reltuples, relkind = 'p' from pg_catalog.pg_class where oid = $1::regclass`, table).Scan(&tuples, &partitioned); err != nil {
 				return err
 			}
-			if tuples >= 0 && float64(rows) <= 0.2*tuples {
+			if partitioned || tuples >= 0 && float64(rows) <= 0.2*tuples {
 				continue
 			}
 		}
@@ -693,8 +680,14 @@ func describePgError(err error) string {
 		msg += " (" + pg.Detail + ")"
 	}
 	msg += " [SQLSTATE " + pg.Code + "]"
-	if pg.Code == "55P03" {
+	switch {
+	case pg.Code == "55P03":
 		msg += "; another session held a lock longer than lock_timeout: run elt refresh again later or raise --lock-timeout"
+	case pg.Code == "53200" && strings.Contains(pg.Hint, "max_locks_per_transaction"):
+		// A statement over partitioned tables locks every partition it cannot prune at planning time.
+		msg += "; a statement over the partitioned tables locks each tenant's partitions and indexes: raise max_locks_per_transaction (docs/tenants.md, cost against the number of tenants)"
+	case pg.Hint != "":
+		msg += " (hint: " + pg.Hint + ")"
 	}
 	return msg
 }

@@ -210,6 +210,38 @@ func TestCheckFindsViolations(t *testing.T) {
 			want:   "tenant logins can connect to it",
 		},
 		{
+			name:   "CatalogGrantToTenant",
+			sql:    `grant select on pg_catalog.pg_statistic to {{login}}`,
+			object: "pg_statistic",
+			want:   "has select on this system catalog",
+		},
+		{
+			name:   "CatalogColumnGrantToTenant",
+			sql:    `grant select (reltuples) on pg_catalog.pg_class to {{login}}`,
+			object: "pg_class.reltuples",
+			want:   "has select on this system catalog column",
+		},
+		{
+			name:   "CatalogFunctionToEltTenant",
+			sql:    `grant execute on function pg_relation_size(regclass) to elt_tenant`,
+			object: "pg_relation_size(regclass)",
+			want:   "elt_tenant has execute on this system function",
+		},
+		{
+			name:   "TempForEltTenant",
+			sql:    `do $$ begin execute format('grant temporary on database %I to elt_tenant', current_database()); end $$`,
+			object: "database ",
+			want:   "elt_tenant has temporary on it: a tenant may only connect",
+		},
+		{
+			// Its own partition, but through a function: elt's views only select columns.
+			name: "ViewCallsFunction",
+			sql: `create or replace view {{login}}.events as select e.event_id, e.user_id, e.feature, e.occurred_at, pg_catalog.jsonb_strip_nulls(e.properties) as properties from core.{{own_events}} as e;
+			      alter view {{login}}.events owner to elt_owner`,
+			object: "tenant_",
+			want:   "computes something",
+		},
+		{
 			name:   "MapRowWithoutLogin",
 			sql:    `insert into elt.tenants (tenant_key, role_name, connection_limit, statement_timeout, idle_in_transaction_timeout, transaction_timeout, temp_file_limit_kb) values ('cus_0003', 'tenant_00000000000000ff', 10, '1m', '1m', '15m', 1048576)`,
 			object: "tenant cus_0003",
@@ -231,6 +263,7 @@ func TestCheckFindsViolations(t *testing.T) {
 			ctx := context.Background()
 			sql := strings.NewReplacer("{{login}}", l.Role, "{{other}}", o.Role,
 				"{{other_events}}", tenant.PartitionName("events", o.Role),
+				"{{own_events}}", tenant.PartitionName("events", l.Role),
 				"{{events_default}}", tenant.DefaultPartitionName("events")).Replace(tt.sql)
 			if q, ok := strings.CutPrefix(sql, "{{as_login}}"); ok {
 				conn := b.Connect(t, l)

@@ -145,7 +145,8 @@ where a.backend_type = 'client backend' and t.state = 'active'`)
 			act(s, true, "transaction", *s.XactAge, s.Xact)
 		case (state == "idle in transaction" || state == "idle in transaction (aborted)") && s.StateAge != nil && *s.StateAge > s.IdleLimit:
 			act(s, true, "idle in transaction", *s.StateAge, s.IdleLimit)
-		case state == "active" && s.QueryAge != nil && *s.QueryAge > s.StatementLimit && s.QueryStart != nil:
+		// A function called through the protocol's fastpath is a statement too.
+		case (state == "active" || state == "fastpath function call") && s.QueryAge != nil && *s.QueryAge > s.StatementLimit && s.QueryStart != nil:
 			c, ok := g.cancelled[s.PID]
 			switch {
 			case !ok || !c.queryStart.Equal(*s.QueryStart):

@@ -281,6 +281,7 @@ where c.relnamespace = $1::regnamespace and c.relkind = 'v'`, schema)
 		return fmt.Errorf("list views of %s: %w", role, err)
 	}
 	existing := map[string][]string{}
+	var views []string
 	err = forEach(rows, func(r pgx.CollectableRow) error {
 		var name string
 		var cols []string
@@ -288,10 +289,14 @@ where c.relnamespace = $1::regnamespace and c.relkind = 'v'`, schema)
 			return err
 		}
 		existing[name] = cols
+		views = append(views, pgx.Identifier{role, name}.Sanitize())
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("list views of %s: %w", role, err)
+	}
+	if err := endLockHolders(ctx, tx, false, views...); err != nil {
+		return err
 	}
 	for name, cols := range existing {
 		r := l.publishedRelation(name)
@@ -350,7 +355,11 @@ select exists (select from pg_catalog.pg_inherits as i
 		return nil
 	}
 	// The parent first: creating the partition takes ACCESS EXCLUSIVE on it anyway, and taking it before the
-	// rows move keeps a refresh writing the table from deadlocking with this transaction.
+	// rows move keeps a refresh writing the table from deadlocking with this transaction. A tenant that holds a
+	// lock on the parent or the default partition (catalog functions lock what they inspect) is ended first.
+	if err := endLockHolders(ctx, tx, false, t.Ident(), pgx.Identifier{t.Schema, t.Default}.Sanitize()); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, "lock table "+t.Ident()+" in access exclusive mode"); err != nil {
 		return fmt.Errorf("lock %s: %w", t, err)
 	}
@@ -390,6 +399,18 @@ select exists (select from pg_catalog.pg_inherits as i
 	// Statistics of the new partition now, so the tenant's first queries are planned for its data.
 	if _, err := tx.Exec(ctx, "analyze "+pgx.Identifier{t.Schema, name}.Sanitize()); err != nil {
 		return fmt.Errorf("analyze %s.%s: %w", t.Schema, name, err)
+	}
+	return nil
+}
+
+// endLockHolders ends the tenant sessions that hold or await a lock on relations (sanitized names; with
+// partitions, on their partitions too), before elt's DDL on them (elt_admin.end_lock_holders).
+func endLockHolders(ctx context.Context, tx pgx.Tx, partitions bool, relations ...string) error {
+	if len(relations) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `select elt_admin.end_lock_holders(array(select pg_catalog.to_regclass(r) from pg_catalog.unnest($1::text[]) as r where pg_catalog.to_regclass(r) is not null), $2)`, relations, partitions); err != nil {
+		return fmt.Errorf("end tenant sessions holding locks on %s: %w", strings.Join(relations, ", "), err)
 	}
 	return nil
 }

@@ -85,6 +85,9 @@ func (l *Layer) deleteCustomer(ctx context.Context, tx pgx.Tx, customer, role st
 			return err
 		}
 		if exists {
+			if err := endLockHolders(ctx, tx, false, part); err != nil {
+				return err
+			}
 			var n int64
 			if err := tx.QueryRow(ctx, "select count(*) from "+part).Scan(&n); err != nil {
 				return fmt.Errorf("count %s: %w", part, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/elt-dev/elt/migrate"
 	"github.com/elt-dev/elt/tenant"
 	"github.com/elt-dev/elt/tenant/tenanttest"
+	"github.com/elt-dev/elt/tests/pgtest"
 )
 
 // TestRunnerCannotEscalate: the credential the nightly job holds (elt_runner) cannot give itself a predefined
@@ -77,27 +78,31 @@ func TestAdminFunctionsIgnoreTemporaryObjects(t *testing.T) {
 
 // TestSuperuserMigrateRefusesTraps: a trigger on one of elt's tables (which elt_runner, with elt_owner's
 // rights, could add and then wait for a DBA's elt migrate to fire it as a superuser) makes a superuser's
-// migrate refuse to run, and elt tenant check report it.
+// migrate refuse to run, and elt tenant check report it. elt's version table belongs to the superuser who
+// ran the first migrate, so elt_runner cannot put one there; and a project version table turned into a view
+// (which would run its code for whoever reads it) is not read by a superuser.
 func TestSuperuserMigrateRefusesTraps(t *testing.T) {
 	t.Parallel()
 	b := tenanttest.New(t)
 	ctx := context.Background()
-	for _, q := range []string{
-		"create function elt.trap() returns trigger language plpgsql as 'begin return new; end'",
-		"create trigger trap before update on elt.schema_version for each row execute function elt.trap()",
-	} {
-		if _, err := b.Runner.Exec(ctx, q); err != nil {
-			t.Fatalf("%s as elt_runner: %v", q, err)
-		}
+	if _, err := b.Runner.Exec(ctx, "create function elt.trap() returns trigger language plpgsql as 'begin return new; end'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Runner.Exec(ctx, "create trigger trap before update on elt.schema_version for each row execute function elt.trap()"); err == nil {
+		t.Error("elt_runner could put a trigger on elt.schema_version, which a superuser's migrate writes")
+	}
+	if _, err := b.Runner.Exec(ctx, "create trigger trap before update on elt.runs for each row execute function elt.trap()"); err != nil {
+		t.Fatal(err)
 	}
 	conn, err := pgx.Connect(ctx, b.DB.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	_, err = migrate.Up(ctx, conn, migrate.Options{Schemas: b.DB.Project.Schemas}, migrate.Elt(), migrate.Project(b.DB.Project.Migrations()))
-	if err == nil || !strings.Contains(err.Error(), "refusing to run as a superuser") || !strings.Contains(err.Error(), "elt.schema_version has trigger trap") {
-		t.Errorf("superuser migrate with a trigger on elt.schema_version: %v, want a refusal naming it", err)
+	opts := migrate.Options{Schemas: b.DB.Project.Schemas, Runner: pgtest.RunnerOf(b.DB.URL)}
+	_, err = migrate.Up(ctx, conn, opts, migrate.Elt(), migrate.Project(b.DB.Project.Migrations()))
+	if err == nil || !strings.Contains(err.Error(), "refusing to run as a superuser") || !strings.Contains(err.Error(), "elt.runs has trigger trap") {
+		t.Errorf("superuser migrate with a trigger on elt.runs: %v, want a refusal naming it", err)
 	}
 	vs, err := tenant.Check(ctx, b.Runner, b.Layer)
 	if err != nil {
@@ -105,9 +110,29 @@ func TestSuperuserMigrateRefusesTraps(t *testing.T) {
 	}
 	found := false
 	for _, v := range vs {
-		found = found || v.Object == "elt.schema_version" && strings.Contains(v.Problem, "has trigger trap")
+		found = found || v.Object == "elt.runs" && strings.Contains(v.Problem, "has trigger trap")
 	}
 	if !found {
 		t.Errorf("tenant check does not report the trigger: %v", vs)
+	}
+
+	// The project's version table replaced by a view that calls elt_runner's code.
+	for _, q := range []string{
+		"drop trigger trap on elt.runs",
+		"create table elt.project_version_kept as table elt.project_version",
+		"drop table elt.project_version",
+		"create function elt.spy() returns integer language sql as 'select version from elt.project_version_kept'",
+		"create view elt.project_version as select elt.spy() as version",
+	} {
+		if _, err := b.Runner.Exec(ctx, q); err != nil {
+			t.Fatalf("%s as elt_runner: %v", q, err)
+		}
+	}
+	proj := migrate.Project(b.DB.Project.Migrations())
+	if _, err := migrate.CurrentVersion(ctx, conn, proj); err == nil || !strings.Contains(err.Error(), "refusing to read it as a superuser") {
+		t.Errorf("a superuser read a project version table that is a view: %v", err)
+	}
+	if _, err := migrate.Up(ctx, conn, opts, migrate.Elt(), proj); err == nil || !strings.Contains(err.Error(), "elt.project_version is a view") {
+		t.Errorf("superuser migrate with a view as elt.project_version: %v, want a refusal naming it", err)
 	}
 }

@@ -420,6 +420,11 @@ func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, e
 		return role, fmt.Errorf("tenant %s can no longer log in, but its sessions could not be ended: %w (run elt tenant remove %s again)", customer, describe(err), customer)
 	}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// Another tenant may hold a lock on one of the views (catalog functions lock what they inspect).
+		if _, err := tx.Exec(ctx, `select elt_admin.end_lock_holders(array(select c.oid::regclass from pg_catalog.pg_class as c
+			where c.relnamespace = to_regnamespace($1)), false)`, role); err != nil {
+			return err
+		}
 		if err := asOwner(ctx, tx); err != nil {
 			return err
 		}

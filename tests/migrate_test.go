@@ -60,6 +60,17 @@ func TestMigrateDryRunThenUpThenStatus(t *testing.T) {
 	if dry.Code != 0 || strings.Count(dry.Stdout, " 0 pending migration(s)") != 2 {
 		t.Fatalf("dry run after migrate should have nothing to print (exit %d):\n%s", dry.Code, dry.Stdout)
 	}
+	// The superuser migrated elt's track; the project's ran as elt_runner. Every other command refuses a
+	// superuser's login.
+	if !strings.Contains(up.Stderr, "the project's and the tenants' objects as elt_runner") {
+		t.Errorf("a superuser's migrate does not say the project's track ran as elt_runner:\n%s", up.Stderr)
+	}
+	for _, args := range [][]string{{"refresh"}, {"tenant", "list"}, {"status"}} {
+		r := runElt(t, env, args...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "a superuser: code in the tables elt writes would run with a superuser's rights; connect as elt_runner") {
+			t.Errorf("elt %v as a superuser: exit %d, want a refusal:\n%s", args, r.Code, r.Stderr)
+		}
+	}
 }
 
 // A database that cannot be reached gives a one-line error, exit 1, and never the password.

@@ -158,7 +158,7 @@ func TestExtractFailsClearly(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runElt(t, []string{
-				"DATABASE_URL=" + db.URL,
+				"DATABASE_URL=" + db.URLAs("elt_runner"),
 				"ELT_CONFIG=" + demoConfig,
 				"ELT_DEMO_API_URL=" + tc.url,
 				"ELT_DEMO_API_TOKEN=" + tc.token,

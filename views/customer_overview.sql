@@ -5,10 +5,17 @@ select c.customer_id,
        c.name,
        c.plan,
        c.country,
-       (select count(*) from core.users as u where u.customer_id = c.customer_id)::bigint as users,
+       coalesce(u.users, 0)::bigint as users,
        coalesce(d.events, 0)::bigint as events,
        d.last_day
 from core.customers as c
+-- Grouped joins, not a subquery per customer: each run of a correlated subquery over the partitioned
+-- core.users would set up all its partitions again (2.7 s instead of 0.5 s at 1,233 tenants).
+left join (
+    select u.customer_id, count(*) as users
+    from core.users as u
+    group by u.customer_id
+) as u on u.customer_id = c.customer_id
 left join (
     select r.customer_id, sum(r.events) as events, max(r.day) as last_day
     from marts.rollup_customer_day as r

@@ -12,9 +12,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/jackc/pgpassfile"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/elt-dev/elt/extract"
@@ -49,25 +55,84 @@ func (g *Globals) LoadSources() (*project.Project, *extract.Config, error) {
 	return p, cfg, nil
 }
 
-// Connect opens a pool to the database named by --database-url, DATABASE_URL or the PG* variables.
+// Connect opens a pool to the database named by --database-url, DATABASE_URL or the PG* variables. It
+// refuses a superuser's login: elt runs the project's SQL and builds the tenants' objects, and code that
+// elt_runner (or whoever holds elt_owner's rights) planted in the tables it writes would run with a
+// superuser's rights, SET ROLE being no boundary (the code can reset it). Only elt migrate takes a
+// superuser's login (connectMigrate), for elt's own migrations.
 func (g *Globals) Connect(ctx context.Context) (*pgxpool.Pool, error) {
+	pool, super, err := g.connect(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	if super {
+		user := pool.Config().ConnConfig.User
+		pool.Close()
+		return nil, fmt.Errorf("refusing to run as %s, a superuser: code in the tables elt writes would run with a superuser's rights; connect as elt_runner (DATABASE_URL=postgres://elt_runner@...; only elt migrate takes a superuser, for elt's own migrations)", user)
+	}
+	return pool, nil
+}
+
+// connect opens a pool as the configured login or, when user is not empty, as user (same server, database
+// and TLS settings; its password from the passfile, PGPASSFILE or ~/.pgpass, else none), and reports whether
+// that login is a superuser. A superuser's sessions get search_path pg_catalog, pg_temp: elt's own SQL names
+// its schemas, and nothing found through "$user" or public may shadow a catalog function for it.
+func (g *Globals) connect(ctx context.Context, user string) (*pgxpool.Pool, bool, error) {
 	cfg, err := pgxpool.ParseConfig(g.DatabaseURL)
 	if err != nil {
 		// pgx errors on a malformed URL may quote it, password included: say only what is wrong.
-		return nil, errors.New("invalid database URL (check --database-url, DATABASE_URL or PG* variables)")
+		return nil, false, errors.New("invalid database URL (check --database-url, DATABASE_URL or PG* variables)")
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "elt"
 	}
+	if user != "" {
+		cfg.ConnConfig.User = user
+		cfg.ConnConfig.Password = passfilePassword(cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, user)
+	}
+	var super atomic.Bool
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		var s bool
+		if err := c.QueryRow(ctx, `select rolsuper from pg_catalog.pg_roles where rolname = current_user`).Scan(&s); err != nil {
+			return err
+		}
+		super.Store(s)
+		if s {
+			_, err := c.Exec(ctx, `select pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)`)
+			return err
+		}
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to postgres: %w", err)
+		return nil, false, fmt.Errorf("connect to postgres: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to postgres at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, unwrapConnect(err))
+		return nil, false, fmt.Errorf("connect to postgres at %s:%d as %s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User, unwrapConnect(err))
 	}
-	return pool, nil
+	return pool, super.Load(), nil
+}
+
+// passfilePassword returns user's password for host:port/database from the passfile (PGPASSFILE, else
+// ~/.pgpass), or "" when there is none.
+func passfilePassword(host string, port uint16, database, user string) string {
+	path := os.Getenv("PGPASSFILE")
+	if path == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		path = filepath.Join(home, ".pgpass")
+	}
+	pf, err := pgpassfile.ReadPassfile(path)
+	if err != nil {
+		return ""
+	}
+	if strings.HasPrefix(host, "/") {
+		host = "localhost" // libpq's convention for Unix sockets
+	}
+	return pf.FindPassword(host, strconv.Itoa(int(port)), database, user)
 }
 
 // CLI is the command tree.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/elt-dev/elt/migrate"
@@ -85,7 +86,7 @@ func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
-	pool, err := g.Connect(ctx)
+	pool, super, err := g.connect(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -111,8 +112,31 @@ func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 		}
 		return nil
 	}
+	// As a superuser, only elt's own migrations run in this session; the project's, the adoption and the
+	// tenants' objects are done as elt_runner, on connections of its own (migrate.Up).
+	var runner *pgxpool.Pool
+	defer func() {
+		if runner != nil {
+			runner.Close()
+		}
+	}()
+	openRunner := func(ctx context.Context) (*pgx.Conn, error) {
+		if runner == nil {
+			p, _, err := g.connect(ctx, "elt_runner")
+			if err != nil {
+				return nil, err
+			}
+			runner = p
+		}
+		c, err := runner.Acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return c.Hijack(), nil
+	}
 	applied, err := migrate.Up(ctx, conn.Conn(), migrate.Options{
 		Schemas: p.Schemas,
+		Runner:  openRunner,
 		OnStart: func(m migrate.Migration) {
 			log.Info("applying migration", "track", m.Track, "version", m.Version, "name", m.Name)
 		},
@@ -121,12 +145,20 @@ func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 		return err
 	}
 	conn.Release()
+	work := pool
+	if super {
+		if runner == nil {
+			return fmt.Errorf("migrate: %w", migrate.ErrRunner)
+		}
+		work = runner
+		log.Info("elt's own migrations ran as the superuser; the project's and the tenants' objects as elt_runner")
+	}
 	if p.Tenants != nil {
-		if err := syncTenants(ctx, pool, p, false, log); err != nil {
+		if err := syncTenants(ctx, work, p, false, log); err != nil {
 			return err
 		}
 	}
-	sts, err := readStatus(ctx, pool, p)
+	sts, err := readStatus(ctx, work, p)
 	if err != nil {
 		return err
 	}
@@ -168,7 +200,7 @@ func (c *MigrateStatusCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	pool, err := g.Connect(ctx)
+	pool, _, err := g.connect(ctx, "")
 	if err != nil {
 		return err
 	}

@@ -297,18 +297,44 @@ end
 $$;
 comment on function elt_admin.signal_tenant(integer, boolean) is 'Cancels the statement of (p_terminate false) or ends (true) the session p_pid if it belongs to a tenant login.';
 
+-- The sessions of tenant logins that hold or await a lock on any of p_relations (with p_partitions, or on one
+-- of their partitions) in this database, ended: what elt does before DDL that a tenant's open transaction would
+-- otherwise hold up (a tenant may lock any relation it can name, its own views or, through catalog functions
+-- that lock what they inspect, another's). Returns how many it ended.
+create function elt_admin.end_lock_holders(p_relations regclass[], p_partitions boolean) returns bigint
+    language sql volatile security definer
+    set search_path = pg_catalog, pg_temp
+begin atomic
+    select count(*) filter (where pg_terminate_backend(t.pid))
+    from (
+        select distinct l.pid
+        from pg_locks as l
+        join pg_stat_activity as a on a.pid = l.pid
+        where l.locktype = 'relation'
+          and l.database = (select oid from pg_database where datname = current_database())
+          and l.relation in (select i.inhrelid from pg_inherits as i where p_partitions and i.inhparent = any (p_relations)
+                             union all
+                             select unnest(p_relations))
+          and a.usename ~ '^tenant_[0-9a-f]{16}$'
+          and pg_has_role(a.usesysid, 'elt_tenant', 'member')
+          and l.pid <> pg_backend_pid()
+    ) as t;
+end;
+comment on function elt_admin.end_lock_holders(regclass[], boolean) is 'Ends the tenant sessions that hold or await a lock on the given relations (and their partitions), before elt''s own DDL on them.';
+
 reset role;
 
 revoke execute on all functions in schema elt_admin from public;
-grant usage on schema elt_admin to elt_runner;
+grant usage on schema elt_admin to elt_runner, elt_owner;
 grant execute on function
     elt_admin.create_login(text, text, timestamptz),
     elt_admin.configure_login(text, integer, interval, interval, bigint, text),
     elt_admin.set_password(text, text),
     elt_admin.lock_login(text),
     elt_admin.drop_login(text),
-    elt_admin.signal_tenant(integer, boolean)
-    to elt_runner;
+    elt_admin.signal_tenant(integer, boolean),
+    elt_admin.end_lock_holders(regclass[], boolean)
+    to elt_runner, elt_owner;
 
 ---- create above / drop below ----
 

@@ -19,6 +19,11 @@
 set local lock_timeout = '10s';
 set local statement_timeout = '15min';
 
+-- The elt track's version table, which tern created as whoever applies this migration, stays theirs (adopt
+-- skips it): elt_owner may record versions in it but not change the table (no trigger, no column type).
+alter table elt.schema_version owner to current_user;
+grant select, insert, update, delete on elt.schema_version to elt_owner;
+
 create schema elt_dba;
 comment on schema elt_dba is 'Routines a superuser or the DBA runs (ownership, hardening). Owned by whoever applied elt''s migrations, never by elt_owner.';
 revoke all on schema elt_dba from public;
@@ -45,6 +50,8 @@ begin
         where n.nspname = any (schemas)
           and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
           and c.relowner <> 'elt_owner'::regrole
+          -- the elt track's version table stays the DBA's: a superuser's elt migrate writes it
+          and c.oid is distinct from to_regclass('elt.schema_version')
           -- identity and serial sequences follow their table (partitions do not: each has its owner)
           and not (c.relkind = 'S' and exists (select from pg_depend as d
                                                where d.classid = 'pg_class'::regclass and d.objid = c.oid
@@ -75,10 +82,18 @@ create function elt_dba.catalog_surfaces() returns table (kind text, object text
     language sql stable
     set search_path = pg_catalog, pg_temp
 begin atomic
-    select 'column', 'pg_catalog.pg_class.' || a.attname
+    select 'column', 'pg_catalog.' || (select c.relname from pg_class as c where c.oid = a.attrelid) || '.' || a.attname
     from pg_attribute as a
-    where a.attrelid = 'pg_catalog.pg_class'::regclass
-      and a.attname in ('relpages', 'reltuples', 'relallvisible', 'relfilenode', 'relfrozenxid', 'relminmxid', 'relpartbound')
+    where (a.attrelid = 'pg_catalog.pg_class'::regclass
+           and a.attname in ('relpages', 'reltuples', 'relallvisible', 'relfilenode', 'relfrozenxid', 'relminmxid', 'relpartbound'))
+       -- other tenants' limits and time zones
+       or (a.attrelid = 'pg_catalog.pg_roles'::regclass and a.attname = 'rolconfig')
+    union all
+    -- superuser-only catalogs that must stay so (statistics hold most common values of every column)
+    select 'relation', c.oid::regclass::text
+    from pg_class as c
+    where c.relnamespace = 'pg_catalog'::regnamespace
+      and c.relname in ('pg_statistic', 'pg_statistic_ext_data', 'pg_authid', 'pg_shadow', 'pg_user_mapping')
     union all
     select 'relation', c.oid::regclass::text
     from pg_class as c
@@ -97,8 +112,10 @@ begin atomic
                'pg_relation_size', 'pg_total_relation_size', 'pg_table_size', 'pg_indexes_size', 'pg_database_size',
                'pg_tablespace_size', 'pg_relation_filenode', 'pg_relation_filepath', 'pg_filenode_relation',
                'pg_tablespace_location',
-               -- partition bounds name the customer of a partition
-               'pg_get_partition_constraintdef',
+               -- partition bounds name the customer of a partition; walking a partition tree locks every partition
+               'pg_get_partition_constraintdef', 'pg_partition_tree', 'pg_partition_ancestors', 'pg_partition_root',
+               -- multixact and snapshot counters, prepared transactions
+               'pg_get_multixact_members', 'pg_prepared_xact', 'pg_export_snapshot',
                -- transaction ids, snapshots and WAL positions advance with everyone's writes
                'txid_current', 'txid_current_if_assigned', 'txid_current_snapshot', 'txid_status',
                'pg_current_xact_id', 'pg_current_xact_id_if_assigned', 'pg_current_snapshot', 'pg_xact_status',
@@ -139,6 +156,13 @@ begin atomic
     join pg_class as c on c.oid = p.polrelid
     where c.relnamespace = 'elt'::regnamespace
     union all
+    -- what elt reads must be its tables: a view or a foreign table in their place runs code for the reader
+    select c.oid::regclass::text, 'is a ' || case c.relkind when 'v' then 'view' when 'm' then 'materialized view'
+                                            when 'f' then 'foreign table' else 'relation of kind ' || c.relkind::text end ||
+           ', where elt keeps only tables'
+    from pg_class as c
+    where c.relnamespace = 'elt'::regnamespace and c.relkind not in ('r', 'p', 'i', 'I', 'S', 't', 'c')
+    union all
     select distinct rel.oid::regclass::text, 'a default, constraint or index of it calls ' || f.oid::regprocedure::text
     from pg_depend as d
     join pg_proc as f on d.refclassid = 'pg_proc'::regclass and f.oid = d.refobjid
@@ -149,7 +173,25 @@ begin atomic
         end
     where d.classid in ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_class'::regclass)
       and f.pronamespace <> 'pg_catalog'::regnamespace
-      and rel.relnamespace = 'elt'::regnamespace;
+      and rel.relnamespace = 'elt'::regnamespace
+    union all
+    -- a domain's check, a type's input function: whatever writes the column runs them
+    select a.attrelid::regclass::text, 'column ' || quote_ident(a.attname) || ' has type ' || a.atttypid::regtype::text || ', which elt did not choose'
+    from pg_attribute as a
+    join pg_class as c on c.oid = a.attrelid
+    join pg_type as t on t.oid = a.atttypid
+    where c.relnamespace = 'elt'::regnamespace and c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped
+      and t.typnamespace <> 'pg_catalog'::regnamespace
+    union all
+    select d.refobjid::regoperator::text, 'an operator elt did not make is used by ' || pg_describe_object(d.classid, d.objid, d.objsubid)
+    from pg_depend as d
+    join pg_operator as o on d.refclassid = 'pg_operator'::regclass and o.oid = d.refobjid
+    where o.oprnamespace <> 'pg_catalog'::regnamespace
+      and d.classid in ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_class'::regclass)
+      and (select coalesce(c.relnamespace, 0) from pg_class as c where c.oid = case d.classid
+               when 'pg_attrdef'::regclass then (select a.adrelid from pg_attrdef as a where a.oid = d.objid)
+               when 'pg_constraint'::regclass then (select k.conrelid from pg_constraint as k where k.oid = d.objid)
+               else (select i.indrelid from pg_index as i where i.indexrelid = d.objid) end) = 'elt'::regnamespace;
 end;
 comment on function elt_dba.traps() is 'Triggers, rules, policies and non-catalog functions in defaults, constraints or indexes of elt''s own tables: what would run with a superuser''s rights when it writes them. Must return nothing.';
 revoke execute on function elt_dba.traps() from public;
@@ -173,21 +215,29 @@ begin
         case r.kind
         when 'relation' then
             execute format('revoke select on %s from public', r.object);
-            execute format('grant select on %s to elt_owner, pg_read_all_stats', r.object);
+            if r.object not in ('pg_statistic', 'pg_statistic_ext_data', 'pg_authid', 'pg_shadow', 'pg_user_mapping') then
+                execute format('grant select on %s to elt_owner, pg_read_all_stats', r.object);
+            end if;
         when 'function' then
             execute format('revoke execute on function %s from public', r.object);
             execute format('grant execute on function %s to elt_owner, pg_read_all_stats', r.object);
         else
-            null; -- columns: below, all of pg_class at once
+            null; -- columns: below, one relation at a time
         end case;
     end loop;
-    select string_agg(quote_ident(a.attname), ', ' order by a.attnum) into visible
-    from pg_attribute as a
-    where a.attrelid = 'pg_catalog.pg_class'::regclass and a.attnum > 0 and not a.attisdropped
-      and 'pg_catalog.pg_class.' || a.attname not in (select s.object from elt_dba.catalog_surfaces() as s where s.kind = 'column');
-    revoke select on pg_catalog.pg_class from public;
-    execute format('grant select (%s) on pg_catalog.pg_class to public', visible);
-    grant select on pg_catalog.pg_class to elt_owner, pg_read_all_stats;
+    for r in
+        select distinct split_part(s.object, '.', 1) || '.' || split_part(s.object, '.', 2) as rel
+        from elt_dba.catalog_surfaces() as s
+        where s.kind = 'column'
+    loop
+        select string_agg(quote_ident(a.attname), ', ' order by a.attnum) into visible
+        from pg_attribute as a
+        where a.attrelid = r.rel::regclass and a.attnum > 0 and not a.attisdropped
+          and r.rel || '.' || a.attname not in (select s.object from elt_dba.catalog_surfaces() as s where s.kind = 'column');
+        execute format('revoke select on %s from public', r.rel);
+        execute format('grant select (%s) on %s to public', visible, r.rel);
+        execute format('grant select on %s to elt_owner, pg_read_all_stats', r.rel);
+    end loop;
 end
 $$;
 comment on procedure elt_dba.harden_catalogs() is 'Revokes elt_dba.catalog_surfaces() from PUBLIC (granted to elt_owner and pg_read_all_stats instead); run by a superuser.';

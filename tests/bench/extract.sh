@@ -110,7 +110,7 @@ for n in $SIZES; do
 	copy1_s=$(baseline)
 
 	psql "$url" -X -q -c checkpoint
-	/usr/bin/time -v -o "$work/elt.time" "$ELT" --database-url "$url" --config "$work/elt.yaml" \
+	/usr/bin/time -v -o "$work/elt.time" "$ELT" --database-url "${url/postgres@/elt_runner@}" --config "$work/elt.yaml" \
 		--log-format json extract bench 2>"$work/elt.log" || { cat "$work/elt.log" >&2; exit 1; }
 	loaded=$(psql "$url" -XAtc "select count(*) from staging.events")
 	[ "$loaded" = "$n" ] || { echo "bench-extract: staging.events has $loaded rows, want $n" >&2; exit 1; }

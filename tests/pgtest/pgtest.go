@@ -86,12 +86,24 @@ func (db *DB) URLFor(database string) string {
 // URLAs returns this test's database connection string for another role, over the same connection as the
 // superuser's (the local cluster's Unix socket needs no password).
 func (db *DB) URLAs(user string) string {
-	u, err := url.Parse(db.URL)
+	return asUser(db.URL, user)
+}
+
+// RunnerOf returns a migrate.Options.Runner that connects to the database of the superuser URL u as
+// elt_runner (the local cluster's Unix socket needs no password).
+func RunnerOf(u string) func(context.Context) (*pgx.Conn, error) {
+	runner := asUser(u, "elt_runner")
+	return func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, runner) }
+}
+
+// asUser returns the URL u for role user, without a password.
+func asUser(u, user string) string {
+	parsed, err := url.Parse(u)
 	if err != nil {
 		panic(err)
 	}
-	u.User = url.User(user)
-	return u.String()
+	parsed.User = url.User(user)
+	return parsed.String()
 }
 
 // server is the PostgreSQL server the test binary uses.
@@ -341,13 +353,15 @@ func (s *server) ensureTemplate(ctx context.Context, p *project.Project) (string
 	if err != nil {
 		return "", err
 	}
-	_, err = migrate.Up(ctx, mconn, migrate.Options{Schemas: p.Schemas}, tracks...)
+	// As elt migrate does it: the elt track as the superuser, the rest as elt_runner.
+	runnerURL := asUser(s.urlFor(building), "elt_runner")
+	_, err = migrate.Up(ctx, mconn, migrate.Options{Schemas: p.Schemas, Runner: RunnerOf(s.urlFor(building))}, tracks...)
 	mconn.Close(ctx)
 	if err != nil {
 		return "", fmt.Errorf("migrate template database: %w", err)
 	}
 	if p.Tenants != nil {
-		pool, err := pgxpool.New(ctx, s.urlFor(building))
+		pool, err := pgxpool.New(ctx, runnerURL)
 		if err != nil {
 			return "", err
 		}
