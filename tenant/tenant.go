@@ -421,8 +421,9 @@ func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, e
 	}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		// Another tenant may hold a lock on one of the views (catalog functions lock what they inspect).
-		if _, err := tx.Exec(ctx, `select elt_admin.end_lock_holders(array(select c.oid::regclass from pg_catalog.pg_class as c
-			where c.relnamespace = to_regnamespace($1)), false)`, role); err != nil {
+		if _, err := tx.Exec(ctx, `select elt_admin.end_lock_holders(array(select d.objid::regclass from pg_catalog.pg_depend as d
+			where d.refclassid = 'pg_catalog.pg_namespace'::regclass and d.refobjid = to_regnamespace($1)
+			  and d.classid = 'pg_catalog.pg_class'::regclass), false)`, role); err != nil {
 			return err
 		}
 		if err := asOwner(ctx, tx); err != nil {
