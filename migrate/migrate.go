@@ -117,22 +117,32 @@ func convert(t Track, ms []*migrate.Migration) []Migration {
 }
 
 // CurrentVersion reads the applied version of t without creating anything; 0 when the track never ran. In a
-// superuser's session the table is first locked against change and checked to be a plain table whose
-// columns have catalog types: reading a view, or a column of a type elt_runner made, would run its code.
+// privileged session (a superuser's or the DBA's) the table is first locked against change (ACCESS SHARE
+// conflicts with every ALTER, DROP or CREATE RULE) and checked to be a plain table whose columns have catalog
+// types: reading a view, or a column of a type elt_runner made, would run its code.
 func CurrentVersion(ctx context.Context, conn *pgx.Conn, t Track) (int32, error) {
-	super, err := superuser(ctx, conn)
+	v, err := readVersion(ctx, conn, t.VersionTable)
+	if err != nil {
+		return 0, fmt.Errorf("read %s schema version: %w", t.Name, err)
+	}
+	return v, nil
+}
+
+// readVersion reads the version in table (one of this package's constants), 0 when it does not exist; in a
+// privileged session (see CurrentVersion) only once it is locked and checked.
+func readVersion(ctx context.Context, conn *pgx.Conn, table string) (int32, error) {
+	priv, err := privileged(ctx, conn)
 	if err != nil {
 		return 0, err
 	}
 	var v int32
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var exists bool
-		if err := tx.QueryRow(ctx, `select to_regclass($1) is not null`, t.VersionTable).Scan(&exists); err != nil || !exists {
+		if err := tx.QueryRow(ctx, `select to_regclass($1) is not null`, table).Scan(&exists); err != nil || !exists {
 			return err
 		}
-		// The version table's name is one of this package's constants.
-		if super {
-			if _, err := tx.Exec(ctx, "lock table only "+t.VersionTable+" in share mode"); err != nil {
+		if priv {
+			if _, err := tx.Exec(ctx, "lock table only "+table+" in access share mode"); err != nil {
 				return err
 			}
 			var plain bool
@@ -140,20 +150,17 @@ func CurrentVersion(ctx context.Context, conn *pgx.Conn, t Track) (int32, error)
 select c.relkind = 'r' and not c.relhasrules
        and not exists (select from pg_catalog.pg_attribute as a join pg_catalog.pg_type as y on y.oid = a.atttypid
                        where a.attrelid = c.oid and a.attnum > 0 and y.typnamespace <> 'pg_catalog'::regnamespace)
-from pg_catalog.pg_class as c where c.oid = $1::regclass`, t.VersionTable).Scan(&plain)
+from pg_catalog.pg_class as c where c.oid = $1::regclass`, table).Scan(&plain)
 			if err != nil {
 				return err
 			}
 			if !plain {
-				return fmt.Errorf("refusing to read it as a superuser: %s is not the plain table elt made (a role with elt_owner's rights changed it: find out who)", t.VersionTable)
+				return fmt.Errorf("refusing to read it as a superuser: %s is not the plain table elt made (a role with elt_owner's rights changed it: find out who)", table)
 			}
 		}
-		return tx.QueryRow(ctx, "select version from only "+t.VersionTable).Scan(&v)
+		return tx.QueryRow(ctx, "select version from only "+table).Scan(&v)
 	})
-	if err != nil {
-		return 0, fmt.Errorf("read %s schema version: %w", t.Name, err)
-	}
-	return v, nil
+	return v, err
 }
 
 // ReadStatus reports the applied version of each track and the migrations it has, changing nothing.
@@ -203,11 +210,14 @@ var ErrRunner = errors.New("the project's migrations run as elt_runner, never in
 // the adoption run on a second connection as elt_runner (opts.Runner): project migrations write tables that
 // elt_runner owns and could have booby-trapped, and SET ROLE would be no boundary (code can reset it).
 func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]Migration, error) {
-	super, err := superuser(ctx, conn)
+	priv, err := privileged(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
-	if super {
+	if priv {
+		if err := pinnedSearchPath(ctx, conn); err != nil {
+			return nil, err
+		}
 		if err := refuseTraps(ctx, conn); err != nil {
 			return nil, err
 		}
@@ -217,10 +227,18 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 	}
 	var applied []Migration
 	for i, t := range tracks {
-		if super && t.Name != "elt" {
+		if t.Name == "elt" && !priv {
+			if err := refusePending(ctx, conn, t); err != nil {
+				return applied, err
+			}
+		}
+		if priv && t.Name != "elt" {
 			// What the elt track made (schema elt and its tables) must belong to elt_owner before elt_runner
-			// writes its version table there.
+			// writes its version table there; their shape is recorded for the next privileged migrate.
 			if err := Adopt(ctx, conn, nil); err != nil {
+				return applied, err
+			}
+			if err := recordShape(ctx, conn); err != nil {
 				return applied, err
 			}
 			rc, err := runnerConn(ctx, opts.Runner)
@@ -243,7 +261,61 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 			return applied, err
 		}
 	}
-	return applied, Adopt(ctx, conn, opts.Schemas)
+	if err := Adopt(ctx, conn, opts.Schemas); err != nil {
+		return applied, err
+	}
+	if priv {
+		return applied, recordShape(ctx, conn)
+	}
+	return applied, nil
+}
+
+// privileged reports whether the session is a superuser's or another role's that does not have elt_owner's
+// rights (the DBA's, or anyone's before elt's roles exist): such a session applies elt's own migrations, and
+// must not run code elt_runner could have planted.
+func privileged(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var priv bool
+	err := conn.QueryRow(ctx, `
+select r.rolsuper or not exists (select from pg_catalog.pg_roles as o where o.rolname = 'elt_owner')
+       or not pg_catalog.pg_has_role(r.oid, 'elt_owner', 'member')
+from pg_catalog.pg_roles as r where r.rolname = current_user`).Scan(&priv)
+	if err != nil {
+		return false, fmt.Errorf("migrate: %w", err)
+	}
+	return priv, nil
+}
+
+// refusePending fails when elt's own track has migrations pending in a session with elt_owner's rights: they
+// are the DBA's to apply (they may need a superuser, and their result is recorded by elt_dba.record_shape).
+func refusePending(ctx context.Context, conn *pgx.Conn, t Track) error {
+	all, err := Load(t)
+	if err != nil {
+		return err
+	}
+	cur, err := CurrentVersion(ctx, conn, t)
+	if err != nil {
+		return err
+	}
+	if int(cur) >= len(all) {
+		return nil
+	}
+	var names []string
+	for _, m := range all[cur:] {
+		names = append(names, m.Name)
+	}
+	return fmt.Errorf("migrate: elt's own migrations %s are pending: the DBA or a superuser applies them (elt migrate as one; it then runs the project's as elt_runner); elt_runner applies only the project's", strings.Join(names, ", "))
+}
+
+// recordShape records the shape of elt's own objects (elt_dba.record_shape) for the next privileged migrate.
+func recordShape(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.record_shape()') is not null`).Scan(&exists); err != nil || !exists {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `call elt_dba.record_shape()`); err != nil {
+		return fmt.Errorf("migrate: record the shape of elt's tables: %w", err)
+	}
+	return nil
 }
 
 // runnerConn opens the connection as elt_runner for the project's track and checks that it is one.
@@ -266,6 +338,27 @@ func runnerConn(ctx context.Context, open func(context.Context) (*pgx.Conn, erro
 		return nil, fmt.Errorf("migrate: %w: %w", ErrRunner, err)
 	}
 	return rc, nil
+}
+
+// SuperuserSearchPath is the search_path a superuser's connection must start with (a startup parameter:
+// options=-csearch_path=... or search_path=... in the URL).
+const SuperuserSearchPath = "pg_catalog, pg_temp"
+
+// pinnedSearchPath fails unless the session's search_path, as RESET ALL leaves it (tern resets after each
+// migration), is SuperuserSearchPath: with "$user" or public in it, a schema elt_owner created under the
+// superuser's name could shadow a catalog function for elt's migrations.
+func pinnedSearchPath(ctx context.Context, conn *pgx.Conn) error {
+	var path string
+	if _, err := conn.Exec(ctx, `reset all`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := conn.QueryRow(ctx, `select pg_catalog.current_setting('search_path')`).Scan(&path); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if strings.ReplaceAll(path, " ", "") != strings.ReplaceAll(SuperuserSearchPath, " ", "") {
+		return fmt.Errorf("migrate: refusing to run as a superuser with search_path %q: the connection must start with search_path=%s (elt migrate does so)", path, SuperuserSearchPath)
+	}
+	return nil
 }
 
 // superuser reports whether the session's role is a superuser.
@@ -297,6 +390,27 @@ func refuseTraps(ctx context.Context, conn *pgx.Conn) error {
 	if len(traps) > 0 {
 		return fmt.Errorf("migrate: refusing to run as a superuser: elt's tables carry code elt did not put there, which would run with the superuser's rights: %s (a role with elt_owner's rights, such as elt_runner, made it: remove it and find out who)",
 			strings.Join(traps, "; "))
+	}
+	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.shape_changes()') is not null`).Scan(&exists); err != nil || !exists {
+		return err
+	}
+	rows, err = conn.Query(ctx, `select object || ' ' || change from elt_dba.shape_changes() order by 1`)
+	if err != nil {
+		return fmt.Errorf("migrate: compare elt's tables with their recorded shape: %w", err)
+	}
+	changes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("migrate: compare elt's tables with their recorded shape: %w", err)
+	}
+	if len(changes) > 0 {
+		const most = 10
+		more := ""
+		if len(changes) > most {
+			more = fmt.Sprintf(" and %d more", len(changes)-most)
+			changes = changes[:most]
+		}
+		return fmt.Errorf("migrate: refusing to run as a superuser: elt's tables changed since the last elt migrate by the DBA or a superuser (elt_dba.shape_changes()): %s%s; only elt's own migrations change them, and code added to them would run with the superuser's rights: a role with elt_owner's rights, such as elt_runner, made the change: undo it and find out who",
+			strings.Join(changes, "; "), more)
 	}
 	return nil
 }
@@ -455,8 +569,8 @@ func upgradeLegacy(ctx context.Context, conn *pgx.Conn) error {
 	if !legacy {
 		return nil
 	}
-	var v int32
-	if err := conn.QueryRow(ctx, "select version from "+LegacyVersionTable).Scan(&v); err != nil {
+	v, err := readVersion(ctx, conn, LegacyVersionTable)
+	if err != nil {
 		return fmt.Errorf("migrate: read %s: %w", LegacyVersionTable, err)
 	}
 	if v != 6 {

@@ -40,7 +40,7 @@ func TestUpOnMigratedDatabaseIsNoOp(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db.URL)
+	conn, err := pgx.Connect(ctx, pgtest.Pinned(db.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +86,16 @@ func TestUpFromEmptyAppliesBothTracksInOrder(t *testing.T) {
 	})
 	cfg := conn.Config().Copy()
 	cfg.Database = db.Name + "_empty"
+	unpinned, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unpinned.Close(ctx)
+	// A superuser's connection whose search_path is the default ("$user", public) is refused.
+	if _, err := migrate.Up(ctx, unpinned, migrate.Options{Schemas: db.Project.Schemas}, tracks(t)...); err == nil || !strings.Contains(err.Error(), "refusing to run as a superuser with search_path") {
+		t.Fatalf("superuser Up with the default search_path: %v, want a refusal", err)
+	}
+	cfg.RuntimeParams["search_path"] = migrate.SuperuserSearchPath
 	empty, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -178,6 +188,7 @@ func TestProjectTrackIsIndependent(t *testing.T) {
 	})
 	cfg := conn.Config().Copy()
 	cfg.Database = name
+	cfg.RuntimeParams["search_path"] = migrate.SuperuserSearchPath
 	own, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -124,12 +124,19 @@ select p.oid::regprocedure::text, 'is in schema elt_dba, which a superuser runs,
 from pg_catalog.pg_proc as p
 where p.pronamespace = 'elt_dba'::regnamespace and pg_catalog.pg_has_role('elt_runner', p.proowner, 'member')
 union all
-select 'schema elt_dba', 'is owned by ' || n.nspowner::regrole::text || ', which elt_runner can act as'
+select 'schema ' || n.nspname, 'is owned by ' || n.nspowner::regrole::text || ', which elt_runner can act as (it could replace what a superuser runs or writes there)'
 from pg_catalog.pg_namespace as n
-where n.nspname = 'elt_dba' and pg_catalog.pg_has_role('elt_runner', n.nspowner, 'member')
+where n.nspname in ('elt_dba', 'elt') and pg_catalog.pg_has_role('elt_runner', n.nspowner, 'member')
+union all
+select c.oid::regclass::text, 'is owned by ' || c.relowner::regrole::text || ', which elt_runner can act as: a superuser''s elt migrate writes it'
+from pg_catalog.pg_class as c
+where c.oid in ('elt.schema_version'::regclass, 'elt_dba.recorded_shape'::regclass) and pg_catalog.pg_has_role('elt_runner', c.relowner, 'member')
 union all
 select t.object, t.problem || ' (elt did not put it there; a superuser''s elt migrate refuses to run while it is)'
 from elt_dba.traps() as t
+union all
+select s.object, s.change || ' since the last elt migrate by the DBA or a superuser (which refuses to run until it is undone)'
+from elt_dba.shape_changes() as s
 union all
 select 'schema elt_admin', 'is owned by ' || n.nspowner::regrole::text || ', not elt_tenant_admin'
 from pg_catalog.pg_namespace as n
@@ -291,6 +298,21 @@ cross join lateral aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) as 
 join grantee as g on g.oid = a.grantee
 where g.oid <> 0 and a.privilege_type <> 'CONNECT'
 union all
+-- Grants on parameters (GRANT SET ON PARAMETER temp_file_limit TO ...) would let a tenant lift its limits.
+select 'parameter ' || p.parname, g.name || ' has ' || lower(a.privilege_type) || ' on it: a tenant may not change server settings'
+from pg_catalog.pg_parameter_acl as p
+cross join lateral aclexplode(p.paracl) as a
+join grantee as g on g.oid = a.grantee
+-- parameters belong to the cluster: this database's tenants only
+where g.oid = 0 or g.name = 'elt_tenant' or g.name in (select role_name from elt.tenants)
+union all
+-- A login's settings for this database override the ones elt sets for every database (rolconfig).
+select 'login ' || g.name, 'has settings of its own for this database (' || array_to_string(s.setconfig, ', ') ||
+       '), which override elt''s: alter role ' || g.name || ' in database ' || quote_ident(current_database()) || ' reset all'
+from pg_catalog.pg_db_role_setting as s
+join grantee as g on g.oid = s.setrole
+where g.oid <> 0 and s.setdatabase = (select oid from pg_catalog.pg_database where datname = current_database())
+union all
 -- Owners, by a hash join rather than one catalog scan per login.
 select 'login ' || g.name, 'owns ' || o.what
 from grantee as g
@@ -385,11 +407,18 @@ views as (
     join pg_catalog.pg_class as c on c.relnamespace = n.oid
 ),
 reads as (
-    select distinct v.tenant_key, v.role_name, v.oid as view_oid, v.relname as view_name, d.refobjid as rel
+    -- Every relation in the view's query tree (its range table): pg_depend has no row for a system catalog,
+    -- which is pinned, so a view over pg_class would not show there.
+    select distinct v.tenant_key, v.role_name, v.oid as view_oid, v.relname as view_name, r.rel
     from views as v
     join pg_catalog.pg_rewrite as rw on rw.ev_class = v.oid
-    join pg_catalog.pg_depend as d on d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = rw.oid
-                                  and d.refclassid = 'pg_catalog.pg_class'::regclass and d.refobjid <> v.oid
+    cross join lateral (
+        select m[1]::oid from pg_catalog.regexp_matches(rw.ev_action::text, ':relid ([0-9]+)', 'g') as m
+        union
+        select d.refobjid from pg_catalog.pg_depend as d
+        where d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = rw.oid and d.refclassid = 'pg_catalog.pg_class'::regclass
+    ) as r(rel)
+    where r.rel <> v.oid
 )
 select 'tenant ' || t.tenant_key, 'its schema ' || t.role_name || ' does not exist (elt tenant sync builds it)'
 from t where to_regnamespace(t.role_name) is null

@@ -35,6 +35,7 @@ func TestCheckFindsViolations(t *testing.T) {
 	tests := []struct {
 		name   string
 		sql    string // run as superuser ({{as_login}}: as the tenant)
+		undo   string // run as superuser at the end (for what outlives the test's database)
 		object string // expected Violation.Object prefix
 		want   string // substring of its Problem
 	}{
@@ -210,6 +211,27 @@ func TestCheckFindsViolations(t *testing.T) {
 			want:   "tenant logins can connect to it",
 		},
 		{
+			// A system catalog leaves no pg_depend row (it is pinned): the check reads the view's range table.
+			name: "ViewReadsSystemCatalog",
+			sql: `create or replace view {{login}}.users as select c.relname::text collate "default" as user_id, c.relname::text collate "default" as email, c.relname::text collate "default" as name, c.relname::text collate "default" as role, null::timestamptz as created_at from pg_catalog.pg_class as c;
+			      alter view {{login}}.users owner to elt_owner`,
+			object: "tenant_",
+			want:   "reads pg_class, which is not a partition",
+		},
+		{
+			name:   "ParameterGrantToTenant",
+			sql:    `grant set on parameter temp_file_limit to {{login}}`,
+			undo:   `revoke set on parameter temp_file_limit from {{login}}`,
+			object: "parameter temp_file_limit",
+			want:   "has set on it",
+		},
+		{
+			name:   "TenantSettingsForThisDatabase",
+			sql:    `do $$ begin execute format('alter role {{login}} in database %I set statement_timeout = 0', current_database()); end $$`,
+			object: "login tenant_",
+			want:   "has settings of its own for this database (statement_timeout=0)",
+		},
+		{
 			name:   "CatalogGrantToTenant",
 			sql:    `grant select on pg_catalog.pg_statistic to {{login}}`,
 			object: "pg_statistic",
@@ -265,6 +287,10 @@ func TestCheckFindsViolations(t *testing.T) {
 				"{{other_events}}", tenant.PartitionName("events", o.Role),
 				"{{own_events}}", tenant.PartitionName("events", l.Role),
 				"{{events_default}}", tenant.DefaultPartitionName("events")).Replace(tt.sql)
+			if tt.undo != "" {
+				undo := strings.ReplaceAll(tt.undo, "{{login}}", l.Role)
+				t.Cleanup(func() { b.DB.Pool.Exec(context.Background(), undo) })
+			}
 			if q, ok := strings.CutPrefix(sql, "{{as_login}}"); ok {
 				conn := b.Connect(t, l)
 				if _, err := conn.Exec(ctx, "set default_transaction_read_only = off"); err != nil {

@@ -39,8 +39,9 @@ type GuardAction struct {
 // login's statement timeout is cancelled (and its session ended if it still runs Grace later); a session idle
 // in a transaction longer than its idle timeout is ended; a transaction older than its transaction timeout is
 // ended, whatever it does, so no tenant holds back vacuum with an old snapshot. It signals sessions through
-// elt_admin.signal_tenant, which touches tenant logins only. It returns ctx's error, or the error that made a
-// look fail three times in a row.
+// elt_admin.signal_tenant, which touches tenant logins only. It returns ctx's error only: a look that fails
+// (the server restarting, out of connections or of lock memory) is logged, as an error from the third in a
+// row on, and tried again at the next interval; a guard that gave up would leave the limits unenforced.
 func Guard(ctx context.Context, pool *pgxpool.Pool, opts GuardOptions) error {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
@@ -63,10 +64,11 @@ func Guard(ctx context.Context, pool *pgxpool.Pool, opts GuardOptions) error {
 			return ctx.Err()
 		case err != nil:
 			failures++
-			log.Warn("tenant guard: could not look at tenant sessions", "error", err, "failures", failures)
+			level := slog.LevelWarn
 			if failures >= 3 {
-				return fmt.Errorf("tenant guard: %w", err)
+				level = slog.LevelError
 			}
+			log.Log(ctx, level, "tenant guard: could not look at tenant sessions; trying again", "error", err, "failures in a row", failures)
 		default:
 			failures = 0
 		}

@@ -94,7 +94,7 @@ func TestSuperuserMigrateRefusesTraps(t *testing.T) {
 	if _, err := b.Runner.Exec(ctx, "create trigger trap before update on elt.runs for each row execute function elt.trap()"); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, b.DB.URL)
+	conn, err := pgx.Connect(ctx, pgtest.Pinned(b.DB.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,9 +116,58 @@ func TestSuperuserMigrateRefusesTraps(t *testing.T) {
 		t.Errorf("tenant check does not report the trigger: %v", vs)
 	}
 
+	if _, err := b.Runner.Exec(ctx, "drop trigger trap on elt.runs"); err != nil {
+		t.Fatal(err)
+	}
+	// elt's version table is out of elt_runner's reach: schema elt is the DBA's.
+	if _, err := b.Runner.Exec(ctx, "drop table elt.schema_version"); err == nil {
+		t.Error("elt_runner could drop elt.schema_version, which a superuser's migrate writes")
+	}
+	// Code no trap names, caught by the recorded shape of elt's tables: a CHECK constraint calling a catalog
+	// function that runs SQL, and a child table with a trigger (an UPDATE of the parent fires it).
+	for _, c := range []struct{ plant, want, undo string }{
+		{
+			plant: "alter table elt.runs add constraint spy check (pg_catalog.query_to_xml('select 1', false, false, '') is not null) not valid",
+			want:  "elt.runs has constraint spy CHECK",
+			undo:  "alter table elt.runs drop constraint spy",
+		},
+		{
+			plant: "create table staging.child () inherits (elt.tenants); create trigger trap before update on staging.child for each row execute function elt.trap()",
+			want:  "elt.tenants has inherited by staging.child",
+			undo:  "drop table staging.child",
+		},
+	} {
+		if _, err := b.Runner.Exec(ctx, c.plant); err != nil {
+			t.Fatalf("%s as elt_runner: %v", c.plant, err)
+		}
+		_, err := migrate.Up(ctx, conn, opts, migrate.Elt(), migrate.Project(b.DB.Project.Migrations()))
+		if err == nil || !strings.Contains(err.Error(), "elt's tables changed since the last elt migrate") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("superuser migrate after %q: %v, want a refusal naming %q", c.plant, err, c.want)
+		}
+		vs, err := tenant.Check(ctx, b.Runner, b.Layer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, v := range vs {
+			found = found || strings.Contains(v.Object+" "+v.Problem, c.want)
+		}
+		if !found {
+			t.Errorf("tenant check does not report %q: %v", c.want, vs)
+		}
+		if _, err := b.Runner.Exec(ctx, c.undo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Runner.Exec(ctx, "drop function elt.trap()"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrate.Up(ctx, conn, opts, migrate.Elt(), migrate.Project(b.DB.Project.Migrations())); err != nil {
+		t.Fatalf("superuser migrate once the changes are undone: %v", err)
+	}
+
 	// The project's version table replaced by a view that calls elt_runner's code.
 	for _, q := range []string{
-		"drop trigger trap on elt.runs",
 		"create table elt.project_version_kept as table elt.project_version",
 		"drop table elt.project_version",
 		"create function elt.spy() returns integer language sql as 'select version from elt.project_version_kept'",

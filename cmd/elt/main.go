@@ -15,15 +15,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/alecthomas/kong"
 	"github.com/jackc/pgpassfile"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/elt-dev/elt/extract"
+	"github.com/elt-dev/elt/migrate"
 	"github.com/elt-dev/elt/project"
 )
 
@@ -75,8 +74,9 @@ func (g *Globals) Connect(ctx context.Context) (*pgxpool.Pool, error) {
 
 // connect opens a pool as the configured login or, when user is not empty, as user (same server, database
 // and TLS settings; its password from the passfile, PGPASSFILE or ~/.pgpass, else none), and reports whether
-// that login is a superuser. A superuser's sessions get search_path pg_catalog, pg_temp: elt's own SQL names
-// its schemas, and nothing found through "$user" or public may shadow a catalog function for it.
+// that login is a superuser. A superuser's sessions start with search_path pg_catalog, pg_temp, as a startup
+// parameter so that RESET ALL (which tern runs after each migration) returns to it: elt's own SQL names its
+// schemas, and nothing found through "$user" or public may shadow a catalog function for it.
 func (g *Globals) connect(ctx context.Context, user string) (*pgxpool.Pool, bool, error) {
 	cfg, err := pgxpool.ParseConfig(g.DatabaseURL)
 	if err != nil {
@@ -90,28 +90,35 @@ func (g *Globals) connect(ctx context.Context, user string) (*pgxpool.Pool, bool
 		cfg.ConnConfig.User = user
 		cfg.ConnConfig.Password = passfilePassword(cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, user)
 	}
-	var super atomic.Bool
-	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		var s bool
-		if err := c.QueryRow(ctx, `select rolsuper from pg_catalog.pg_roles where rolname = current_user`).Scan(&s); err != nil {
-			return err
-		}
-		super.Store(s)
-		if s {
-			_, err := c.Exec(ctx, `select pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)`)
-			return err
-		}
-		return nil
+	pool, err := open(ctx, cfg)
+	if err != nil {
+		return nil, false, err
 	}
+	var super bool
+	if err := pool.QueryRow(ctx, `select rolsuper from pg_catalog.pg_roles where rolname = current_user`).Scan(&super); err != nil {
+		pool.Close()
+		return nil, false, fmt.Errorf("connect to postgres: %w", err)
+	}
+	if super {
+		pool.Close()
+		cfg.ConnConfig.RuntimeParams["search_path"] = migrate.SuperuserSearchPath
+		if pool, err = open(ctx, cfg); err != nil {
+			return nil, false, err
+		}
+	}
+	return pool, super, nil
+}
+
+func open(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, false, fmt.Errorf("connect to postgres: %w", err)
+		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, false, fmt.Errorf("connect to postgres at %s:%d as %s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User, unwrapConnect(err))
+		return nil, fmt.Errorf("connect to postgres at %s:%d as %s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User, unwrapConnect(err))
 	}
-	return pool, super.Load(), nil
+	return pool, nil
 }
 
 // passfilePassword returns user's password for host:port/database from the passfile (PGPASSFILE, else

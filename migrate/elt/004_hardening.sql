@@ -19,8 +19,12 @@
 set local lock_timeout = '10s';
 set local statement_timeout = '15min';
 
--- The elt track's version table, which tern created as whoever applies this migration, stays theirs (adopt
--- skips it): elt_owner may record versions in it but not change the table (no trigger, no column type).
+-- Schema elt and the elt track's version table (tern created it as whoever applies this migration) stay the
+-- DBA's (adopt skips them): elt_owner creates and owns the tables in the schema but cannot drop or replace
+-- what it does not own, and may record versions but not change the version table (no trigger, constraint or
+-- column type): a superuser's elt migrate writes it.
+alter schema elt owner to current_user;
+grant usage, create on schema elt to elt_owner;
 alter table elt.schema_version owner to current_user;
 grant select, insert, update, delete on elt.schema_version to elt_owner;
 
@@ -39,7 +43,8 @@ declare
 begin
     for r in
         select n.nspname from pg_namespace as n
-        where n.nspname = any (schemas) and n.nspowner <> 'elt_owner'::regrole
+        -- schema elt stays the DBA's (see the top of this migration)
+        where n.nspname = any (schemas) and n.nspname <> 'elt' and n.nspowner <> 'elt_owner'::regrole
     loop
         execute format('alter schema %I owner to elt_owner', r.nspname);
     end loop;
@@ -86,14 +91,18 @@ begin atomic
     from pg_attribute as a
     where (a.attrelid = 'pg_catalog.pg_class'::regclass
            and a.attname in ('relpages', 'reltuples', 'relallvisible', 'relfilenode', 'relfrozenxid', 'relminmxid', 'relpartbound'))
-       -- other tenants' limits and time zones
-       or (a.attrelid = 'pg_catalog.pg_roles'::regclass and a.attname = 'rolconfig')
+       -- other tenants' limits, expiry and time zones
+       or (a.attrelid = 'pg_catalog.pg_roles'::regclass and a.attname in ('rolconfig', 'rolconnlimit', 'rolvaliduntil'))
+       or (a.attrelid = 'pg_catalog.pg_user'::regclass and a.attname in ('useconfig', 'valuntil'))
     union all
     -- superuser-only catalogs that must stay so (statistics hold most common values of every column)
     select 'relation', c.oid::regclass::text
     from pg_class as c
     where c.relnamespace = 'pg_catalog'::regnamespace
       and c.relname in ('pg_statistic', 'pg_statistic_ext_data', 'pg_authid', 'pg_shadow', 'pg_user_mapping')
+    union all
+    -- every role's settings per database (what ALTER ROLE ... SET wrote: limits, time zones)
+    select 'relation', 'pg_db_role_setting'
     union all
     select 'relation', c.oid::regclass::text
     from pg_class as c
@@ -124,9 +133,14 @@ begin atomic
                'pg_last_committed_xact', 'pg_xact_commit_timestamp', 'pg_xact_commit_timestamp_origin', 'mxid_age',
                'pg_control_checkpoint', 'pg_control_system', 'pg_control_init', 'pg_control_recovery',
                'pg_get_replication_slots',
-               -- other sessions: their locks, their notifications
+               -- other sessions: their locks, their notifications; signalling a pid fails differently for a
+               -- live backend of another role and for no backend, so it lists other sessions
                'pg_lock_status', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids',
-               'pg_isolation_test_session_is_blocked', 'pg_notify', 'pg_notification_queue_usage')
+               'pg_isolation_test_session_is_blocked', 'pg_notify', 'pg_notification_queue_usage',
+               'pg_cancel_backend', 'pg_terminate_backend',
+               -- they keep an ACCESS SHARE lock on whatever view or rule they decompile, without a privilege
+               -- check, until the transaction ends: one session could fill the server's lock table
+               'pg_get_viewdef', 'pg_get_ruledef')
            or p.oid = 'pg_catalog.age(xid)'::regprocedure);
 end;
 comment on function elt_dba.catalog_surfaces() is 'Catalog columns, views and functions whose values depend on other tenants'' data or activity; elt_dba.harden_catalogs revokes them from PUBLIC and elt tenant check reports any PUBLIC still has.';
@@ -289,6 +303,115 @@ begin
 end
 $$;
 comment on procedure elt_dba.harden_database() is 'Revokes from PUBLIC what would help a tenant (connect, temporary objects, advisory locks, large objects, catalog statistics); run by the database owner or a superuser.';
+
+-- The shape of elt's own objects (schema elt but what elt_runner writes or drops there): every
+-- relation with its kind, owner and options, columns with types and defaults, constraints, indexes, triggers,
+-- rules, policies, inheritance parents and children wherever they are, and the functions, types and operators
+-- of the schema. elt_runner has elt_owner's rights on these tables and could equip one with code (a CHECK
+-- constraint calling query_to_xml, a child table with a trigger, a replaced table); elt_dba.traps() names the
+-- known kinds, this catches any change. elt migrate records it (elt_dba.record_shape) after elt's track as the
+-- DBA or a superuser, and refuses to run so while it differs from the record (elt_dba.shape_changes).
+create function elt_dba.shape() returns table (object text, item text)
+    language sql stable
+    set search_path = pg_catalog, pg_temp
+begin atomic
+    with rel as (
+        select c.oid, c.oid::regclass::text as name
+        from pg_class as c
+        -- but what elt_runner writes or drops: the project's version table, the old tenant map it takes over
+        where c.relnamespace = 'elt'::regnamespace and c.relkind <> 't'
+          and c.relname not in ('project_version', 'tenants_legacy')
+          and not (c.relkind in ('i', 'I') and exists (select from pg_index as x where x.indexrelid = c.oid
+                                                      and x.indrelid in (select to_regclass('elt.project_version')
+                                                                         union all select to_regclass('elt.tenants_legacy'))))
+    )
+    select r.name, 'relation kind ' || c.relkind::text || ', owner ' || c.relowner::regrole::text ||
+           ', row security ' || c.relrowsecurity::text || '/' || c.relforcerowsecurity::text ||
+           ', options ' || coalesce(array_to_string(c.reloptions, ','), '')
+    from rel as r join pg_class as c on c.oid = r.oid
+    union all
+    select r.name, 'column ' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) ||
+           case when a.attnotnull then ' not null' else '' end ||
+           coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') ||
+           case when a.attidentity <> '' then ' identity ' || a.attidentity::text else '' end ||
+           case when a.attgenerated <> '' then ' generated' else '' end
+    from rel as r
+    join pg_attribute as a on a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped
+    left join pg_attrdef as d on d.adrelid = a.attrelid and d.adnum = a.attnum
+    union all
+    select r.name, 'constraint ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid)
+    from rel as r join pg_constraint as k on k.conrelid = r.oid
+    union all
+    select r.name, 'index ' || pg_get_indexdef(x.indexrelid)
+    from rel as r join pg_index as x on x.indrelid = r.oid
+    union all
+    -- internal triggers are foreign keys' (staging tables reference elt.batches); they check as the owner of
+    -- the referencing table
+    select r.name, 'trigger ' || pg_get_triggerdef(t.oid)
+    from rel as r join pg_trigger as t on t.tgrelid = r.oid and not t.tgisinternal
+    union all
+    select r.name, 'rule ' || quote_ident(w.rulename) || ' on ' || w.ev_type::text
+    from rel as r join pg_rewrite as w on w.ev_class = r.oid
+    union all
+    select r.name, 'policy ' || quote_ident(p.polname) || ' ' || coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' ||
+           coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
+    from rel as r join pg_policy as p on p.polrelid = r.oid
+    union all
+    select r.name, 'inherited by ' || i.inhrelid::regclass::text
+    from rel as r join pg_inherits as i on i.inhparent = r.oid
+    union all
+    select r.name, 'inherits ' || i.inhparent::regclass::text
+    from rel as r join pg_inherits as i on i.inhrelid = r.oid
+    union all
+    select 'function ' || p.oid::regprocedure::text, 'owner ' || p.proowner::regrole::text || ', ' || md5(coalesce(p.prosrc, '') || coalesce(p.prosqlbody::text, ''))
+    from pg_proc as p where p.pronamespace = 'elt'::regnamespace
+    union all
+    select 'type ' || t.oid::regtype::text, 'owner ' || t.typowner::regrole::text
+    from pg_type as t where t.typnamespace = 'elt'::regnamespace and t.typrelid = 0 and t.typelem = 0
+    union all
+    select 'operator ' || o.oid::regoperator::text, 'owner ' || o.oprowner::regrole::text
+    from pg_operator as o where o.oprnamespace = 'elt'::regnamespace;
+end;
+comment on function elt_dba.shape() is 'The shape of elt''s own objects in schema elt (relations, columns, constraints, indexes, triggers, rules, policies, inheritance; functions, types, operators).';
+
+create table elt_dba.recorded_shape (
+    object text not null,
+    item   text not null,
+    primary key (object, item)
+);
+comment on table elt_dba.recorded_shape is 'elt_dba.shape() as the last elt migrate by the DBA or a superuser left it.';
+
+create procedure elt_dba.record_shape()
+    language sql
+    set search_path = pg_catalog, pg_temp
+begin atomic
+    delete from elt_dba.recorded_shape;
+    insert into elt_dba.recorded_shape (object, item) select distinct s.object, s.item from elt_dba.shape() as s;
+end;
+comment on procedure elt_dba.record_shape() is 'Records elt_dba.shape(); run by elt migrate as the DBA or a superuser, after elt''s track.';
+
+create function elt_dba.shape_changes() returns table (object text, change text)
+    language sql stable
+    set search_path = pg_catalog, pg_temp
+begin atomic
+    select x.object, x.change from (
+        (select s.object, 'has ' || s.item as change from elt_dba.shape() as s
+         except
+         select r.object, 'has ' || r.item from elt_dba.recorded_shape as r)
+        union all
+        (select r.object, 'no longer has ' || r.item from elt_dba.recorded_shape as r
+         except
+         select s.object, 'no longer has ' || s.item from elt_dba.shape() as s)
+    ) as x
+    where exists (select from elt_dba.recorded_shape);
+end;
+comment on function elt_dba.shape_changes() is 'What differs in elt''s own objects from what the last elt migrate by the DBA or a superuser recorded. Must return nothing.';
+
+revoke all on table elt_dba.recorded_shape from public;
+grant select on table elt_dba.recorded_shape to elt_owner;
+revoke execute on function elt_dba.shape(), elt_dba.shape_changes() from public;
+grant execute on function elt_dba.shape(), elt_dba.shape_changes() to elt_owner;
+revoke execute on procedure elt_dba.record_shape() from public;
 
 revoke execute on procedure elt_dba.adopt_objects(text[]), elt_dba.harden_database(), elt_dba.harden_catalogs() from public;
 -- elt_runner gives what it creates (later migrations, staging tables) to elt_owner itself.

@@ -89,6 +89,19 @@ func (db *DB) URLAs(user string) string {
 	return asUser(db.URL, user)
 }
 
+// Pinned returns the superuser URL u with the search_path a superuser's migrate needs as a startup parameter
+// (migrate.SuperuserSearchPath).
+func Pinned(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		panic(err)
+	}
+	q := parsed.Query()
+	q.Set("search_path", strings.ReplaceAll(migrate.SuperuserSearchPath, " ", ""))
+	parsed.RawQuery = q.Encode()
+	return parsed.String()
+}
+
 // RunnerOf returns a migrate.Options.Runner that connects to the database of the superuser URL u as
 // elt_runner (the local cluster's Unix socket needs no password).
 func RunnerOf(u string) func(context.Context) (*pgx.Conn, error) {
@@ -349,7 +362,7 @@ func (s *server) ensureTemplate(ctx context.Context, p *project.Project) (string
 	if err := CreateDatabase(ctx, conn, building, ""); err != nil {
 		return "", err
 	}
-	mconn, err := pgx.Connect(ctx, s.urlFor(building))
+	mconn, err := pgx.Connect(ctx, Pinned(s.urlFor(building)))
 	if err != nil {
 		return "", err
 	}
