@@ -381,7 +381,10 @@ func lastLine(b []byte) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// EnsureDatabase creates database name (owned by the superuser) unless it exists.
+// EnsureDatabase creates database name (owned by the superuser) unless it exists, closed to PUBLIC: no role may
+// connect to it or create temporary tables in it until granted (elt migrate and elt tenant sync grant what
+// elt's roles and each tenant login need), so the tenant logins of another database in this cluster cannot
+// connect to it before it is migrated (elt tenant check reports a database they can connect to).
 func (c *Cluster) EnsureDatabase(ctx context.Context, name string) error {
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
@@ -395,8 +398,12 @@ func (c *Cluster) EnsureDatabase(ctx context.Context, name string) error {
 	if exists {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "create database "+ident); err != nil {
 		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, "revoke connect, temporary on database "+ident+" from public"); err != nil {
+		return fmt.Errorf("close database %s to PUBLIC: %w", name, err)
 	}
 	return nil
 }

@@ -85,4 +85,15 @@ func TestStartStopRestartKeepsData(t *testing.T) {
 		t.Fatalf("TCP login with the right password: %v", err)
 	}
 	ok.Close(ctx)
+
+	// A database elt creates is closed to PUBLIC too: a login of another database cannot connect to it.
+	if err := c2.EnsureDatabase(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.EnsureDatabase(ctx, "app"); err != nil {
+		t.Fatalf("EnsureDatabase of an existing database: %v", err)
+	}
+	if _, err := pgx.Connect(ctx, "postgres://probe:right-password@127.0.0.1:"+strconv.Itoa(c2.Port)+"/app?sslmode=disable"); err == nil {
+		t.Error("a role without CONNECT logged in to a database EnsureDatabase created")
+	}
 }

@@ -117,9 +117,9 @@ func convert(t Track, ms []*migrate.Migration) []Migration {
 }
 
 // CurrentVersion reads the applied version of t without creating anything; 0 when the track never ran. In a
-// privileged session (a superuser's or the DBA's) the table is first locked against change (ACCESS SHARE
-// conflicts with every ALTER, DROP or CREATE RULE) and checked to be a plain table whose columns have catalog
-// types: reading a view, or a column of a type elt_runner made, would run its code.
+// privileged session (see privileged) the table is first locked (ACCESS SHARE conflicts with DROP, CREATE RULE
+// and changes of column types) and checked to be a plain table without rules or row security whose columns
+// have catalog types: reading a view, a policy or a column of a type elt_runner made would run its code.
 func CurrentVersion(ctx context.Context, conn *pgx.Conn, t Track) (int32, error) {
 	v, err := readVersion(ctx, conn, t.VersionTable)
 	if err != nil {
@@ -147,7 +147,7 @@ func readVersion(ctx context.Context, conn *pgx.Conn, table string) (int32, erro
 			}
 			var plain bool
 			err := tx.QueryRow(ctx, `
-select c.relkind = 'r' and not c.relhasrules
+select c.relkind = 'r' and not c.relhasrules and not c.relrowsecurity
        and not exists (select from pg_catalog.pg_attribute as a join pg_catalog.pg_type as y on y.oid = a.atttypid
                        where a.attrelid = c.oid and a.attnum > 0 and y.typnamespace <> 'pg_catalog'::regnamespace)
 from pg_catalog.pg_class as c where c.oid = $1::regclass`, table).Scan(&plain)
@@ -204,57 +204,91 @@ var ErrRunner = errors.New("the project's migrations run as elt_runner, never in
 // the tracks after it are not run. A database laid out by elt before the two tracks existed is upgraded first
 // (see upgradeLegacy). Then every object of staging, elt and the project's schemas is given to elt_owner.
 //
-// Run as a superuser (the first migrate, or one that brings elt migrations needing it), Up first refuses to
-// go on if elt's own tables carry code that would run with the superuser's rights (elt_dba.traps: a trigger
-// elt_runner planted, say), and runs only the elt track in the superuser's session. The project's track and
-// the adoption run on a second connection as elt_runner (opts.Runner): project migrations write tables that
+// Run as a superuser (the first migrate, and any that brings elt migrations), Up first takes back the
+// ownership of elt's own objects (elt_dba.take_over: from then on elt_runner cannot change them), then refuses
+// to go on if they carry code that would run with the superuser's rights (elt_dba.traps) or differ in any way
+// from the shape the last such migrate recorded (elt_dba.shape_changes), runs only the elt track in the
+// superuser's session, gives the objects back to elt_owner and records their shape. The project's track and
+// its adoption run on a second connection as elt_runner (opts.Runner): project migrations write tables that
 // elt_runner owns and could have booby-trapped, and SET ROLE would be no boundary (code can reset it).
 func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]Migration, error) {
 	priv, err := privileged(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
-	if priv {
-		if err := pinnedSearchPath(ctx, conn); err != nil {
-			return nil, err
+	if !priv {
+		return upAsRunner(ctx, conn, opts, tracks)
+	}
+	if err := pinnedSearchPath(ctx, conn); err != nil {
+		return nil, err
+	}
+	if err := takeOver(ctx, conn); err != nil {
+		return nil, err
+	}
+	// Whatever happens next, elt_runner gets elt's objects back (as they were, or as the migrations left them).
+	adopted := false
+	defer func() {
+		if !adopted {
+			Adopt(context.WithoutCancel(ctx), conn, nil)
 		}
-		if err := refuseTraps(ctx, conn); err != nil {
-			return nil, err
+	}()
+	if err := refuseTraps(ctx, conn); err != nil {
+		return nil, err
+	}
+	if err := prepare(ctx, conn); err != nil {
+		return nil, err
+	}
+	var applied []Migration
+	i := 0
+	for ; i < len(tracks) && tracks[i].Name == "elt"; i++ {
+		got, err := up(ctx, conn, tracks[i], opts.OnStart)
+		applied = append(applied, got...)
+		if err != nil {
+			return applied, err
+		}
+	}
+	// What the elt track made (schema elt's tables) belongs to elt_owner again before elt_runner writes its
+	// version table there; the shape is recorded when elt's migrations changed it (or was never recorded).
+	if err := Adopt(ctx, conn, nil); err != nil {
+		return applied, err
+	}
+	adopted = true
+	if err := recordShape(ctx, conn, len(applied) > 0); err != nil {
+		return applied, err
+	}
+	if i == len(tracks) {
+		return applied, nil
+	}
+	rc, err := runnerConn(ctx, opts.Runner)
+	if err != nil {
+		return applied, err
+	}
+	defer rc.Close(context.WithoutCancel(ctx))
+	got, err := upAsRunner(ctx, rc, opts, tracks[i:])
+	applied = append(applied, got...)
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "42501" {
+		err = fmt.Errorf("%w (the project's migrations run as elt_runner even when elt migrate runs as a superuser: apply what needs a superuser, such as create extension, as the DBA first)", err)
+	}
+	return applied, err
+}
+
+// upAsRunner applies the tracks in a session with elt_owner's rights: elt's own track must have nothing
+// pending (refusePending), and the project's migrations must leave schema elt as the last superuser's migrate
+// recorded it (they have no business there, and a change would make the next one refuse).
+func upAsRunner(ctx context.Context, conn *pgx.Conn, opts Options, tracks []Track) ([]Migration, error) {
+	for _, t := range tracks {
+		if t.Name == "elt" {
+			if err := refusePending(ctx, conn, t); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := prepare(ctx, conn); err != nil {
 		return nil, err
 	}
 	var applied []Migration
-	for i, t := range tracks {
-		if t.Name == "elt" && !priv {
-			if err := refusePending(ctx, conn, t); err != nil {
-				return applied, err
-			}
-		}
-		if priv && t.Name != "elt" {
-			// What the elt track made (schema elt and its tables) must belong to elt_owner before elt_runner
-			// writes its version table there; their shape is recorded for the next privileged migrate.
-			if err := Adopt(ctx, conn, nil); err != nil {
-				return applied, err
-			}
-			if err := recordShape(ctx, conn); err != nil {
-				return applied, err
-			}
-			rc, err := runnerConn(ctx, opts.Runner)
-			if err != nil {
-				return applied, err
-			}
-			defer rc.Close(context.WithoutCancel(ctx))
-			rest := opts
-			rest.Runner = nil
-			got, err := Up(ctx, rc, rest, tracks[i:]...)
-			applied = append(applied, got...)
-			if err != nil {
-				return applied, fmt.Errorf("%w (the project's migrations run as elt_runner even when elt migrate runs as a superuser: apply what needs a superuser, such as create extension, as the DBA first)", err)
-			}
-			return applied, nil
-		}
+	for _, t := range tracks {
 		got, err := up(ctx, conn, t, opts.OnStart)
 		applied = append(applied, got...)
 		if err != nil {
@@ -264,25 +298,40 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 	if err := Adopt(ctx, conn, opts.Schemas); err != nil {
 		return applied, err
 	}
-	if priv {
-		return applied, recordShape(ctx, conn)
+	changes, err := shapeChanges(ctx, conn)
+	if err != nil {
+		return applied, err
+	}
+	if len(changes) > 0 {
+		return applied, fmt.Errorf("migrate: the migrations are applied, but schema elt differs from what the last superuser's elt migrate recorded: %s (project migrations must not create or change anything in schema elt; the next superuser's elt migrate refuses to run until it is undone)", changes)
 	}
 	return applied, nil
 }
 
-// privileged reports whether the session is a superuser's or another role's that does not have elt_owner's
-// rights (the DBA's, or anyone's before elt's roles exist): such a session applies elt's own migrations, and
-// must not run code elt_runner could have planted.
+// privileged reports whether the session is a superuser's, or anyone's before elt's roles exist: such a
+// session applies elt's own migrations, and must not run code elt_runner could have planted.
 func privileged(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	var priv bool
 	err := conn.QueryRow(ctx, `
 select r.rolsuper or not exists (select from pg_catalog.pg_roles as o where o.rolname = 'elt_owner')
-       or not pg_catalog.pg_has_role(r.oid, 'elt_owner', 'member')
 from pg_catalog.pg_roles as r where r.rolname = current_user`).Scan(&priv)
 	if err != nil {
 		return false, fmt.Errorf("migrate: %w", err)
 	}
 	return priv, nil
+}
+
+// takeOver makes the session's role the owner of elt's own objects (elt_dba.take_over), so that nothing can
+// change them while it checks and migrates them; Adopt gives them back.
+func takeOver(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.take_over()') is not null`).Scan(&exists); err != nil || !exists {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `call elt_dba.take_over()`); err != nil {
+		return fmt.Errorf("migrate: take over elt's tables for the migration: %w", err)
+	}
+	return nil
 }
 
 // refusePending fails when elt's own track has migrations pending in a session with elt_owner's rights: they
@@ -303,19 +352,53 @@ func refusePending(ctx context.Context, conn *pgx.Conn, t Track) error {
 	for _, m := range all[cur:] {
 		names = append(names, m.Name)
 	}
-	return fmt.Errorf("migrate: elt's own migrations %s are pending: the DBA or a superuser applies them (elt migrate as one; it then runs the project's as elt_runner); elt_runner applies only the project's", strings.Join(names, ", "))
+	return fmt.Errorf("migrate: elt's own migrations %s are pending: a superuser applies them (elt migrate as one; it then runs the project's as elt_runner); elt_runner applies only the project's", strings.Join(names, ", "))
 }
 
-// recordShape records the shape of elt's own objects (elt_dba.record_shape) for the next privileged migrate.
-func recordShape(ctx context.Context, conn *pgx.Conn) error {
-	var exists bool
+// recordShape records the shape of elt's own objects (elt_dba.record_shape) for the next privileged migrate,
+// when elt's migrations changed it (changed) or none was ever recorded; otherwise it must not have changed.
+func recordShape(ctx context.Context, conn *pgx.Conn, changed bool) error {
+	var exists, empty bool
 	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.record_shape()') is not null`).Scan(&exists); err != nil || !exists {
 		return err
+	}
+	if err := conn.QueryRow(ctx, `select not exists (select from elt_dba.recorded_shape)`).Scan(&empty); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if !changed && !empty {
+		return nil
 	}
 	if _, err := conn.Exec(ctx, `call elt_dba.record_shape()`); err != nil {
 		return fmt.Errorf("migrate: record the shape of elt's tables: %w", err)
 	}
 	return nil
+}
+
+// shapeChanges lists how elt's own objects differ from their recorded shape (elt_dba.shape_changes), at most
+// ten, joined; "" when they do not or nothing was recorded yet.
+func shapeChanges(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.shape_changes()') is not null`).Scan(&exists); err != nil || !exists {
+		return "", err
+	}
+	rows, err := conn.Query(ctx, `select object || ' ' || change from elt_dba.shape_changes() order by 1`)
+	if err != nil {
+		return "", fmt.Errorf("migrate: compare elt's tables with their recorded shape: %w", err)
+	}
+	changes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", fmt.Errorf("migrate: compare elt's tables with their recorded shape: %w", err)
+	}
+	const most = 10
+	more := ""
+	if len(changes) > most {
+		more = fmt.Sprintf(" and %d more", len(changes)-most)
+		changes = changes[:most]
+	}
+	if len(changes) == 0 {
+		return "", nil
+	}
+	return strings.Join(changes, "; ") + more, nil
 }
 
 // runnerConn opens the connection as elt_runner for the project's track and checks that it is one.
@@ -356,18 +439,9 @@ func pinnedSearchPath(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	if strings.ReplaceAll(path, " ", "") != strings.ReplaceAll(SuperuserSearchPath, " ", "") {
-		return fmt.Errorf("migrate: refusing to run as a superuser with search_path %q: the connection must start with search_path=%s (elt migrate does so)", path, SuperuserSearchPath)
+		return fmt.Errorf("migrate: refusing to migrate as a superuser (or before elt's roles exist) with search_path %q: the connection must start with search_path=%s (elt migrate does so)", path, SuperuserSearchPath)
 	}
 	return nil
-}
-
-// superuser reports whether the session's role is a superuser.
-func superuser(ctx context.Context, conn *pgx.Conn) (bool, error) {
-	var super bool
-	if err := conn.QueryRow(ctx, `select rolsuper from pg_catalog.pg_roles where rolname = current_user`).Scan(&super); err != nil {
-		return false, fmt.Errorf("migrate: %w", err)
-	}
-	return super, nil
 }
 
 // refuseTraps fails when elt's tables carry code that would run with a superuser's rights (elt_dba.traps).
@@ -391,26 +465,12 @@ func refuseTraps(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("migrate: refusing to run as a superuser: elt's tables carry code elt did not put there, which would run with the superuser's rights: %s (a role with elt_owner's rights, such as elt_runner, made it: remove it and find out who)",
 			strings.Join(traps, "; "))
 	}
-	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.shape_changes()') is not null`).Scan(&exists); err != nil || !exists {
+	changes, err := shapeChanges(ctx, conn)
+	if err != nil {
 		return err
 	}
-	rows, err = conn.Query(ctx, `select object || ' ' || change from elt_dba.shape_changes() order by 1`)
-	if err != nil {
-		return fmt.Errorf("migrate: compare elt's tables with their recorded shape: %w", err)
-	}
-	changes, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("migrate: compare elt's tables with their recorded shape: %w", err)
-	}
-	if len(changes) > 0 {
-		const most = 10
-		more := ""
-		if len(changes) > most {
-			more = fmt.Sprintf(" and %d more", len(changes)-most)
-			changes = changes[:most]
-		}
-		return fmt.Errorf("migrate: refusing to run as a superuser: elt's tables changed since the last elt migrate by the DBA or a superuser (elt_dba.shape_changes()): %s%s; only elt's own migrations change them, and code added to them would run with the superuser's rights: a role with elt_owner's rights, such as elt_runner, made the change: undo it and find out who",
-			strings.Join(changes, "; "), more)
+	if changes != "" {
+		return fmt.Errorf("migrate: refusing to run as a superuser: elt's tables changed since the last superuser's elt migrate recorded them: %s; only elt's own migrations change them, and code added to them would run with the superuser's rights. If elt_runner (or anyone with elt_owner's rights) made the change, undo it and find out who; if a DBA made it on purpose (an index, say), review select * from elt_dba.shape_changes() and accept it with call elt_dba.record_shape() as a superuser", changes)
 	}
 	return nil
 }
@@ -496,7 +556,7 @@ func checkKnown(t Track, version int32, n int) error {
 func firstMigrate(err error) error {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && pg.Code == "42501" {
-		return fmt.Errorf("%w (the first elt migrate creates schemas and roles: run it as a superuser or a DBA, then as elt_runner)", err)
+		return fmt.Errorf("%w (the first elt migrate creates schemas and roles: run it as a superuser, then as elt_runner)", err)
 	}
 	return err
 }
@@ -515,7 +575,7 @@ func describe(t Track, err error) error {
 		}
 		msg += "; nothing of this migration was applied"
 		if pg.Code == "42501" {
-			msg += " (a migration that creates roles, schemas or extensions must run as a superuser or a DBA)"
+			msg += " (a migration that creates roles, schemas or extensions must run as a superuser)"
 		}
 		return &Error{Msg: msg, Err: pg}
 	}

@@ -92,7 +92,7 @@ func TestUpFromEmptyAppliesBothTracksInOrder(t *testing.T) {
 	}
 	defer unpinned.Close(ctx)
 	// A superuser's connection whose search_path is the default ("$user", public) is refused.
-	if _, err := migrate.Up(ctx, unpinned, migrate.Options{Schemas: db.Project.Schemas}, tracks(t)...); err == nil || !strings.Contains(err.Error(), "refusing to run as a superuser with search_path") {
+	if _, err := migrate.Up(ctx, unpinned, migrate.Options{Schemas: db.Project.Schemas}, tracks(t)...); err == nil || !strings.Contains(err.Error(), "with search_path \"\\\"$user\\\", public\"") {
 		t.Fatalf("superuser Up with the default search_path: %v, want a refusal", err)
 	}
 	cfg.RuntimeParams["search_path"] = migrate.SuperuserSearchPath
@@ -214,5 +214,29 @@ func TestProjectTrackIsIndependent(t *testing.T) {
 	var exists bool
 	if err := own.QueryRow(ctx, `select to_regclass('things.other') is not null`).Scan(&exists); err != nil || exists {
 		t.Errorf("the failed migration left things.other behind (%v)", err)
+	}
+}
+
+// elt's own migrations are a superuser's to apply: elt_runner's migrate refuses while one is pending, naming it.
+func TestRunnerRefusesPendingEltMigrations(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	eltAll, err := migrate.Load(migrate.Elt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := eltAll[len(eltAll)-1]
+	if _, err := db.Pool.Exec(ctx, `update elt.schema_version set version = $1`, last.Version-1); err != nil {
+		t.Fatal(err)
+	}
+	runner, err := pgx.Connect(ctx, db.URLAs("elt_runner"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runner.Close(ctx)
+	_, err = migrate.Up(ctx, runner, migrate.Options{Schemas: db.Project.Schemas}, tracks(t)...)
+	if err == nil || !strings.Contains(err.Error(), "elt's own migrations "+last.Name+" are pending: a superuser applies them") {
+		t.Errorf("elt_runner's migrate with %s pending: %v, want a refusal naming it", last.Name, err)
 	}
 }

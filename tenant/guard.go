@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -39,9 +40,10 @@ type GuardAction struct {
 // login's statement timeout is cancelled (and its session ended if it still runs Grace later); a session idle
 // in a transaction longer than its idle timeout is ended; a transaction older than its transaction timeout is
 // ended, whatever it does, so no tenant holds back vacuum with an old snapshot. It signals sessions through
-// elt_admin.signal_tenant, which touches tenant logins only. It returns ctx's error only: a look that fails
-// (the server restarting, out of connections or of lock memory) is logged, as an error from the third in a
-// row on, and tried again at the next interval; a guard that gave up would leave the limits unenforced.
+// elt_admin.signal_tenant, which touches tenant logins only. A look that fails for a passing reason (the
+// server restarting, out of connections or of lock memory) is logged, as an error from the third in a row on,
+// and tried again (every 30 s from then on); one that cannot succeed by waiting (wrong password, missing
+// privilege or database) ends the guard with that error. Otherwise it returns ctx's error.
 func Guard(ctx context.Context, pool *pgxpool.Pool, opts GuardOptions) error {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
@@ -62,6 +64,8 @@ func Guard(ctx context.Context, pool *pgxpool.Pool, opts GuardOptions) error {
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case err != nil && permanent(err):
+			return fmt.Errorf("tenant guard: %w (nothing enforces the tenants' limits until it runs again)", err)
 		case err != nil:
 			failures++
 			level := slog.LevelWarn
@@ -76,12 +80,32 @@ func Guard(ctx context.Context, pool *pgxpool.Pool, opts GuardOptions) error {
 			log.Warn("tenant guard: "+a.Action+" ("+a.Reason+" limit)", "customer", a.Customer, "login", a.Role, "pid", a.PID,
 				"lasted", a.Age.Round(time.Millisecond).String(), "limit", a.Limit.String())
 		}
+		wait := tick.C
+		if failures >= 3 {
+			// Out of connections or lock memory, or the server restarting: try again less often.
+			wait = time.After(30 * time.Second)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-tick.C:
+		case <-wait:
 		}
 	}
+}
+
+// permanent reports whether err will not go away by trying again: wrong credentials (SQLSTATE class 28),
+// missing privileges or objects (42), no such database (3D). The guard then exits, so that its supervisor
+// and whoever reads its log see it.
+func permanent(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || len(pg.Code) < 2 {
+		return false
+	}
+	switch pg.Code[:2] {
+	case "28", "42", "3D":
+		return true
+	}
+	return false
 }
 
 type guard struct {

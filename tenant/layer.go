@@ -316,26 +316,28 @@ where d.refclassid = 'pg_catalog.pg_namespace'::regclass and d.refobjid = $1::re
 	if err != nil {
 		return err
 	}
-	var stmts []string
+	type stmt struct{ what, sql string } // what names it in an error
+	var stmts []stmt
 	for _, r := range l.Publish {
 		view := pgx.Identifier{role, r.Name}.Sanitize()
 		stmts = append(stmts,
-			"create or replace view "+view+" as "+l.viewSQL(r, role),
-			"comment on view "+view+" is "+lit[r.Comment])
+			stmt{"create view " + view, "create or replace view " + view + " as " + l.viewSQL(r, role)},
+			stmt{"comment on view " + view, "comment on view " + view + " is " + lit[r.Comment]})
 		for _, c := range r.Columns {
-			stmts = append(stmts, "comment on column "+view+"."+pgx.Identifier{c.Name}.Sanitize()+" is "+lit[c.Comment])
+			col := view + "." + pgx.Identifier{c.Name}.Sanitize()
+			stmts = append(stmts, stmt{"comment on column " + col, "comment on column " + col + " is " + lit[c.Comment]})
 		}
-		stmts = append(stmts, "grant select on "+view+" to "+schema)
+		stmts = append(stmts, stmt{"grant select on " + view, "grant select on " + view + " to " + schema})
 	}
 	b := &pgx.Batch{}
 	for _, q := range stmts {
-		b.Queue(q)
+		b.Queue(q.sql)
 	}
 	res := tx.SendBatch(ctx, b)
 	for _, q := range stmts {
 		if _, err := res.Exec(); err != nil {
 			res.Close()
-			return fmt.Errorf("%s: %w", q, err)
+			return fmt.Errorf("%s: %w", q.what, err)
 		}
 	}
 	return res.Close()

@@ -141,7 +141,7 @@ func TestSuperuserMigrateRefusesTraps(t *testing.T) {
 			t.Fatalf("%s as elt_runner: %v", c.plant, err)
 		}
 		_, err := migrate.Up(ctx, conn, opts, migrate.Elt(), migrate.Project(b.DB.Project.Migrations()))
-		if err == nil || !strings.Contains(err.Error(), "elt's tables changed since the last elt migrate") || !strings.Contains(err.Error(), c.want) {
+		if err == nil || !strings.Contains(err.Error(), "elt's tables changed since the last superuser's elt migrate") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("superuser migrate after %q: %v, want a refusal naming %q", c.plant, err, c.want)
 		}
 		vs, err := tenant.Check(ctx, b.Runner, b.Layer)

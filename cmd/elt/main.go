@@ -58,7 +58,7 @@ func (g *Globals) LoadSources() (*project.Project, *extract.Config, error) {
 // refuses a superuser's login: elt runs the project's SQL and builds the tenants' objects, and code that
 // elt_runner (or whoever holds elt_owner's rights) planted in the tables it writes would run with a
 // superuser's rights, SET ROLE being no boundary (the code can reset it). Only elt migrate takes a
-// superuser's login (connectMigrate), for elt's own migrations.
+// superuser's login (connect), for elt's own migrations.
 func (g *Globals) Connect(ctx context.Context) (*pgxpool.Pool, error) {
 	pool, super, err := g.connect(ctx, "")
 	if err != nil {
@@ -94,12 +94,16 @@ func (g *Globals) connect(ctx context.Context, user string) (*pgxpool.Pool, bool
 	if err != nil {
 		return nil, false, err
 	}
-	var super bool
-	if err := pool.QueryRow(ctx, `select rolsuper from pg_catalog.pg_roles where rolname = current_user`).Scan(&super); err != nil {
+	// A superuser's session, or any before elt's roles exist (the first migrate), is privileged: it gets the
+	// pinned search_path that migrate.Up requires of it.
+	var super, priv bool
+	err = pool.QueryRow(ctx, `select r.rolsuper, r.rolsuper or not exists (select from pg_catalog.pg_roles where rolname = 'elt_owner')
+		from pg_catalog.pg_roles as r where r.rolname = current_user`).Scan(&super, &priv)
+	if err != nil {
 		pool.Close()
 		return nil, false, fmt.Errorf("connect to postgres: %w", err)
 	}
-	if super {
+	if priv {
 		pool.Close()
 		cfg.ConnConfig.RuntimeParams["search_path"] = migrate.SuperuserSearchPath
 		if pool, err = open(ctx, cfg); err != nil {

@@ -33,7 +33,9 @@ func (c *MigrateCmd) Help() string {
            the project folder at run time and recorded in elt.project_version.
 
 The elt track runs first. Each migration runs in one transaction; a failing one is rolled back whole. The first
-elt migrate must run as a superuser or a DBA (it creates roles); after that, as elt_runner. After migrating,
+elt migrate, and any that brings elt's own migrations, runs as a superuser (it creates roles); it applies
+only elt's track in the superuser's session and the project's on a connection of its own as elt_runner
+(password from ~/.pgpass or PGPASSFILE, else none). Otherwise run it as elt_runner. After migrating,
 every object of the project's schemas is given to elt_owner and each tenant's schema, partitions and views are
 rebuilt where the declarations (elt.yaml tenants:) or the tables changed.`
 }
@@ -105,6 +107,9 @@ func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 		for _, st := range sts {
 			pending := st.Pending()
 			fmt.Printf("-- elt migrate --dry-run: %s track at version %d, %d pending migration(s); nothing was changed.\n", st.Track, st.Current, len(pending))
+			if st.Track == "elt" && len(pending) > 0 && !super {
+				fmt.Println("-- elt's own migrations are applied by a superuser (elt migrate as one); elt_runner applies only the project's.")
+			}
 			for _, m := range pending {
 				fmt.Printf("\n-- ==== %s track: %s (version %d) ====\n-- runs in one transaction\n%s\n", m.Track, m.Name, m.Version, m.SQL)
 			}
@@ -145,13 +150,14 @@ func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 		return err
 	}
 	conn.Release()
+	// The tenants' objects and the status are done where the project's migrations ran: on elt_runner's
+	// connections when this session was privileged (migrate.Up opened one), else here.
 	work := pool
-	if super {
-		if runner == nil {
-			return fmt.Errorf("migrate: %w", migrate.ErrRunner)
-		}
+	if runner != nil {
 		work = runner
 		log.Info("elt's own migrations ran as the superuser; the project's and the tenants' objects as elt_runner")
+	} else if super {
+		return fmt.Errorf("migrate: %w", migrate.ErrRunner)
 	}
 	if p.Tenants != nil {
 		if err := syncTenants(ctx, work, p, false, log); err != nil {

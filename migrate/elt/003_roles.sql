@@ -27,6 +27,17 @@
 set local lock_timeout = '10s';
 set local statement_timeout = '15min';
 
+-- Two databases of one cluster migrated at once would change the same roles concurrently ("tuple concurrently
+-- updated"): a superuser serializes this migration across the cluster by locking pg_authid (a shared catalog,
+-- so its lock is the cluster's) against other role changes until it commits.
+do $$
+begin
+    if (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
+        lock table pg_catalog.pg_authid in share row exclusive mode;
+    end if;
+end
+$$;
+
 do $$
 begin
     if not exists (select from pg_catalog.pg_roles where rolname = 'elt_owner') then

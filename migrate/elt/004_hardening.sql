@@ -325,9 +325,10 @@ begin atomic
                                                       and x.indrelid in (select to_regclass('elt.project_version')
                                                                          union all select to_regclass('elt.tenants_legacy'))))
     )
-    select r.name, 'relation kind ' || c.relkind::text || ', owner ' || c.relowner::regrole::text ||
-           ', row security ' || c.relrowsecurity::text || '/' || c.relforcerowsecurity::text ||
-           ', options ' || coalesce(array_to_string(c.reloptions, ','), '')
+    -- (not the owner, which a superuser's migrate takes over while it runs, nor the storage options, which a
+    -- DBA may tune; elt tenant check verifies the owners)
+    select r.name, 'relation kind ' || c.relkind::text ||
+           ', row security ' || c.relrowsecurity::text || '/' || c.relforcerowsecurity::text
     from rel as r join pg_class as c on c.oid = r.oid
     union all
     select r.name, 'column ' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) ||
@@ -363,16 +364,53 @@ begin atomic
     select r.name, 'inherits ' || i.inhparent::regclass::text
     from rel as r join pg_inherits as i on i.inhrelid = r.oid
     union all
-    select 'function ' || p.oid::regprocedure::text, 'owner ' || p.proowner::regrole::text || ', ' || md5(coalesce(p.prosrc, '') || coalesce(p.prosqlbody::text, ''))
+    select 'function ' || p.oid::regprocedure::text,
+           'definition ' || md5(case when p.prokind in ('f', 'p') then pg_get_functiondef(p.oid) else p.prosrc end)
     from pg_proc as p where p.pronamespace = 'elt'::regnamespace
     union all
-    select 'type ' || t.oid::regtype::text, 'owner ' || t.typowner::regrole::text
+    select 'type ' || t.oid::regtype::text, 'kind ' || t.typtype::text
     from pg_type as t where t.typnamespace = 'elt'::regnamespace and t.typrelid = 0 and t.typelem = 0
     union all
-    select 'operator ' || o.oid::regoperator::text, 'owner ' || o.oprowner::regrole::text
+    select 'operator ' || o.oid::regoperator::text, 'function ' || o.oprcode::regproc::text
     from pg_operator as o where o.oprnamespace = 'elt'::regnamespace;
 end;
 comment on function elt_dba.shape() is 'The shape of elt''s own objects in schema elt (relations, columns, constraints, indexes, triggers, rules, policies, inheritance; functions, types, operators).';
+
+-- Makes the caller the owner of elt's own objects (relations and functions of schema elt), so that nothing
+-- can change them while a superuser's elt migrate checks and migrates them; adopt_objects gives them back.
+create procedure elt_dba.take_over()
+    language plpgsql
+    set search_path = pg_catalog, pg_temp
+as $$
+declare
+    r record;
+begin
+    for r in
+        select c.oid::regclass as rel, c.relkind
+        from pg_class as c
+        where c.relnamespace = 'elt'::regnamespace
+          and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+          and c.relowner <> (select oid from pg_roles where rolname = current_user)
+          and not (c.relkind = 'S' and exists (select from pg_depend as d
+                                               where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                                                 and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i')))
+    loop
+        execute format('alter %s %s owner to %I',
+            case r.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'S' then 'sequence'
+                           when 'f' then 'foreign table' else 'table' end,
+            r.rel, current_user);
+    end loop;
+    for r in
+        select p.oid::regprocedure as fn, p.prokind
+        from pg_proc as p
+        where p.pronamespace = 'elt'::regnamespace and p.proowner <> (select oid from pg_roles where rolname = current_user)
+    loop
+        execute format('alter %s %s owner to %I',
+            case r.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end, r.fn, current_user);
+    end loop;
+end
+$$;
+comment on procedure elt_dba.take_over() is 'Makes the caller (a superuser''s elt migrate) the owner of elt''s own objects while it checks and migrates them; elt_dba.adopt_objects gives them back.';
 
 create table elt_dba.recorded_shape (
     object text not null,
@@ -411,7 +449,7 @@ revoke all on table elt_dba.recorded_shape from public;
 grant select on table elt_dba.recorded_shape to elt_owner;
 revoke execute on function elt_dba.shape(), elt_dba.shape_changes() from public;
 grant execute on function elt_dba.shape(), elt_dba.shape_changes() to elt_owner;
-revoke execute on procedure elt_dba.record_shape() from public;
+revoke execute on procedure elt_dba.record_shape(), elt_dba.take_over() from public;
 
 revoke execute on procedure elt_dba.adopt_objects(text[]), elt_dba.harden_database(), elt_dba.harden_catalogs() from public;
 -- elt_runner gives what it creates (later migrations, staging tables) to elt_owner itself.
