@@ -43,6 +43,11 @@ type Options struct {
 	Ephemeral bool
 	// Settings are extra postgresql.conf settings written at initdb time.
 	Settings map[string]string
+	// StandbyOf, when the cluster does not exist yet, makes it a hot standby of the primary at this
+	// postgres:// URL (without a password) instead of a new cluster: see IsStandby.
+	StandbyOf string
+	// Slot is the replication slot a new standby creates on the primary and streams through; empty for none.
+	Slot string
 }
 
 // Cluster is a started local cluster.
@@ -158,6 +163,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := os.WriteFile(filepath.Join(dir, "port"), []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
 		return nil, err
 	}
+	if c.IsStandby() {
+		return c, nil // read-only: the primary's privileges replicate
+	}
 	if err := c.closeMaintenanceDatabases(ctx); err != nil {
 		return nil, err
 	}
@@ -260,7 +268,13 @@ func (c *Cluster) prepare(ctx context.Context, opts Options) error {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(c.DataDir(), "PG_VERSION")); err == nil {
+		if opts.StandbyOf != "" && !c.IsStandby() {
+			return fmt.Errorf("%s already holds a cluster that is not a standby: start the standby in another --dir", c.Dir)
+		}
 		return nil
+	}
+	if opts.StandbyOf != "" {
+		return c.baseBackup(ctx, opts.StandbyOf, opts.Slot, opts.Settings)
 	}
 	if _, err := c.run(ctx, "initdb", "-D", c.DataDir(), "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
 		"--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"); err != nil {
@@ -284,13 +298,21 @@ func (c *Cluster) prepare(ctx context.Context, opts Options) error {
 	for k, v := range opts.Settings {
 		settings[k] = v
 	}
+	return c.appendConf(settings, "")
+}
+
+// appendConf appends settings to postgresql.conf, in a block marked as elt's (what).
+func (c *Cluster) appendConf(settings map[string]string, what string) error {
 	keys := make([]string, 0, len(settings))
 	for k := range settings {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	var conf bytes.Buffer
-	conf.WriteString("\n# written by elt (localpg)\n")
+	if what != "" {
+		what = ", " + what
+	}
+	conf.WriteString("\n# written by elt (localpg" + what + ")\n")
 	for _, k := range keys {
 		fmt.Fprintf(&conf, "%s = %s\n", k, settings[k])
 	}
@@ -397,6 +419,9 @@ func (c *Cluster) EnsureDatabase(ctx context.Context, name string) error {
 	}
 	if exists {
 		return nil
+	}
+	if c.IsStandby() {
+		return fmt.Errorf("database %s does not exist on this standby: create it on the primary; the standby replays it", name)
 	}
 	ident := pgx.Identifier{name}.Sanitize()
 	if _, err := conn.Exec(ctx, "create database "+ident); err != nil {

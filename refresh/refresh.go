@@ -324,15 +324,17 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 		if !rebuild {
 			from = *mark
 		}
-		if rebuild && len(s.rebuild) > 0 {
-			if err := r.endTenantSessions(ctx, tx, s); err != nil {
-				failed = &StepError{File: s.name, Line: 1, Err: err}
-				return err
-			}
-			// Identifiers come from the step file and went through pgx.Identifier.Sanitize.
-			if _, err := tx.Exec(ctx, "truncate "+strings.Join(s.rebuild, ", ")); err != nil {
-				failed = &StepError{File: s.name, Line: 1, Err: err}
-				return err
+		if rebuild {
+			// Emptied with DELETE, not TRUNCATE: DELETE takes a ROW EXCLUSIVE lock, which no reader's lock
+			// conflicts with, so readers (tenants included) keep reading the old rows until the step commits
+			// and a reader idle in a transaction does not hold the rebuild up. TRUNCATE's ACCESS EXCLUSIVE lock
+			// would make every reader of these tables wait for the whole step. Autovacuum reclaims the old
+			// rows. Identifiers come from the step file and went through pgx.Identifier.Sanitize.
+			for _, table := range s.rebuild {
+				if _, err := tx.Exec(ctx, "delete from "+table); err != nil {
+					failed = &StepError{File: s.name, Line: 1, Err: err}
+					return err
+				}
 			}
 		}
 		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi}
@@ -372,23 +374,6 @@ func setWatermark(ctx context.Context, tx pgx.Tx, step string, hi int64) error {
 	_, err := tx.Exec(ctx, `insert into elt.refresh_watermarks (step, batch_id) values ($1, $2)
 		on conflict (step) do update set batch_id = excluded.batch_id, updated_at = now()`, step, hi)
 	return err
-}
-
-// endTenantSessions terminates the sessions of tenant logins (roles of elt.tenants) that hold or wait for a lock
-// on the tables a step is about to truncate, or on their partitions. TRUNCATE needs an ACCESS EXCLUSIVE lock: a
-// tenant idle in a transaction that read one of its views holds ACCESS SHARE on its partition under it (and
-// can lift its own idle timeout), so it would make every rebuild wait lock_timeout and fail, while the queued
-// TRUNCATE blocked the other tenants' reads. elt_runner ends them through elt_admin.signal_tenant.
-func (r *runner) endTenantSessions(ctx context.Context, tx pgx.Tx, s step) error {
-	var ended int64
-	err := tx.QueryRow(ctx, `select elt_admin.end_lock_holders(array(select pg_catalog.unnest($1::text[])::regclass), true)`, s.rebuild).Scan(&ended)
-	if err != nil {
-		return fmt.Errorf("end tenant sessions holding locks on %s: %w", strings.Join(s.rebuild, ", "), err)
-	}
-	if ended > 0 {
-		r.log.Warn("ended tenant sessions holding locks on tables to rebuild", "step", s.name, "sessions", ended)
-	}
-	return nil
 }
 
 // analyzeRebuilt refreshes the planner statistics of the tables a step rebuilt (a first load, a full run), so

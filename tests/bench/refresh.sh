@@ -99,6 +99,7 @@ select (select max(batch_id) from elt.batches),
                           'created_at', '2024-01-01T00:00:00Z', 'updated_at', '2024-01-01T00:00:00Z')
 from generate_series(1, :customers) as c
 cross join lateral generate_series(1, :users + (c * 37) % (2 * :users)) as u;
+update elt.batches set records = (select count(*) from staging.users) where batch_id = (select max(batch_id) from elt.batches);
 SQL
 
 # Events of a span of days, non-decreasing in time like the export API's order, in one new batch: skewed
