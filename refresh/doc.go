@@ -10,10 +10,12 @@
 // next run retries it. Each statement may use two named parameters: @batch_from (the step's watermark,
 // exclusive) and @batch_to (the highest committed batch when the run started, inclusive), read under
 // elt.lock_staging_exclusive() so no batch in flight can commit below it. A line "-- rebuild: schema.table,
-// ..." lists the tables a step empties before running over every batch when it has no watermark: on its first
-// run, and in a full run, which first deletes every watermark in a committed transaction, so that a full run
-// interrupted half-way is finished by the next run. Before emptying them, it ends the sessions of tenant logins
-// holding locks on them or their partitions.
+// ..." lists the tables a step empties (with DELETE, so readers never wait) before running over every batch
+// when it has no watermark: on its first run, and in a full run, which first deletes every watermark in a
+// committed transaction, so that a full run interrupted half-way is finished by the next run. A line
+// "-- tenants: <query>" binds the keys the query returns to a third parameter, @tenants (an array), so that
+// statements filtering partitioned tables with key = any(@tenants) are planned over those tenants'
+// partitions only.
 //
 // # Changed files
 //

@@ -941,3 +941,81 @@ func TestStagingCoverage(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantsParameter: a step with a "-- tenants:" line gets the keys its query returns bound to @tenants (an
+// array, in key order) while they are at most a quarter of the tenants, and a statement filtering a
+// partitioned table with "(customer_id = any(@tenants) or @tenants is null)" is planned over those customers'
+// partitions only: it does not lock another tenant's partition, which the same statement without the filter
+// does. With more keys, @tenants is NULL and the same statement reads (and locks) every partition. A step
+// that uses @tenants without the line, or any(@tenants) without the NULL guard, is refused when it is read.
+func TestTenantsParameter(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := context.Background()
+	load(t, db.Pool, fixture[0]...)
+	// Eight tenants with a login: the fixture's two customers are a quarter of them.
+	if _, err := db.Pool.Exec(ctx, `create table core.events_other partition of core.events for values in ('cus_other');
+		create table core.seen (seq serial, what text, value text);
+		insert into elt.tenants (tenant_key, role_name, connection_limit, statement_timeout, idle_in_transaction_timeout,
+		                         transaction_timeout, temp_file_limit_kb)
+		select 'cus_t' || i, 'tenant_' || lpad(i::text, 16, '0'), 10, '1m', '1m', '15m', 1048576 from generate_series(1, 8) as i`); err != nil {
+		t.Fatal(err)
+	}
+	locks := `insert into core.seen (what, value) select '%s', count(*)::text from pg_catalog.pg_locks
+where pid = pg_catalog.pg_backend_pid() and relation = 'core.events_other'::regclass;
+`
+	fsys := embeddedSQL(t)
+	fsys["sql/035_tenants.sql"] = &fstest.MapFile{Data: []byte(
+		"-- tenants: select distinct record ->> 'customer_id' from staging.events where batch_id > @batch_from and batch_id <= @batch_to\n" +
+			"insert into core.seen (what, value) values ('tenants', @tenants::text);\n" +
+			"create temp table pg_temp.pruned on commit drop as\n" +
+			"select e.event_id from core.events as e join core.customers as c on c.customer_id = e.customer_id where (e.customer_id = any(@tenants) or @tenants is null);\n" +
+			fmt.Sprintf(locks, "locked after the pruned statement") +
+			"create temp table pg_temp.unpruned on commit drop as\n" +
+			"select e.event_id from core.events as e join core.customers as c on c.customer_id = e.customer_id;\n" +
+			fmt.Sprintf(locks, "locked after the unpruned statement"))}
+	if _, err := refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: fsys})); err != nil {
+		t.Fatal(err)
+	}
+	var want string
+	if err := db.Pool.QueryRow(ctx, `select array_agg(distinct customer_id order by customer_id)::text from core.events`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := db.Pool.Query(ctx, `select array[what, value] from core.seen order by seq`)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[[]string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][]string{{"tenants", want}, {"locked after the pruned statement", "0"}, {"locked after the unpruned statement", "1"}}, got); diff != "" {
+		t.Errorf("what the step saw (-want +got):\n%s", diff)
+	}
+
+	// Seven tenants: two keys are more than a quarter; @tenants is NULL, nothing is pruned.
+	if _, err := db.Pool.Exec(ctx, `delete from elt.tenants where tenant_key = 'cus_t8'; delete from core.seen;
+		update elt.refresh_watermarks set batch_id = 0 where step = 'sql/035_tenants.sql'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: fsys})); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ = db.Pool.Query(ctx, `select array[what, coalesce(value, 'NULL')] from core.seen order by seq`)
+	got, err = pgx.CollectRows(rows, pgx.RowTo[[]string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][]string{{"tenants", "NULL"}, {"locked after the pruned statement", "1"}, {"locked after the unpruned statement", "1"}}, got); diff != "" {
+		t.Errorf("what the step saw with two keys of seven tenants (-want +got):\n%s", diff)
+	}
+
+	fsys["sql/035_tenants.sql"] = &fstest.MapFile{Data: []byte("-- tenants: select 'cus_a'\nselect count(*) from core.events where customer_id = any(@tenants);\n")}
+	_, err = refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: fsys}))
+	if err == nil || !strings.Contains(err.Error(), "without \"or @tenants is null\"") {
+		t.Errorf("any(@tenants) without the NULL guard: %v, want a refusal", err)
+	}
+	delete(fsys, "sql/035_tenants.sql")
+	fsys["sql/035_no_line.sql"] = &fstest.MapFile{Data: []byte("-- no tenants line\nselect 1;\nselect count(*) from core.events where customer_id = any(@tenants);\n")}
+	_, err = refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: fsys}))
+	if err == nil || !strings.Contains(err.Error(), "sql/035_no_line.sql: line 3 uses @tenants") {
+		t.Errorf("a step using @tenants without a tenants: line: %v, want a refusal naming the file and line", err)
+	}
+}

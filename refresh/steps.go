@@ -25,6 +25,12 @@ type step struct {
 	statements []statement // in file order
 	rebuild    []string    // tables emptied first when the step rebuilds, sanitized, from "-- rebuild:" lines
 	reads      []string    // staging tables the file names (staging.x), for the coverage report
+	// tenants is the query of the "-- tenants:" line (empty without one): the tenant keys this run of the step
+	// touches, bound to @tenants as an array (or NULL, see tenantKeys) so that a statement's
+	// "(key = any(@tenants) or @tenants is null)" prunes the partitioned tables to those tenants' partitions
+	// when it is planned.
+	tenants     string
+	tenantsLine int
 }
 
 // A check is one data check of sql/checks/: a query returning the rows that violate a rule.
@@ -57,6 +63,11 @@ func (p plan) files() map[string]string {
 var (
 	stepFile     = regexp.MustCompile(`^[0-9]{3}_[a-z0-9_]+\.sql$`)
 	rebuildLine  = regexp.MustCompile(`(?m)^--\s*rebuild:\s*(.+)$`)
+	tenantsLine  = regexp.MustCompile(`(?m)^--\s*tenants:\s*(.+)$`)
+	tenantsParam = regexp.MustCompile(`@tenants\b`)
+	tenantsAny   = regexp.MustCompile(`(?i)\bany\s*\(\s*@tenants\s*\)`)
+	lineComment  = regexp.MustCompile(`--[^\n]*`)
+	tenantsGuard = regexp.MustCompile(`(?i)\bor\s+@tenants\s+is\s+null\b`)
 	identPart    = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 	stagingTable = regexp.MustCompile(`\bstaging\s*\.\s*"?([a-z_][a-z0-9_]*)"?`)
 )
@@ -134,7 +145,23 @@ func loadSteps(fsys fs.FS, dir, kind string) ([]step, error) {
 				s.rebuild = append(s.rebuild, id)
 			}
 		}
+		switch ms := tenantsLine.FindAllStringSubmatchIndex(string(b), -1); {
+		case len(ms) > 1:
+			return nil, fmt.Errorf("%s step %s: more than one \"-- tenants:\" line", kind, name)
+		case len(ms) == 1:
+			s.tenants = strings.TrimSuffix(strings.TrimSpace(string(b)[ms[0][2]:ms[0][3]]), ";")
+			s.tenantsLine = 1 + strings.Count(string(b)[:ms[0][0]], "\n")
+		}
 		for _, st := range s.statements {
+			if s.tenants == "" && tenantsParam.MatchString(st.sql) {
+				return nil, fmt.Errorf("%s step %s: line %d uses @tenants, which only a step with a \"-- tenants: <query>\" line has", kind, name, st.line)
+			}
+			// @tenants is NULL when pruning would not pay (tenantKeys): a bare "key = any(@tenants)" would
+			// then match nothing.
+			code := lineComment.ReplaceAllString(st.sql, "")
+			if uses, guards := len(tenantsAny.FindAllString(code, -1)), len(tenantsGuard.FindAllString(code, -1)); uses > guards {
+				return nil, fmt.Errorf("%s step %s: statement at line %d filters with any(@tenants) without \"or @tenants is null\": write (key = any(@tenants) or @tenants is null); @tenants is NULL when the keys are more than a quarter of the tenants", kind, name, st.line)
+			}
 			for _, m := range stagingTable.FindAllStringSubmatch(st.sql, -1) {
 				if !slices.Contains(s.reads, m[1]) {
 					s.reads = append(s.reads, m[1])

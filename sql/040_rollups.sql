@@ -11,6 +11,15 @@
 -- how a hash aggregate over every changed customer happened to emit them.
 -- rebuild: marts.rollup_user_day, marts.rollup_feature_day, marts.rollup_user_week, marts.rollup_user_month
 -- rebuild: marts.rollup_user, marts.rollup_customer_day
+--
+-- The tables partitioned by customer (core.events, rollup_user_day, rollup_customer_day, rollup_feature_day)
+-- have a partition per tenant. Every reference to them carries "(customer_id = any(@tenants) or
+-- @tenants is null)": @tenants is the customers of the queued days (the tenants: line below, which elt runs
+-- first and binds as an array), so PostgreSQL plans, opens and locks only those customers' partitions (and
+-- the default one) instead of every tenant's. When they are more than a quarter of the tenants, elt binds
+-- NULL instead, and the condition folds away: the run touches most partitions anyway, and a long array
+-- would cost an index probe per key (docs/refresh.md, prune by tenant).
+-- tenants: select distinct customer_id from marts.dirty_days
 
 -- A private copy of the queue with fresh statistics, so every statement below is planned for the number of
 -- changed days of this run (a handful, or every day on --full).
@@ -22,12 +31,14 @@ analyze pg_temp.refresh_days;
 create temp table pg_temp.refresh_old_days on commit drop as
 select r.customer_id, r.user_id, r.day, r.events, r.first_at, r.last_at
 from marts.rollup_user_day as r
-join pg_temp.refresh_days as d on d.customer_id = r.customer_id and d.day = r.day;
+join pg_temp.refresh_days as d on d.customer_id = r.customer_id and d.day = r.day
+where (r.customer_id = any(@tenants) or @tenants is null);
 
 delete from marts.rollup_user_day as r
 using pg_temp.refresh_days as d
 where r.customer_id = d.customer_id
-  and r.day = d.day;
+  and r.day = d.day
+  and (r.customer_id = any(@tenants) or @tenants is null);
 
 -- lateral: each changed day reads its own events through the (customer_id, occurred_at) index, whatever the
 -- statistics say, so a nightly run never scans history. (--full, where every day changed, would be a little
@@ -39,6 +50,7 @@ cross join lateral (
     select x.user_id, x.occurred_at
     from core.events as x
     where x.customer_id = d.customer_id
+      and (x.customer_id = any(@tenants) or @tenants is null)
       and x.occurred_at >= d.day::timestamp at time zone 'UTC'
       and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
       and x.user_id is not null
@@ -49,19 +61,22 @@ order by d.customer_id, d.day, e.user_id;
 delete from marts.rollup_customer_day as r
 using pg_temp.refresh_days as d
 where r.customer_id = d.customer_id
-  and r.day = d.day;
+  and r.day = d.day
+  and (r.customer_id = any(@tenants) or @tenants is null);
 
 insert into marts.rollup_customer_day (customer_id, day, active_users, events)
 select r.customer_id, r.day, count(*), sum(r.events)
 from pg_temp.refresh_days as d
 join marts.rollup_user_day as r on r.customer_id = d.customer_id and r.day = d.day
+where (r.customer_id = any(@tenants) or @tenants is null)
 group by r.customer_id, r.day
 order by r.customer_id, r.day;
 
 delete from marts.rollup_feature_day as r
 using pg_temp.refresh_days as d
 where r.customer_id = d.customer_id
-  and r.day = d.day;
+  and r.day = d.day
+  and (r.customer_id = any(@tenants) or @tenants is null);
 
 insert into marts.rollup_feature_day (customer_id, day, feature, events, users)
 select d.customer_id, d.day, e.feature, count(*), count(distinct e.user_id)
@@ -70,6 +85,7 @@ cross join lateral (
     select x.feature, x.user_id
     from core.events as x
     where x.customer_id = d.customer_id
+      and (x.customer_id = any(@tenants) or @tenants is null)
       and x.occurred_at >= d.day::timestamp at time zone 'UTC'
       and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
       and x.feature is not null
@@ -96,6 +112,7 @@ join marts.rollup_user_day as r
   on r.customer_id = w.customer_id
  and r.day >= w.week
  and r.day < w.week + 7
+where (r.customer_id = any(@tenants) or @tenants is null)
 group by r.customer_id, w.week, r.user_id;
 
 delete from marts.rollup_user_month as r
@@ -110,6 +127,7 @@ join marts.rollup_user_day as r
   on r.customer_id = m.customer_id
  and r.day >= m.month
  and r.day < (m.month + interval '1 month')::date
+where (r.customer_id = any(@tenants) or @tenants is null)
 group by r.customer_id, m.month, r.user_id;
 
 -- Users: lifetime summary, updated by the difference between what the changed days held before and now.
@@ -126,6 +144,7 @@ after as (
     select r.customer_id, r.user_id, count(*) as days, sum(r.events) as events, min(r.first_at) as first_at, max(r.last_at) as last_at
     from marts.rollup_user_day as r
     join pg_temp.refresh_days as d on d.customer_id = r.customer_id and d.day = r.day
+    where (r.customer_id = any(@tenants) or @tenants is null)
     group by r.customer_id, r.user_id
 )
 select coalesce(a.customer_id, b.customer_id)          as customer_id,
@@ -169,6 +188,7 @@ insert into marts.rollup_user (customer_id, user_id, first_seen, last_seen, acti
 select r.customer_id, r.user_id, min(r.first_at), max(r.last_at), count(*)::int, sum(r.events)
 from pg_temp.refresh_user_recompute as x
 join marts.rollup_user_day as r on r.customer_id = x.customer_id and r.user_id = x.user_id
+where (r.customer_id = any(@tenants) or @tenants is null)
 group by r.customer_id, r.user_id;
 
 -- Users seen for the first time: the changed days are all their days.

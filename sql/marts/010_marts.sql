@@ -7,6 +7,10 @@
 -- Every insert is sorted, so that a customer's partition is laid out by its own data alone (see
 -- sql/040_rollups.sql).
 -- rebuild: marts.active_users_weekly, marts.active_users_monthly, marts.user_activity, marts.retention_weekly
+-- Every reference to a table partitioned by customer carries "(customer_id = any(@tenants) or
+-- @tenants is null)", as in sql/040_rollups.sql: only the changed customers' partitions are planned, opened
+-- and locked when they are few.
+-- tenants: select distinct customer_id from marts.dirty_days
 
 create temp table pg_temp.mart_periods on commit drop as
 select distinct customer_id,
@@ -22,7 +26,8 @@ analyze pg_temp.mart_customers;
 delete from marts.active_users_weekly as m
 using (select distinct customer_id, week from pg_temp.mart_periods) as p
 where m.customer_id = p.customer_id
-  and m.week = p.week;
+  and m.week = p.week
+  and (m.customer_id = any(@tenants) or @tenants is null);
 
 insert into marts.active_users_weekly (customer_id, week, active_users)
 select r.customer_id, r.week, count(*)
@@ -34,7 +39,8 @@ order by r.customer_id, r.week;
 delete from marts.active_users_monthly as m
 using (select distinct customer_id, month from pg_temp.mart_periods) as p
 where m.customer_id = p.customer_id
-  and m.month = p.month;
+  and m.month = p.month
+  and (m.customer_id = any(@tenants) or @tenants is null);
 
 insert into marts.active_users_monthly (customer_id, month, active_users)
 select r.customer_id, r.month, count(*)
@@ -48,19 +54,22 @@ order by r.customer_id, r.month;
 -- again on the same data gives the same numbers; and it depends on no other customer's data.
 delete from marts.user_activity as m
 using pg_temp.mart_customers as c
-where m.customer_id = c.customer_id;
+where m.customer_id = c.customer_id
+  and (m.customer_id = any(@tenants) or @tenants is null);
 
 insert into marts.user_activity (customer_id, user_id, first_seen, last_seen, active_days, events_30d)
 with as_of as (
     select d.customer_id, max(d.day) as day
     from pg_temp.mart_customers as c
     join marts.rollup_customer_day as d on d.customer_id = c.customer_id
+    where (d.customer_id = any(@tenants) or @tenants is null)
     group by d.customer_id
 ),
 recent as (
     select r.customer_id, r.user_id, sum(r.events)::bigint as events
     from as_of
     join marts.rollup_user_day as r on r.customer_id = as_of.customer_id and r.day > as_of.day - 30
+    where (r.customer_id = any(@tenants) or @tenants is null)
     group by r.customer_id, r.user_id
 )
 select u.customer_id, u.user_id, u.first_seen, u.last_seen, u.active_days, coalesce(recent.events, 0)
@@ -73,7 +82,8 @@ order by u.customer_id, u.user_id;
 -- user of the cohort was active have a row; week 0 is the cohort week itself (active_users = cohort_users).
 delete from marts.retention_weekly as m
 using pg_temp.mart_customers as c
-where m.customer_id = c.customer_id;
+where m.customer_id = c.customer_id
+  and (m.customer_id = any(@tenants) or @tenants is null);
 
 insert into marts.retention_weekly (customer_id, cohort_week, week_number, cohort_users, active_users)
 with cohort as (
