@@ -42,7 +42,7 @@ func (c *Cluster) baseBackup(ctx context.Context, primary, slot string, settings
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return fmt.Errorf("standby of %q: want a postgres:// URL of the primary", redactURL(primary))
 	}
-	if _, ok := u.User.Password(); ok {
+	if _, ok := u.User.Password(); ok || u.Query().Has("password") {
 		return errPasswordInURL
 	}
 	args := []string{"-D", c.DataDir(), "-d", primary, "-X", "stream", "-R", "-c", "fast", "--no-password"}
@@ -51,7 +51,11 @@ func (c *Cluster) baseBackup(ctx context.Context, primary, slot string, settings
 	}
 	if _, err := c.run(ctx, "pg_basebackup", args...); err != nil {
 		os.RemoveAll(c.DataDir())
-		return fmt.Errorf("base backup of %s into %s: %w (the primary must accept replication connections from this role: pg_hba.conf, max_wal_senders)", primary, c.DataDir(), err)
+		hint := "the primary must accept replication connections from this role: pg_hba.conf, max_wal_senders"
+		if slot != "" {
+			hint += fmt.Sprintf("; if replication slot %s was created, it now holds WAL on the primary: drop it there with select pg_drop_replication_slot('%s') before trying again", slot, slot)
+		}
+		return fmt.Errorf("base backup of %s into %s: %w (%s)", redactURL(primary), c.DataDir(), err, hint)
 	}
 	all := map[string]string{}
 	for k, v := range standbySettings {

@@ -126,12 +126,17 @@ func (e *CheckError) Error() string {
 type StepError struct {
 	File string
 	Line int
+	What string // what failed at that line when it is not a statement, e.g. "the -- tenants: query"
 	Err  error
 }
 
 // Error names the file, line and SQL error.
 func (e *StepError) Error() string {
-	return fmt.Sprintf("step %s failed at line %d: %s; the step was rolled back", e.File, e.Line, describePgError(e.Err))
+	what := ""
+	if e.What != "" {
+		what = " (" + e.What + ")"
+	}
+	return fmt.Sprintf("step %s failed at line %d%s: %s; the step was rolled back", e.File, e.Line, what, describePgError(e.Err))
 }
 
 // Unwrap returns the SQL error.
@@ -324,6 +329,17 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 		if !rebuild {
 			from = *mark
 		}
+		// The tenants query runs before a rebuild empties anything, so it may read the step's own tables.
+		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi}
+		if s.tenants != "" {
+			keys, n, err := tenantKeys(ctx, tx, s, args)
+			if err != nil {
+				failed = &StepError{File: s.name, Line: s.tenantsLine, What: "the -- tenants: query", Err: err}
+				return err
+			}
+			tenants = n
+			args["tenants"] = keys
+		}
 		if rebuild {
 			// Emptied with DELETE, not TRUNCATE: DELETE takes a ROW EXCLUSIVE lock, which no reader's lock
 			// conflicts with, so readers (tenants included) keep reading the old rows until the step commits
@@ -336,16 +352,6 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 					return err
 				}
 			}
-		}
-		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi}
-		if s.tenants != "" {
-			keys, n, err := tenantKeys(ctx, tx, s, args)
-			if err != nil {
-				failed = &StepError{File: s.name, Line: s.tenantsLine, Err: fmt.Errorf("the \"-- tenants:\" query: %w", err)}
-				return err
-			}
-			tenants = n
-			args["tenants"] = keys
 		}
 		for _, st := range s.statements {
 			tag, err := tx.Exec(ctx, st.sql, pgx.QueryExecModeExec, args)
@@ -392,9 +398,10 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 func tenantKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) (keys *string, n int64, err error) {
 	var list string
 	var active int64
-	err = tx.QueryRow(ctx, `select count(*), coalesce(pg_catalog.array_agg(k order by k), '{}')::text,
+	// "\n" before the closing parenthesis: a trailing -- comment on the tenants: line stays a comment.
+	err = tx.QueryRow(ctx, `select count(distinct k), coalesce(pg_catalog.array_agg(distinct k order by k), '{}')::text,
        (select count(*) from elt.tenants where state = 'active')
-from (`+s.tenants+`) as q(k)`, pgx.QueryExecModeExec, args).Scan(&n, &list, &active)
+from (`+s.tenants+"\n"+`) as q(k)`, pgx.QueryExecModeExec, args).Scan(&n, &list, &active)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -1009,8 +1009,25 @@ where pid = pg_catalog.pg_backend_pid() and relation = 'core.events_other'::regc
 
 	fsys["sql/035_tenants.sql"] = &fstest.MapFile{Data: []byte("-- tenants: select 'cus_a'\nselect count(*) from core.events where customer_id = any(@tenants);\n")}
 	_, err = refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: fsys}))
-	if err == nil || !strings.Contains(err.Error(), "without \"or @tenants is null\"") {
+	if err == nil || !strings.Contains(err.Error(), "uses @tenants other than as (key = any(@tenants) or @tenants is null)") {
 		t.Errorf("any(@tenants) without the NULL guard: %v, want a refusal", err)
+	}
+	for _, bad := range []string{
+		"select count(*) from core.events where customer_id = some(@tenants)",
+		"select count(*) from core.events where (@tenants is null or customer_id = any(@tenants))",
+		"select count(*) from core.events where customer_id in (select unnest(@tenants))",
+		"select (select 1 where customer_id = any(@tenants)) from core.events where (customer_id = any(@tenants) or @tenants is null)",
+	} {
+		fsys["sql/035_tenants.sql"] = &fstest.MapFile{Data: []byte("-- tenants: select 'cus_a'\n" + bad + ";\n")}
+		if _, err := refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: fsys})); err == nil || !strings.Contains(err.Error(), "uses @tenants other than") {
+			t.Errorf("%s: %v, want a refusal", bad, err)
+		}
+	}
+	// A comment may mention @tenants; a failing tenants query is named as such.
+	fsys["sql/035_tenants.sql"] = &fstest.MapFile{Data: []byte("-- tenants: select customer_id from core.nothing -- a note\n-- about @tenants\nselect 1;\n")}
+	_, err = refresh.Run(ctx, db.Pool, opts(refresh.Options{Project: fsys}))
+	if err == nil || !strings.Contains(err.Error(), "sql/035_tenants.sql failed at line 1 (the -- tenants: query)") || !strings.Contains(err.Error(), "core.nothing") {
+		t.Errorf("a tenants query over a missing table: %v, want the step, line 1, the tenants query and the error", err)
 	}
 	delete(fsys, "sql/035_tenants.sql")
 	fsys["sql/035_no_line.sql"] = &fstest.MapFile{Data: []byte("-- no tenants line\nselect 1;\nselect count(*) from core.events where customer_id = any(@tenants);\n")}

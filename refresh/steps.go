@@ -65,9 +65,9 @@ var (
 	rebuildLine  = regexp.MustCompile(`(?m)^--\s*rebuild:\s*(.+)$`)
 	tenantsLine  = regexp.MustCompile(`(?m)^--\s*tenants:\s*(.+)$`)
 	tenantsParam = regexp.MustCompile(`@tenants\b`)
-	tenantsAny   = regexp.MustCompile(`(?i)\bany\s*\(\s*@tenants\s*\)`)
-	lineComment  = regexp.MustCompile(`--[^\n]*`)
-	tenantsGuard = regexp.MustCompile(`(?i)\bor\s+@tenants\s+is\s+null\b`)
+	// The only uses of @tenants a statement may make: the pruning filter, and reading it as text.
+	tenantsUse   = regexp.MustCompile(`(?i)\(\s*[a-z_][a-z0-9_]*(\s*\.\s*[a-z_][a-z0-9_]*)?\s*=\s*any\s*\(\s*@tenants\s*\)\s+or\s+@tenants\s+is\s+null\s*\)|@tenants\s*::\s*text\b`)
+	sqlComment   = regexp.MustCompile(`(?s)--[^\n]*|/\*.*?\*/`)
 	identPart    = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 	stagingTable = regexp.MustCompile(`\bstaging\s*\.\s*"?([a-z_][a-z0-9_]*)"?`)
 )
@@ -153,14 +153,14 @@ func loadSteps(fsys fs.FS, dir, kind string) ([]step, error) {
 			s.tenantsLine = 1 + strings.Count(string(b)[:ms[0][0]], "\n")
 		}
 		for _, st := range s.statements {
-			if s.tenants == "" && tenantsParam.MatchString(st.sql) {
+			code := sqlComment.ReplaceAllString(st.sql, "")
+			if s.tenants == "" && tenantsParam.MatchString(code) {
 				return nil, fmt.Errorf("%s step %s: line %d uses @tenants, which only a step with a \"-- tenants: <query>\" line has", kind, name, st.line)
 			}
-			// @tenants is NULL when pruning would not pay (tenantKeys): a bare "key = any(@tenants)" would
-			// then match nothing.
-			code := lineComment.ReplaceAllString(st.sql, "")
-			if uses, guards := len(tenantsAny.FindAllString(code, -1)), len(tenantsGuard.FindAllString(code, -1)); uses > guards {
-				return nil, fmt.Errorf("%s step %s: statement at line %d filters with any(@tenants) without \"or @tenants is null\": write (key = any(@tenants) or @tenants is null); @tenants is NULL when the keys are more than a quarter of the tenants", kind, name, st.line)
+			// @tenants is NULL when pruning would not pay (tenantKeys): any other use ("key = any(@tenants)"
+			// alone, some(), in (select unnest(...))) would then match nothing, or fail to type.
+			if tenantsParam.MatchString(tenantsUse.ReplaceAllString(code, "")) {
+				return nil, fmt.Errorf("%s step %s: statement at line %d uses @tenants other than as (key = any(@tenants) or @tenants is null), in that order, or @tenants::text: @tenants is NULL when the keys are more than a quarter of the tenants (docs/refresh.md, prune by tenant)", kind, name, st.line)
 			}
 			for _, m := range stagingTable.FindAllStringSubmatch(st.sql, -1) {
 				if !slices.Contains(s.reads, m[1]) {

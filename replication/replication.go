@@ -31,8 +31,9 @@ type Standby struct {
 	Name   string `json:"application_name"`
 	Client string `json:"client"` // client address, or "local" over a Unix socket
 	State  string `json:"state"`  // streaming, catchup, ...
-	// BytesBehind is how much WAL the primary wrote that the standby has not replayed yet.
-	BytesBehind int64 `json:"bytes_behind"`
+	// BytesBehind is how much WAL the primary wrote that the standby has not replayed yet; nil while the
+	// standby has not reported a replay position (starting up).
+	BytesBehind *int64 `json:"bytes_behind,omitempty"`
 	// ReplayLag is how long the last WAL the standby replayed took from the primary's flush to its replay
 	// (pg_stat_replication.replay_lag); nil when the primary has been idle since.
 	ReplayLag *time.Duration `json:"replay_lag_ns,omitempty"`
@@ -60,10 +61,11 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 	if !st.Standby {
 		rows, err := pool.Query(ctx, `
 select r.application_name, coalesce(host(r.client_addr), 'local'), r.state,
-       coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.replay_lsn), 0)::bigint,
+       pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.replay_lsn)::bigint,
        r.replay_lag, coalesce(s.slot_name::text, '')
 from pg_catalog.pg_stat_replication as r
 left join pg_catalog.pg_replication_slots as s on s.active_pid = r.pid
+where r.state <> 'backup' -- a base backup streaming its WAL is not a standby
 order by r.application_name, r.pid`)
 		if err != nil {
 			return st, fmt.Errorf("replication status: standbys of this primary: %w", err)
@@ -123,7 +125,11 @@ func WriteStatus(w io.Writer, st Status, now time.Time) error {
 			if s.ReplayLag != nil {
 				lag = s.ReplayLag.Round(time.Microsecond).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", orDash(s.Name), s.Client, s.State, bytes(s.BytesBehind), lag, orDash(s.Slot))
+			behind := "-"
+			if s.BytesBehind != nil {
+				behind = bytes(*s.BytesBehind)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", orDash(s.Name), s.Client, s.State, behind, lag, orDash(s.Slot))
 		}
 	}
 	return tw.Flush()
