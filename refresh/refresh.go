@@ -332,7 +332,7 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 		// The tenants query runs before a rebuild empties anything, so it may read the step's own tables.
 		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi}
 		if s.tenants != "" {
-			keys, n, err := tenantKeys(ctx, tx, s, args)
+			keys, n, err := tenantKeys(ctx, tx, s.tenants, args)
 			if err != nil {
 				failed = &StepError{File: s.name, Line: s.tenantsLine, What: "the -- tenants: query", Err: err}
 				return err
@@ -395,13 +395,13 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 // and costs at run time, since PostgreSQL 15 probes an index once per array element; so steps filter with
 // "(key = any(@tenants) or @tenants is null)", which the planner folds to no filter at all for NULL. n is the
 // number of keys.
-func tenantKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) (keys *string, n int64, err error) {
+func tenantKeys(ctx context.Context, tx pgx.Tx, query string, args pgx.NamedArgs) (keys *string, n int64, err error) {
 	var list string
 	var active int64
 	// "\n" before the closing parenthesis: a trailing -- comment on the tenants: line stays a comment.
 	err = tx.QueryRow(ctx, `select count(distinct k), coalesce(pg_catalog.array_agg(distinct k order by k), '{}')::text,
        (select count(*) from elt.tenants where state = 'active')
-from (`+s.tenants+"\n"+`) as q(k)`, pgx.QueryExecModeExec, args).Scan(&n, &list, &active)
+from (`+query+"\n"+`) as q(k)`, pgx.QueryExecModeExec, args).Scan(&n, &list, &active)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -465,7 +465,17 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 	err = pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		for _, c := range checks {
 			started := time.Now()
-			f, err := runCheck(ctx, tx, c, args)
+			cargs := args
+			if c.tenants != "" {
+				keys, _, err := tenantKeys(ctx, tx, c.tenants, args)
+				if err != nil {
+					err = fmt.Errorf("data check %s: line %d (the -- tenants: query): %s", c.name, c.tenantsLine, describePgError(err))
+					outcomes = append(outcomes, outcome{res: StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Started: started, sha: c.sha}, err: err})
+					return err
+				}
+				cargs = pgx.NamedArgs{"checked_from": from, "batch_to": hi, "tenants": keys}
+			}
+			f, err := runCheck(ctx, tx, c, cargs)
 			res := StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Rows: int64(len(f.Rows)), Started: started, Duration: time.Since(started), sha: c.sha}
 			if err != nil {
 				err = fmt.Errorf("data check %s: %s", c.name, describePgError(err))

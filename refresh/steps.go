@@ -38,6 +38,9 @@ type check struct {
 	name string // e.g. "sql/checks/events_user_exists.sql"
 	sha  string
 	sql  string
+	// tenants and tenantsLine: the check's "-- tenants:" line, as a step's.
+	tenants     string
+	tenantsLine int
 }
 
 // plan is everything one refresh runs, in order: transforms, checks, mart steps (then the project's
@@ -104,7 +107,11 @@ func loadPlan(fsys fs.FS) (plan, error) {
 		if len(stmts) != 1 {
 			return p, fmt.Errorf("data check %s must hold exactly one select, found %d statements", name, len(stmts))
 		}
-		p.checks = append(p.checks, check{name: name, sha: hash(b), sql: strings.TrimSuffix(stmts[0].sql, ";")})
+		c := check{name: name, sha: hash(b), sql: strings.TrimSuffix(stmts[0].sql, ";")}
+		if c.tenants, c.tenantsLine, err = tenantsOf("data check", name, string(b), stmts); err != nil {
+			return p, err
+		}
+		p.checks = append(p.checks, c)
 	}
 	sort.Slice(p.checks, func(i, j int) bool { return p.checks[i].name < p.checks[j].name })
 	return p, nil
@@ -145,23 +152,10 @@ func loadSteps(fsys fs.FS, dir, kind string) ([]step, error) {
 				s.rebuild = append(s.rebuild, id)
 			}
 		}
-		switch ms := tenantsLine.FindAllStringSubmatchIndex(string(b), -1); {
-		case len(ms) > 1:
-			return nil, fmt.Errorf("%s step %s: more than one \"-- tenants:\" line", kind, name)
-		case len(ms) == 1:
-			s.tenants = strings.TrimSuffix(strings.TrimSpace(string(b)[ms[0][2]:ms[0][3]]), ";")
-			s.tenantsLine = 1 + strings.Count(string(b)[:ms[0][0]], "\n")
+		if s.tenants, s.tenantsLine, err = tenantsOf(kind+" step", name, string(b), s.statements); err != nil {
+			return nil, err
 		}
 		for _, st := range s.statements {
-			code := sqlComment.ReplaceAllString(st.sql, "")
-			if s.tenants == "" && tenantsParam.MatchString(code) {
-				return nil, fmt.Errorf("%s step %s: line %d uses @tenants, which only a step with a \"-- tenants: <query>\" line has", kind, name, st.line)
-			}
-			// @tenants is NULL when pruning would not pay (tenantKeys): any other use ("key = any(@tenants)"
-			// alone, some(), in (select unnest(...))) would then match nothing, or fail to type.
-			if tenantsParam.MatchString(tenantsUse.ReplaceAllString(code, "")) {
-				return nil, fmt.Errorf("%s step %s: statement at line %d uses @tenants other than as (key = any(@tenants) or @tenants is null), in that order, or @tenants::text: @tenants is NULL when the keys are more than a quarter of the tenants (docs/refresh.md, prune by tenant)", kind, name, st.line)
-			}
 			for _, m := range stagingTable.FindAllStringSubmatch(st.sql, -1) {
 				if !slices.Contains(s.reads, m[1]) {
 					s.reads = append(s.reads, m[1])
@@ -172,6 +166,31 @@ func loadSteps(fsys fs.FS, dir, kind string) ([]step, error) {
 	}
 	sort.Slice(steps, func(i, j int) bool { return steps[i].name < steps[j].name })
 	return steps, nil
+}
+
+// tenantsOf reads the "-- tenants:" line of a step or check file (what names it, e.g. "transform step") and
+// checks every use of @tenants in its statements: only with the line, and only in the forms that stay right
+// when @tenants is NULL.
+func tenantsOf(what, name, text string, stmts []statement) (query string, line int, err error) {
+	switch ms := tenantsLine.FindAllStringSubmatchIndex(text, -1); {
+	case len(ms) > 1:
+		return "", 0, fmt.Errorf("%s %s: more than one \"-- tenants:\" line", what, name)
+	case len(ms) == 1:
+		query = strings.TrimSuffix(strings.TrimSpace(text[ms[0][2]:ms[0][3]]), ";")
+		line = 1 + strings.Count(text[:ms[0][0]], "\n")
+	}
+	for _, st := range stmts {
+		code := sqlComment.ReplaceAllString(st.sql, "")
+		if query == "" && tenantsParam.MatchString(code) {
+			return "", 0, fmt.Errorf("%s %s: line %d uses @tenants, which only a file with a \"-- tenants: <query>\" line has", what, name, st.line)
+		}
+		// @tenants is NULL when pruning would not pay (tenantKeys): any other use ("key = any(@tenants)"
+		// alone, some(), in (select unnest(...))) would then match nothing, or fail to type.
+		if tenantsParam.MatchString(tenantsUse.ReplaceAllString(code, "")) {
+			return "", 0, fmt.Errorf("%s %s: statement at line %d uses @tenants other than as (key = any(@tenants) or @tenants is null), in that order, or @tenants::text: @tenants is NULL when the keys are more than a quarter of the tenants (docs/refresh.md, prune by tenant)", what, name, st.line)
+		}
+	}
+	return query, line, nil
 }
 
 func hash(b []byte) string {

@@ -1,6 +1,12 @@
 -- Every event belongs to a known customer. Looks at the events written since the checks last passed.
+-- @tenants: the customers of those batches (docs/refresh.md, prune by tenant).
+-- tenants: select distinct s.record ->> 'customer_id' from staging.events as s where s.batch_id > @checked_from and s.batch_id <= @batch_to
 select e.customer_id, e.event_id
 from core.events as e
 where e.batch_id > @checked_from
   and e.batch_id <= @batch_to
-  and not exists (select from core.customers as c where c.customer_id = e.customer_id)
+  and (e.customer_id = any(@tenants) or @tenants is null)
+  and not exists (
+      select from core.customers as c
+      where c.customer_id = e.customer_id and (c.customer_id = any(@tenants) or @tenants is null)
+  )

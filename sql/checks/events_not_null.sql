@@ -1,7 +1,10 @@
 -- Every event names its user and feature (the keys of the marts). Looks at the events written since the
 -- checks last passed.
+-- @tenants: the customers of those batches (docs/refresh.md, prune by tenant).
+-- tenants: select distinct s.record ->> 'customer_id' from staging.events as s where s.batch_id > @checked_from and s.batch_id <= @batch_to
 select e.customer_id, e.event_id, e.user_id, e.feature
 from core.events as e
 where e.batch_id > @checked_from
   and e.batch_id <= @batch_to
+  and (e.customer_id = any(@tenants) or @tenants is null)
   and (e.user_id is null or e.feature is null)
