@@ -324,8 +324,7 @@ from pg_catalog.pg_roles as r where r.rolname = current_user`).Scan(&priv)
 // takeOver makes the session's role the owner of elt's own objects (elt_dba.take_over), so that nothing can
 // change them while it checks and migrates them; Adopt gives them back.
 func takeOver(ctx context.Context, conn *pgx.Conn) error {
-	var exists bool
-	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.take_over()') is not null`).Scan(&exists); err != nil || !exists {
+	if exists, err := hasRoutine(ctx, conn, "elt_dba.take_over()"); err != nil || !exists {
 		return err
 	}
 	if _, err := conn.Exec(ctx, `call elt_dba.take_over()`); err != nil {
@@ -358,10 +357,10 @@ func refusePending(ctx context.Context, conn *pgx.Conn, t Track) error {
 // recordShape records the shape of elt's own objects (elt_dba.record_shape) for the next privileged migrate,
 // when elt's migrations changed it (changed) or none was ever recorded; otherwise it must not have changed.
 func recordShape(ctx context.Context, conn *pgx.Conn, changed bool) error {
-	var exists, empty bool
-	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.record_shape()') is not null`).Scan(&exists); err != nil || !exists {
+	if exists, err := hasRoutine(ctx, conn, "elt_dba.record_shape()"); err != nil || !exists {
 		return err
 	}
+	var empty bool
 	if err := conn.QueryRow(ctx, `select not exists (select from elt_dba.recorded_shape)`).Scan(&empty); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -377,8 +376,7 @@ func recordShape(ctx context.Context, conn *pgx.Conn, changed bool) error {
 // shapeChanges lists how elt's own objects differ from their recorded shape (elt_dba.shape_changes), at most
 // ten, joined; "" when they do not or nothing was recorded yet.
 func shapeChanges(ctx context.Context, conn *pgx.Conn) (string, error) {
-	var exists bool
-	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.shape_changes()') is not null`).Scan(&exists); err != nil || !exists {
+	if exists, err := hasRoutine(ctx, conn, "elt_dba.shape_changes()"); err != nil || !exists {
 		return "", err
 	}
 	rows, err := conn.Query(ctx, `select object || ' ' || change from elt_dba.shape_changes() order by 1`)
@@ -444,14 +442,20 @@ func pinnedSearchPath(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
+// hasRoutine reports whether the function or procedure signature exists: elt's own migrations create the
+// elt_dba routines Up calls, so before they ran there is nothing to call.
+func hasRoutine(ctx context.Context, conn *pgx.Conn, signature string) (bool, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, `select pg_catalog.to_regprocedure($1) is not null`, signature).Scan(&exists); err != nil {
+		return false, fmt.Errorf("migrate: look up %s: %w", signature, err)
+	}
+	return exists, nil
+}
+
 // refuseTraps fails when elt's tables carry code that would run with a superuser's rights (elt_dba.traps).
 func refuseTraps(ctx context.Context, conn *pgx.Conn) error {
-	var exists bool
-	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.traps()') is not null`).Scan(&exists); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if !exists {
-		return nil
+	if exists, err := hasRoutine(ctx, conn, "elt_dba.traps()"); err != nil || !exists {
+		return err
 	}
 	rows, err := conn.Query(ctx, `select object || ' ' || problem from elt_dba.traps() order by 1`)
 	if err != nil {
@@ -527,12 +531,8 @@ func Adopt(ctx context.Context, conn *pgx.Conn, schemas []string) error {
 	if schemas == nil {
 		schemas = []string{}
 	}
-	var exists bool
-	if err := conn.QueryRow(ctx, `select to_regprocedure('elt_dba.adopt_objects(text[])') is not null`).Scan(&exists); err != nil {
-		return fmt.Errorf("give objects to elt_owner: %w", err)
-	}
-	if !exists {
-		return nil
+	if exists, err := hasRoutine(ctx, conn, "elt_dba.adopt_objects(text[])"); err != nil || !exists {
+		return err
 	}
 	if _, err := conn.Exec(ctx, `call elt_dba.adopt_objects($1)`, schemas); err != nil {
 		return fmt.Errorf("give objects to elt_owner: %w", err)

@@ -211,3 +211,14 @@ func newDB(t *testing.T) *pgtest.DB {
 	}
 	return db
 }
+
+// mapTenants maps n made-up customers to logins in elt.tenants (no roles behind them): what the @tenants rule
+// counts.
+func mapTenants(t testing.TB, pool *pgxpool.Pool, n int) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `insert into elt.tenants (tenant_key, role_name, connection_limit,
+		statement_timeout, idle_in_transaction_timeout, transaction_timeout, temp_file_limit_kb)
+		select 'cus_t' || i, 'tenant_' || lpad(i::text, 16, '0'), 10, '1m', '1m', '15m', 1048576 from generate_series(1, $1::int) as i`, n); err != nil {
+		t.Fatal(err)
+	}
+}

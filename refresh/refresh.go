@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -473,7 +474,8 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 					outcomes = append(outcomes, outcome{res: StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Started: started, sha: c.sha}, err: err})
 					return err
 				}
-				cargs = pgx.NamedArgs{"checked_from": from, "batch_to": hi, "tenants": keys}
+				cargs = maps.Clone(args)
+				cargs["tenants"] = keys
 			}
 			f, err := runCheck(ctx, tx, c, cargs)
 			res := StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Rows: int64(len(f.Rows)), Started: started, Duration: time.Since(started), sha: c.sha}

@@ -57,7 +57,7 @@ func TestStandbyServesTenantsAsThePrimary(t *testing.T) {
 	t.Cleanup(func() { runElt(t, nil, "db", "--dir", dir, "stop") })
 	standbyURL := strings.TrimSpace(start.Stdout)
 	standbyPort := portOf(t, standbyURL)
-	standby := []string{"DATABASE_URL=" + pgtestAs(t, standbyURL, "elt_runner"), "ELT_CONFIG=" + demoConfig}
+	standby := []string{"DATABASE_URL=" + pgtest.As(standbyURL, "elt_runner"), "ELT_CONFIG=" + demoConfig}
 	if st := runElt(t, nil, "db", "--dir", dir, "status"); st.Code != 0 || !strings.Contains(st.Stdout, "a hot standby") {
 		t.Errorf("elt db status of the standby: exit %d:\n%s%s", st.Code, st.Stdout, st.Stderr)
 	}
@@ -109,7 +109,7 @@ func TestStandbyServesTenantsAsThePrimary(t *testing.T) {
 	}
 	observe := func(port int, l login) []string {
 		t.Helper()
-		conn, err := pgx.Connect(ctx, tcpURL(port, db.Name, l.role, l.password))
+		conn, err := pgx.Connect(ctx, pgtest.TCPURL("127.0.0.1:"+strconv.Itoa(port), db.Name, l.role, l.password))
 		if err != nil {
 			t.Fatalf("connect as %s on port %d: %v", l.role, port, err)
 		}
@@ -149,7 +149,7 @@ func TestStandbyServesTenantsAsThePrimary(t *testing.T) {
 	}
 
 	// Denied there as on the primary; read-only.
-	conn, err := pgx.Connect(ctx, tcpURL(standbyPort, db.Name, logins["cus_0001"].role, logins["cus_0001"].password))
+	conn, err := pgx.Connect(ctx, pgtest.TCPURL("127.0.0.1:"+strconv.Itoa(standbyPort), db.Name, logins["cus_0001"].role, logins["cus_0001"].password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,20 +238,4 @@ func portOf(t *testing.T, u string) int {
 		t.Fatalf("no port in %s", u)
 	}
 	return p
-}
-
-// pgtestAs is the local cluster URL u for another role (the Unix socket needs no password).
-func pgtestAs(t *testing.T, u, user string) string {
-	t.Helper()
-	parsed, err := url.Parse(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed.User = url.User(user)
-	return parsed.String()
-}
-
-// tcpURL is a password login over TCP to the local cluster on port.
-func tcpURL(port int, dbname, user, password string) string {
-	return (&url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: "127.0.0.1:" + strconv.Itoa(port), Path: "/" + dbname, RawQuery: "sslmode=disable"}).String()
 }

@@ -109,6 +109,9 @@ func RunnerOf(u string) func(context.Context) (*pgx.Conn, error) {
 	return func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, runner) }
 }
 
+// As returns the local cluster URL u for role user, without a password (its Unix socket needs none).
+func As(u, user string) string { return asUser(u, user) }
+
 // asUser returns the URL u for role user, without a password.
 func asUser(u, user string) string {
 	parsed, err := url.Parse(u)
@@ -135,7 +138,13 @@ func (s *server) urlFor(db string) string {
 }
 
 func (s *server) tcpURL(db, user, password string) string {
-	u := &url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: s.tcpHost, Path: "/" + db, RawQuery: "sslmode=disable"}
+	return TCPURL(s.tcpHost, db, user, password)
+}
+
+// TCPURL is a password login of user to database db of the server at hostport (host:port), over TCP, as
+// tenant logins connect.
+func TCPURL(hostport, db, user, password string) string {
+	u := &url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: hostport, Path: "/" + db, RawQuery: "sslmode=disable"}
 	return u.String()
 }
 
