@@ -308,17 +308,25 @@ func upAsRunner(ctx context.Context, conn *pgx.Conn, opts Options, tracks []Trac
 	return applied, nil
 }
 
-// privileged reports whether the session is a superuser's, or anyone's before elt's roles exist: such a
-// session applies elt's own migrations, and must not run code elt_runner could have planted.
+// privileged reports whether the session is privileged (see Privilege).
 func privileged(ctx context.Context, conn *pgx.Conn) (bool, error) {
-	var priv bool
-	err := conn.QueryRow(ctx, `
-select r.rolsuper or not exists (select from pg_catalog.pg_roles as o where o.rolname = 'elt_owner')
-from pg_catalog.pg_roles as r where r.rolname = current_user`).Scan(&priv)
+	_, priv, err := Privilege(ctx, conn)
+	return priv, err
+}
+
+// Privilege reports whether the session's role is a superuser (super), and whether the session is privileged:
+// a superuser's, or anyone's before elt's roles exist. A privileged session applies elt's own migrations,
+// must start with SuperuserSearchPath and must not run code elt_runner could have planted.
+func Privilege(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (super, priv bool, err error) {
+	err = q.QueryRow(ctx, `
+select r.rolsuper, r.rolsuper or not exists (select from pg_catalog.pg_roles as o where o.rolname = 'elt_owner')
+from pg_catalog.pg_roles as r where r.rolname = current_user`).Scan(&super, &priv)
 	if err != nil {
-		return false, fmt.Errorf("migrate: %w", err)
+		return false, false, fmt.Errorf("migrate: %w", err)
 	}
-	return priv, nil
+	return super, priv, nil
 }
 
 // takeOver makes the session's role the owner of elt's own objects (elt_dba.take_over), so that nothing can

@@ -96,9 +96,7 @@ func (g *Globals) connect(ctx context.Context, user string) (*pgxpool.Pool, bool
 	}
 	// A superuser's session, or any before elt's roles exist (the first migrate), is privileged: it gets the
 	// pinned search_path that migrate.Up requires of it.
-	var super, priv bool
-	err = pool.QueryRow(ctx, `select r.rolsuper, r.rolsuper or not exists (select from pg_catalog.pg_roles where rolname = 'elt_owner')
-		from pg_catalog.pg_roles as r where r.rolname = current_user`).Scan(&super, &priv)
+	super, priv, err := migrate.Privilege(ctx, pool)
 	if err != nil {
 		pool.Close()
 		return nil, false, fmt.Errorf("connect to postgres: %w", err)
