@@ -1,5 +1,5 @@
 // Package elt carries the default project: the usage-analytics model of the demo export API (elt.yaml,
-// migrations/, views/ and sql/ at the root of this repository), which elt init writes into a new folder,
+// migrations/, views/, sql/ and dashboards/ at the root of this repository), which elt init writes into a new folder,
 // with docs/project-readme.md as its README.md.
 //
 // No command reads a model from the binary: every command reads the project folder at run time. This copy
@@ -11,7 +11,7 @@ import "embed"
 
 // DefaultProject is the default project's files, by their path in the repository.
 //
-//go:embed elt.yaml migrations views sql docs/project-readme.md
+//go:embed elt.yaml migrations views sql dashboards docs/project-readme.md
 var DefaultProject embed.FS
 
 // DefaultProjectReadme is the file of DefaultProject that elt init writes as the project's README.md.

@@ -42,6 +42,18 @@ type Project struct {
 	Schemas []string
 	// Tenants declares the tenant key and what tenants may read; nil when the project has no tenants.
 	Tenants *Tenants
+	// Superset says what elt superset sync builds for every tenant; nil when the project says nothing.
+	Superset *Superset
+}
+
+// Superset is the superset: part of elt.yaml.
+type Superset struct {
+	// Dashboard is the starter dashboard's template, relative to the project folder (package superset's
+	// Template); empty: no dashboard.
+	Dashboard string `yaml:"dashboard"`
+	// Users maps a customer to existing Superset users (by user name) given its role; a customer not listed
+	// gets one user named like it, created by elt superset sync.
+	Users map[string][]string `yaml:"users"`
 }
 
 // Tenants is the tenants: part of elt.yaml.
@@ -108,9 +120,10 @@ type Report struct {
 // document is elt.yaml; its sources are parsed (with ${VAR} expansion) by package extract, which this
 // package does not import (extract's tests use the project harness).
 type document struct {
-	Sources yaml.Node `yaml:"sources"`
-	Schemas []string  `yaml:"schemas"`
-	Tenants *Tenants  `yaml:"tenants"`
+	Sources  yaml.Node `yaml:"sources"`
+	Schemas  []string  `yaml:"schemas"`
+	Tenants  *Tenants  `yaml:"tenants"`
+	Superset *Superset `yaml:"superset"`
 }
 
 // Locate resolves the project folder and config file from --project (ELT_PROJECT) and --config
@@ -160,7 +173,7 @@ func Parse(b []byte) (*Project, error) {
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, describeYAML(err)
 	}
-	p := &Project{Config: b, Schemas: doc.Schemas, Tenants: doc.Tenants}
+	p := &Project{Config: b, Schemas: doc.Schemas, Tenants: doc.Tenants, Superset: doc.Superset}
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
@@ -204,6 +217,9 @@ func (p *Project) validate() error {
 		seen[s] = true
 	}
 	if p.Tenants == nil {
+		if p.Superset != nil {
+			return fmt.Errorf("superset: needs a tenants: section (Superset is provisioned per tenant)")
+		}
 		return nil
 	}
 	t := p.Tenants
@@ -284,6 +300,11 @@ func (p *Project) checkFiles() error {
 			if _, err := p.ReadFile(f); err != nil {
 				return fmt.Errorf("tenants: report: %w", err)
 			}
+		}
+	}
+	if p.Superset != nil && p.Superset.Dashboard != "" {
+		if _, err := p.ReadFile(p.Superset.Dashboard); err != nil {
+			return fmt.Errorf("superset: dashboard: %w", err)
 		}
 	}
 	return nil

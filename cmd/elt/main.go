@@ -154,6 +154,7 @@ type CLI struct {
 	Refresh  RefreshCmd  `cmd:"" help:"Transform staging into core tables, run data checks, refresh the usage marts."`
 	Status   StatusCmd   `cmd:"" help:"Show freshness and the last result of every source and of refresh."`
 	Tenant   TenantCmd   `cmd:"" help:"Manage customers' logins and their schemas (add, list, remove, sync, check, guard, report, ...)."`
+	Superset SupersetCmd `cmd:"" help:"Provision Apache Superset for the tenants: one Database, role, users, datasets and starter dashboard per tenant (elt superset sync)."`
 	Scaffold ScaffoldCmd `cmd:"" help:"Sample a staging table and draft a transform for it: each JSON key with its types and null rate, typed columns, newest version wins."`
 	DB       DBCmd       `cmd:"" name:"db" help:"Run a local PostgreSQL cluster in a project folder, for the demo and development."`
 }

@@ -1,0 +1,793 @@
+package superset
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/elt-dev/elt/project"
+)
+
+// Names of what Sync manages in Superset for a tenant, by its key. A role named with RolePrefix marks a
+// tenant elt provisioned: when the tenant is gone, Sync removes everything named after it.
+const RolePrefix = "elt tenant "
+
+// DatabaseName is the name of the tenant's Superset Database (what its analysts pick in SQL Lab).
+func DatabaseName(key string) string { return key + " analytics" }
+
+// RoleName is the Superset role that may use only the tenant's Database and schema.
+func RoleName(key string) string { return RolePrefix + key }
+
+var slugRE = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// Slug is the URL name of the tenant's starter dashboard (/superset/dashboard/<slug>/).
+func Slug(key string) string { return "elt-" + slugRE.ReplaceAllString(key, "-") }
+
+// Base roles every tenant user gets beside its own: Gamma (Superset without data access) and sql_lab.
+var baseRoles = []string{"Gamma", "sql_lab"}
+
+// Tenant is what Sync needs to know of one tenant.
+type Tenant struct {
+	Key    string // the customer's key, e.g. cus_0001
+	Schema string // its schema (and login) in PostgreSQL
+	// URI is the SQLAlchemy URI of the tenant's login, password included, at the address Superset reaches.
+	URI string
+	// Users are existing Superset users given the tenant's role (elt.yaml superset: users:); when empty, Sync
+	// creates one user named Key, with the password UserPassword gives.
+	Users []string
+}
+
+// Options say what Superset must hold.
+type Options struct {
+	Tenants   []Tenant
+	Catalog   string             // the PostgreSQL database of the tenants (Superset's catalog)
+	Relations []project.Relation // the relations every tenant reads, with comments
+	Template  *Template          // the starter dashboard; nil: none
+	// UserPassword is the password of a user Sync creates for tenant key.
+	UserPassword func(key string) (string, error)
+	// DryRun plans and reports, and changes nothing.
+	DryRun bool
+	// Report is told every change, as it is made (or, with DryRun, would be).
+	Report func(Action)
+}
+
+// Action is one change Sync made, or would make.
+type Action struct {
+	Verb   string // create, update, delete
+	Object string // e.g. database "cus_0001 analytics"
+	Detail string // what differs, for update
+}
+
+func (a Action) String() string {
+	if a.Detail != "" {
+		return fmt.Sprintf("%s %s (%s)", a.Verb, a.Object, a.Detail)
+	}
+	return a.Verb + " " + a.Object
+}
+
+type syncer struct {
+	c    *Client
+	o    Options
+	acts []Action
+}
+
+// Sync makes Superset match o: for every tenant its Database, role, users, datasets and starter dashboard;
+// for every tenant elt provisioned before that is not in o.Tenants, nothing left. A second Sync with the
+// same o changes nothing. It returns what it changed, in order.
+func Sync(ctx context.Context, c *Client, o Options) ([]Action, error) {
+	s := &syncer{c: c, o: o}
+	roles, err := s.roles(ctx)
+	if err != nil {
+		return s.acts, err
+	}
+	keep := map[string]bool{}
+	for _, t := range o.Tenants {
+		keep[RoleName(t.Key)] = true
+		if err := s.tenant(ctx, t, roles); err != nil {
+			return s.acts, fmt.Errorf("superset: tenant %s: %w", t.Key, err)
+		}
+	}
+	var gone []string
+	for name := range roles {
+		if strings.HasPrefix(name, RolePrefix) && !keep[name] {
+			gone = append(gone, strings.TrimPrefix(name, RolePrefix))
+		}
+	}
+	slices.Sort(gone)
+	for _, key := range gone {
+		if err := s.remove(ctx, key, roles[RoleName(key)]); err != nil {
+			return s.acts, fmt.Errorf("superset: remove tenant %s: %w", key, err)
+		}
+	}
+	return s.acts, nil
+}
+
+// act records a change and says whether to make it.
+func (s *syncer) act(verb, object, detail string) bool {
+	a := Action{Verb: verb, Object: object, Detail: detail}
+	s.acts = append(s.acts, a)
+	if s.o.Report != nil {
+		s.o.Report(a)
+	}
+	return !s.o.DryRun
+}
+
+type named struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+}
+
+func (s *syncer) roles(ctx context.Context) (map[string]int, error) {
+	rs, err := list[named](ctx, s.c, "/api/v1/security/roles/", nil)
+	if err != nil {
+		return nil, fmt.Errorf("superset roles: %w", err)
+	}
+	m := map[string]int{}
+	for _, r := range rs {
+		m[r.Name] = r.ID
+	}
+	return m, nil
+}
+
+func (s *syncer) tenant(ctx context.Context, t Tenant, roles map[string]int) error {
+	db, err := s.database(ctx, t)
+	if err != nil {
+		return err
+	}
+	role, err := s.role(ctx, t, db, roles)
+	if err != nil {
+		return err
+	}
+	if err := s.users(ctx, t, role, roles); err != nil {
+		return err
+	}
+	datasets, err := s.datasets(ctx, t, db)
+	if err != nil {
+		return err
+	}
+	if s.o.Template != nil {
+		return s.dashboard(ctx, t, datasets)
+	}
+	return nil
+}
+
+// maskedURI is uri with its password as Superset shows it.
+func maskedURI(uri string) string {
+	return regexp.MustCompile(`(://[^:/@]+:)[^@]*@`).ReplaceAllString(uri, "${1}XXXXXXXXXX@")
+}
+
+type database struct {
+	ID           int    `json:"id"`
+	Name         string `json:"database_name"`
+	URI          string `json:"sqlalchemy_uri"`
+	ExposeSQLLab bool   `json:"expose_in_sqllab"`
+	AllowDML     bool   `json:"allow_dml"`
+	AllowCTAS    bool   `json:"allow_ctas"`
+	AllowCVAS    bool   `json:"allow_cvas"`
+	AllowUpload  bool   `json:"allow_file_upload"`
+	Impersonate  bool   `json:"impersonate_user"`
+	CacheTimeout *int   `json:"cache_timeout"`
+	Managed      bool   `json:"is_managed_externally"`
+}
+
+// chartCacheTimeout is the Database's chart cache timeout: the marts change once per elt refresh.
+const chartCacheTimeout = 3600
+
+func (s *syncer) findDatabase(ctx context.Context, name string) (int, error) {
+	dbs, err := list[database](ctx, s.c, "/api/v1/database/", Q().Filter("database_name", "eq", name))
+	if err != nil {
+		return 0, fmt.Errorf("superset databases: %w", err)
+	}
+	for _, d := range dbs {
+		if d.Name == name {
+			return d.ID, nil
+		}
+	}
+	return 0, nil
+}
+
+// database makes the tenant's Database: its login's URI, SQL Lab on, DML and uploads off. It returns its
+// id (0 in a dry run that would create it).
+func (s *syncer) database(ctx context.Context, t Tenant) (int, error) {
+	name := DatabaseName(t.Key)
+	want := map[string]any{
+		"database_name": name, "sqlalchemy_uri": t.URI, "expose_in_sqllab": true, "allow_dml": false,
+		"allow_ctas": false, "allow_cvas": false, "allow_file_upload": false, "impersonate_user": false,
+		"allow_run_async": false, "cache_timeout": chartCacheTimeout, "is_managed_externally": true,
+	}
+	id, err := s.findDatabase(ctx, name)
+	if err != nil || id == 0 {
+		if err == nil && s.act("create", fmt.Sprintf("database %q", name), "") {
+			var res struct {
+				ID int `json:"id"`
+			}
+			if err = s.c.do(ctx, http.MethodPost, "/api/v1/database/", nil, want, &res); err != nil {
+				return 0, fmt.Errorf("create database %q: %w", name, err)
+			}
+			id = res.ID
+		}
+		return id, err
+	}
+	var cur struct {
+		Result database `json:"result"`
+	}
+	if err := s.c.do(ctx, http.MethodGet, "/api/v1/database/"+strconv.Itoa(id)+"/connection", nil, nil, &cur); err != nil {
+		return 0, fmt.Errorf("database %q: %w", name, err)
+	}
+	d := cur.Result
+	var diff []string
+	if d.URI != maskedURI(t.URI) {
+		diff = append(diff, "URI "+d.URI+" -> "+maskedURI(t.URI))
+	}
+	if !d.ExposeSQLLab || d.AllowDML || d.AllowCTAS || d.AllowCVAS || d.AllowUpload || d.Impersonate || !d.Managed ||
+		d.CacheTimeout == nil || *d.CacheTimeout != chartCacheTimeout {
+		diff = append(diff, "settings")
+	}
+	if len(diff) == 0 {
+		// Superset tests its stored password when it is given the masked URI: a rotated password fails.
+		err := s.c.do(ctx, http.MethodPost, "/api/v1/database/test_connection/", nil,
+			map[string]any{"database_name": name, "sqlalchemy_uri": d.URI}, nil)
+		if err != nil {
+			diff = append(diff, "password")
+		}
+	}
+	if len(diff) > 0 && s.act("update", fmt.Sprintf("database %q", name), strings.Join(diff, ", ")) {
+		if err := s.c.do(ctx, http.MethodPut, "/api/v1/database/"+strconv.Itoa(id), nil, want, nil); err != nil {
+			return 0, fmt.Errorf("update database %q: %w", name, err)
+		}
+	}
+	return id, nil
+}
+
+// schemaPerm is the view menu of schema access to the tenant's schema (6.1 puts the catalog in it).
+func (s *syncer) schemaPerm(t Tenant) string {
+	return fmt.Sprintf("[%s].[%s].[%s]", DatabaseName(t.Key), s.o.Catalog, t.Schema)
+}
+
+type permView struct {
+	ID         int `json:"id"`
+	Permission struct {
+		Name string `json:"name"`
+	} `json:"permission"`
+	ViewMenu struct {
+		Name string `json:"name"`
+	} `json:"view_menu"`
+}
+
+// permissionView finds (or, unless this is a dry run, creates) the id of permission on view menu.
+func (s *syncer) permissionView(ctx context.Context, permission, view string) (int, error) {
+	vms, err := list[named](ctx, s.c, "/api/v1/security/resources/", Q().Filter("name", "eq", view))
+	if err != nil {
+		return 0, fmt.Errorf("superset resources: %w", err)
+	}
+	vm := 0
+	for _, v := range vms {
+		if v.Name == view {
+			vm = v.ID
+		}
+	}
+	if vm != 0 {
+		pvs, err := list[permView](ctx, s.c, "/api/v1/security/permissions-resources/", Q().Filter("view_menu", "rel_o_m", vm))
+		if err != nil {
+			return 0, fmt.Errorf("superset permissions of %s: %w", view, err)
+		}
+		for _, pv := range pvs {
+			if pv.Permission.Name == permission {
+				return pv.ID, nil
+			}
+		}
+	}
+	if s.o.DryRun {
+		return 0, nil // Superset creates it with the Database, or Sync would below
+	}
+	if vm == 0 {
+		var res struct {
+			ID int `json:"id"`
+		}
+		if err := s.c.do(ctx, http.MethodPost, "/api/v1/security/resources/", nil, map[string]any{"name": view}, &res); err != nil {
+			return 0, fmt.Errorf("create resource %s: %w", view, err)
+		}
+		vm = res.ID
+	}
+	perms, err := list[named](ctx, s.c, "/api/v1/security/permissions/", Q().Filter("name", "eq", permission))
+	if err != nil || len(perms) == 0 {
+		return 0, fmt.Errorf("superset permission %s: %v", permission, err)
+	}
+	var res struct {
+		ID int `json:"id"`
+	}
+	err = s.c.do(ctx, http.MethodPost, "/api/v1/security/permissions-resources/", nil,
+		map[string]any{"permission_id": perms[0].ID, "view_menu_id": vm}, &res)
+	if err != nil {
+		return 0, fmt.Errorf("create permission %s on %s: %w", permission, view, err)
+	}
+	return res.ID, nil
+}
+
+// role makes the tenant's role hold exactly schema access to the tenant's schema of its Database.
+func (s *syncer) role(ctx context.Context, t Tenant, db int, roles map[string]int) (int, error) {
+	name := RoleName(t.Key)
+	id := roles[name]
+	if id == 0 && s.act("create", fmt.Sprintf("role %q", name), "") {
+		var res struct {
+			ID int `json:"id"`
+		}
+		if err := s.c.do(ctx, http.MethodPost, "/api/v1/security/roles/", nil, map[string]any{"name": name}, &res); err != nil {
+			return 0, fmt.Errorf("create role %q: %w", name, err)
+		}
+		id = res.ID
+		roles[name] = id
+	}
+	if db == 0 && s.o.DryRun {
+		s.act("update", fmt.Sprintf("role %q", name), "permissions: schema_access on "+s.schemaPerm(t))
+		return id, nil
+	}
+	pv, err := s.permissionView(ctx, "schema_access", s.schemaPerm(t))
+	if err != nil {
+		return 0, err
+	}
+	var cur []int
+	if id != 0 {
+		var res struct {
+			Result []struct {
+				ID int `json:"id"`
+			} `json:"result"`
+		}
+		if err := s.c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/security/roles/%d/permissions/", id), nil, nil, &res); err != nil {
+			return 0, fmt.Errorf("permissions of role %q: %w", name, err)
+		}
+		for _, p := range res.Result {
+			cur = append(cur, p.ID)
+		}
+	}
+	if !slices.Equal(cur, []int{pv}) && s.act("update", fmt.Sprintf("role %q", name), "permissions: schema_access on "+s.schemaPerm(t)) {
+		err := s.c.do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/security/roles/%d/permissions", id), nil,
+			map[string]any{"permission_view_menu_ids": []int{pv}}, nil)
+		if err != nil {
+			return 0, fmt.Errorf("set permissions of role %q: %w", name, err)
+		}
+	}
+	return id, nil
+}
+
+type user struct {
+	ID       int    `json:"id"`
+	Username string `json:"username"`
+	Roles    []struct {
+		ID   int    `json:"id"`
+		Name string `json:"name"`
+	} `json:"roles"`
+}
+
+func (u user) roleIDs() []int {
+	var ids []int
+	for _, r := range u.Roles {
+		ids = append(ids, r.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (s *syncer) findUser(ctx context.Context, username string) (*user, error) {
+	us, err := list[user](ctx, s.c, "/api/v1/security/users/", Q().Filter("username", "eq", username))
+	if err != nil {
+		return nil, fmt.Errorf("superset users: %w", err)
+	}
+	for _, u := range us {
+		if u.Username == username {
+			return &u, nil
+		}
+	}
+	return nil, nil
+}
+
+// users gives the tenant's users its role and the base roles, creating the one named like the tenant when
+// the project maps none, and takes the role from users that should no longer have it.
+func (s *syncer) users(ctx context.Context, t Tenant, role int, roles map[string]int) error {
+	names, create := t.Users, false
+	if len(names) == 0 {
+		names, create = []string{t.Key}, true
+	}
+	want := []int{role}
+	for _, b := range baseRoles {
+		id, ok := roles[b]
+		if !ok {
+			return fmt.Errorf("superset has no role %s (run superset init)", b)
+		}
+		want = append(want, id)
+	}
+	for _, name := range names {
+		u, err := s.findUser(ctx, name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case u == nil && create:
+			if !s.act("create", fmt.Sprintf("user %q", name), "roles "+RoleName(t.Key)+", "+strings.Join(baseRoles, ", ")) {
+				continue
+			}
+			pw, err := s.o.UserPassword(t.Key)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"username": name, "first_name": t.Key, "last_name": "analyst",
+				"email": name + "@tenants.invalid", "active": true, "password": pw, "roles": want}
+			if err := s.c.do(ctx, http.MethodPost, "/api/v1/security/users/", nil, body, nil); err != nil {
+				return fmt.Errorf("create user %q: %w", name, err)
+			}
+		case u == nil:
+			return fmt.Errorf("user %q (elt.yaml superset: users: %s) does not exist in Superset: create it, or let its first login create it, then sync again", name, t.Key)
+		default:
+			have := u.roleIDs()
+			merged := slices.Clone(have)
+			for _, id := range want {
+				if id != 0 && !slices.Contains(merged, id) {
+					merged = append(merged, id)
+				}
+			}
+			slices.Sort(merged)
+			if !slices.Equal(have, merged) && s.act("update", fmt.Sprintf("user %q", name), "roles") {
+				err := s.c.do(ctx, http.MethodPut, "/api/v1/security/users/"+strconv.Itoa(u.ID), nil, map[string]any{"roles": merged}, nil)
+				if err != nil {
+					return fmt.Errorf("update user %q: %w", name, err)
+				}
+			}
+		}
+	}
+	if role == 0 {
+		return nil
+	}
+	// Users holding the role that are no longer the tenant's lose it.
+	holders, err := list[user](ctx, s.c, "/api/v1/security/users/", Q().Filter("roles", "rel_m_m", role))
+	if err != nil {
+		return fmt.Errorf("superset users of role %s: %w", RoleName(t.Key), err)
+	}
+	for _, u := range holders {
+		if slices.Contains(names, u.Username) {
+			continue
+		}
+		rest := slices.DeleteFunc(u.roleIDs(), func(id int) bool { return id == role })
+		if s.act("update", fmt.Sprintf("user %q", u.Username), "remove role "+RoleName(t.Key)) {
+			if err := s.c.do(ctx, http.MethodPut, "/api/v1/security/users/"+strconv.Itoa(u.ID), nil, map[string]any{"roles": rest}, nil); err != nil {
+				return fmt.Errorf("update user %q: %w", u.Username, err)
+			}
+		}
+	}
+	return nil
+}
+
+type dataset struct {
+	ID          int     `json:"id"`
+	TableName   string  `json:"table_name"`
+	Schema      string  `json:"schema"`
+	Description *string `json:"description"`
+	Columns     []struct {
+		Name        string  `json:"column_name"`
+		Description *string `json:"description"`
+	} `json:"columns"`
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// datasets makes one dataset per published relation in the tenant's schema, with the relation's comment as
+// its description and its columns' comments, and removes the Database's other datasets. It returns the
+// datasets' ids by relation.
+func (s *syncer) datasets(ctx context.Context, t Tenant, db int) (map[string]int, error) {
+	ids := map[string]int{}
+	var cur []dataset
+	if db != 0 {
+		var err error
+		cur, err = list[dataset](ctx, s.c, "/api/v1/dataset/", Q().Filter("database", "rel_o_m", db))
+		if err != nil {
+			return nil, fmt.Errorf("superset datasets: %w", err)
+		}
+	}
+	byName := map[string]dataset{}
+	for _, d := range cur {
+		if d.Schema == t.Schema {
+			byName[d.TableName] = d
+		}
+	}
+	for _, r := range s.o.Relations {
+		obj := fmt.Sprintf("dataset %s of %q", r.Name, DatabaseName(t.Key))
+		d, ok := byName[r.Name]
+		delete(byName, r.Name)
+		id := d.ID
+		if !ok {
+			if !s.act("create", obj, "") {
+				continue
+			}
+			var res struct {
+				ID int `json:"id"`
+			}
+			body := map[string]any{"database": db, "catalog": s.o.Catalog, "schema": t.Schema, "table_name": r.Name}
+			if err := s.c.do(ctx, http.MethodPost, "/api/v1/dataset/", nil, body, &res); err != nil {
+				return nil, fmt.Errorf("create %s: %w", obj, err)
+			}
+			id = res.ID
+		}
+		ids[r.Name] = id
+		var full struct {
+			Result dataset `json:"result"`
+		}
+		if err := s.c.do(ctx, http.MethodGet, "/api/v1/dataset/"+strconv.Itoa(id), nil, nil, &full); err != nil {
+			return nil, fmt.Errorf("%s: %w", obj, err)
+		}
+		if deref(full.Result.Description) != r.Comment && (!ok || s.act("update", obj, "description")) {
+			body := map[string]any{"description": r.Comment, "is_managed_externally": true}
+			if err := s.c.do(ctx, http.MethodPut, "/api/v1/dataset/"+strconv.Itoa(id), nil, body, nil); err != nil {
+				return nil, fmt.Errorf("update %s: %w", obj, err)
+			}
+		}
+		have := map[string]string{}
+		for _, c := range full.Result.Columns {
+			have[c.Name] = deref(c.Description)
+		}
+		stale := len(have) != len(r.Columns)
+		for _, c := range r.Columns {
+			if d, ok := have[c.Name]; !ok || d != c.Comment {
+				stale = true
+			}
+		}
+		// Refreshing a dataset reads its columns and their comments from PostgreSQL again.
+		if stale && s.act("update", obj, "columns") {
+			if err := s.c.do(ctx, http.MethodPut, "/api/v1/dataset/"+strconv.Itoa(id)+"/refresh", nil, nil, nil); err != nil {
+				return nil, fmt.Errorf("refresh %s: %w", obj, err)
+			}
+		}
+	}
+	for _, d := range cur {
+		if _, extra := byName[d.TableName]; extra || d.Schema != t.Schema {
+			if err := s.deleteDataset(ctx, d, DatabaseName(t.Key)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ids, nil
+}
+
+func (s *syncer) deleteDataset(ctx context.Context, d dataset, db string) error {
+	obj := fmt.Sprintf("dataset %s.%s of %q", d.Schema, d.TableName, db)
+	if !s.act("delete", obj, "") {
+		return nil
+	}
+	if err := s.c.do(ctx, http.MethodDelete, "/api/v1/dataset/"+strconv.Itoa(d.ID), nil, nil, nil); err != nil {
+		return fmt.Errorf("delete %s: %w", obj, err)
+	}
+	return nil
+}
+
+type chart struct {
+	ID           int    `json:"id"`
+	Name         string `json:"slice_name"`
+	VizType      string `json:"viz_type"`
+	Params       string `json:"params"`
+	QueryContext string `json:"query_context"`
+	Datasource   int    `json:"datasource_id"`
+}
+
+type dashboard struct {
+	ID        int    `json:"id"`
+	Title     string `json:"dashboard_title"`
+	Slug      string `json:"slug"`
+	Position  string `json:"position_json"`
+	Published bool   `json:"published"`
+}
+
+func (s *syncer) findDashboard(ctx context.Context, slug string) (*dashboard, error) {
+	ds, err := list[dashboard](ctx, s.c, "/api/v1/dashboard/", Q().Filter("slug", "eq", slug))
+	if err != nil {
+		return nil, fmt.Errorf("superset dashboards: %w", err)
+	}
+	for _, d := range ds {
+		if d.Slug == slug {
+			var full struct {
+				Result dashboard `json:"result"`
+			}
+			if err := s.c.do(ctx, http.MethodGet, "/api/v1/dashboard/"+strconv.Itoa(d.ID), nil, nil, &full); err != nil {
+				return nil, fmt.Errorf("dashboard %s: %w", slug, err)
+			}
+			return &full.Result, nil
+		}
+	}
+	return nil, nil
+}
+
+func (s *syncer) dashboardCharts(ctx context.Context, id int) ([]chart, error) {
+	cs, err := list[chart](ctx, s.c, "/api/v1/chart/", Q().Filter("dashboards", "rel_m_m", id))
+	if err != nil {
+		return nil, fmt.Errorf("superset charts of dashboard %d: %w", id, err)
+	}
+	for i, c := range cs {
+		var full struct {
+			Result chart `json:"result"`
+		}
+		if err := s.c.do(ctx, http.MethodGet, "/api/v1/chart/"+strconv.Itoa(c.ID), nil, nil, &full); err != nil {
+			return nil, fmt.Errorf("chart %d: %w", c.ID, err)
+		}
+		full.Result.ID = c.ID
+		if full.Result.Datasource == 0 {
+			full.Result.Datasource = c.Datasource
+		}
+		cs[i] = full.Result
+	}
+	return cs, nil
+}
+
+// dashboard makes the tenant's starter dashboard from the template: its charts over the tenant's datasets,
+// laid out in order; charts not in the template are removed.
+func (s *syncer) dashboard(ctx context.Context, t Tenant, datasets map[string]int) error {
+	tpl := s.o.Template
+	slug := Slug(t.Key)
+	title := strings.ReplaceAll(tpl.Title, "{customer}", t.Key)
+	obj := fmt.Sprintf("dashboard %s", slug)
+	d, err := s.findDashboard(ctx, slug)
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		if !s.act("create", obj, fmt.Sprintf("%q, %d charts", title, len(tpl.Charts))) {
+			return nil
+		}
+		var res struct {
+			ID int `json:"id"`
+		}
+		body := map[string]any{"dashboard_title": title, "slug": slug, "published": true, "is_managed_externally": true}
+		if err := s.c.do(ctx, http.MethodPost, "/api/v1/dashboard/", nil, body, &res); err != nil {
+			return fmt.Errorf("create %s: %w", obj, err)
+		}
+		d = &dashboard{ID: res.ID, Title: title, Slug: slug, Published: true}
+	}
+	cur, err := s.dashboardCharts(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	byName := map[string]chart{}
+	for _, c := range cur {
+		byName[c.Name] = c
+	}
+	ids := make([]int, len(tpl.Charts))
+	for i := range tpl.Charts {
+		c := &tpl.Charts[i]
+		ds := datasets[c.Relation]
+		want := map[string]any{"slice_name": c.Title, "viz_type": c.VizType(), "datasource_id": ds,
+			"datasource_type": "table", "params": c.params(ds), "query_context": c.queryContext(ds),
+			"query_context_generation": false, "dashboards": []int{d.ID}, "is_managed_externally": true}
+		cobj := fmt.Sprintf("chart %q of %s", c.Title, slug)
+		have, ok := byName[c.Title]
+		delete(byName, c.Title)
+		switch {
+		case !ok:
+			if !s.act("create", cobj, "") {
+				continue
+			}
+			var res struct {
+				ID int `json:"id"`
+			}
+			if err := s.c.do(ctx, http.MethodPost, "/api/v1/chart/", nil, want, &res); err != nil {
+				return fmt.Errorf("create %s: %w", cobj, err)
+			}
+			ids[i] = res.ID
+		default:
+			ids[i] = have.ID
+			if have.VizType != c.VizType() || have.Datasource != ds || !sameJSON(have.Params, c.params(ds)) ||
+				!sameJSON(have.QueryContext, c.queryContext(ds)) {
+				if s.act("update", cobj, "definition") {
+					if err := s.c.do(ctx, http.MethodPut, "/api/v1/chart/"+strconv.Itoa(have.ID), nil, want, nil); err != nil {
+						return fmt.Errorf("update %s: %w", cobj, err)
+					}
+				}
+			}
+		}
+	}
+	for _, c := range cur {
+		if _, extra := byName[c.Name]; extra && s.act("delete", fmt.Sprintf("chart %q of %s", c.Name, slug), "not in the template") {
+			if err := s.c.do(ctx, http.MethodDelete, "/api/v1/chart/"+strconv.Itoa(c.ID), nil, nil, nil); err != nil {
+				return fmt.Errorf("delete chart %q: %w", c.Name, err)
+			}
+		}
+	}
+	pos := tpl.position(title, ids)
+	if d.Title != title || !d.Published || !sameJSON(d.Position, pos) {
+		if s.act("update", obj, "title and layout") {
+			body := map[string]any{"dashboard_title": title, "published": true, "position_json": pos,
+				"is_managed_externally": true}
+			if err := s.c.do(ctx, http.MethodPut, "/api/v1/dashboard/"+strconv.Itoa(d.ID), nil, body, nil); err != nil {
+				return fmt.Errorf("update %s: %w", obj, err)
+			}
+		}
+	}
+	return nil
+}
+
+func sameJSON(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return a == b
+	}
+	return mustJSON(x) == mustJSON(y)
+}
+
+// remove deletes what Sync made for a tenant that is gone: its dashboard and charts, its Database and
+// datasets, the user named like it (when it has no roles but the tenant's and the base ones) and its role.
+// Users mapped in the project lose the role with it.
+func (s *syncer) remove(ctx context.Context, key string, role int) error {
+	slug := Slug(key)
+	d, err := s.findDashboard(ctx, slug)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		cs, err := s.dashboardCharts(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if s.act("delete", fmt.Sprintf("chart %q of %s", c.Name, slug), "") {
+				if err := s.c.do(ctx, http.MethodDelete, "/api/v1/chart/"+strconv.Itoa(c.ID), nil, nil, nil); err != nil {
+					return fmt.Errorf("delete chart %q: %w", c.Name, err)
+				}
+			}
+		}
+		if s.act("delete", "dashboard "+slug, "") {
+			if err := s.c.do(ctx, http.MethodDelete, "/api/v1/dashboard/"+strconv.Itoa(d.ID), nil, nil, nil); err != nil {
+				return fmt.Errorf("delete dashboard %s: %w", slug, err)
+			}
+		}
+	}
+	name := DatabaseName(key)
+	db, err := s.findDatabase(ctx, name)
+	if err != nil {
+		return err
+	}
+	if db != 0 {
+		ds, err := list[dataset](ctx, s.c, "/api/v1/dataset/", Q().Filter("database", "rel_o_m", db))
+		if err != nil {
+			return fmt.Errorf("superset datasets: %w", err)
+		}
+		for _, d := range ds {
+			if err := s.deleteDataset(ctx, d, name); err != nil {
+				return err
+			}
+		}
+		if s.act("delete", fmt.Sprintf("database %q", name), "") {
+			if err := s.c.do(ctx, http.MethodDelete, "/api/v1/database/"+strconv.Itoa(db), nil, nil, nil); err != nil {
+				return fmt.Errorf("delete database %q: %w", name, err)
+			}
+		}
+	}
+	u, err := s.findUser(ctx, key)
+	if err != nil {
+		return err
+	}
+	if u != nil && onlyTenantRoles(*u, key) && s.act("delete", fmt.Sprintf("user %q", key), "") {
+		if err := s.c.do(ctx, http.MethodDelete, "/api/v1/security/users/"+strconv.Itoa(u.ID), nil, nil, nil); err != nil {
+			return fmt.Errorf("delete user %q: %w", key, err)
+		}
+	}
+	if s.act("delete", fmt.Sprintf("role %q", RoleName(key)), "") {
+		if err := s.c.do(ctx, http.MethodDelete, "/api/v1/security/roles/"+strconv.Itoa(role), nil, nil, nil); err != nil {
+			return fmt.Errorf("delete role %q: %w", RoleName(key), err)
+		}
+	}
+	return nil
+}
+
+func onlyTenantRoles(u user, key string) bool {
+	for _, r := range u.Roles {
+		if r.Name != RoleName(key) && !slices.Contains(baseRoles, r.Name) {
+			return false
+		}
+	}
+	return true
+}
