@@ -5,7 +5,7 @@ BIN     := bin
 ELT     := $(BIN)/elt
 DEMOAPI := $(BIN)/elt-demo-api
 
-.PHONY: all build test vet demo demo-down bench bench-extract bench-refresh bench-tenant lint clean
+.PHONY: all build test vet demo demo-down superset superset-down superset-install bench bench-extract bench-refresh bench-tenant lint clean
 
 all: build
 
@@ -13,8 +13,9 @@ build:
 	$(GO) build -o $(ELT) ./cmd/elt
 	$(GO) build -o $(DEMOAPI) ./cmd/elt-demo-api
 
-## test: vet, then every test against a real PostgreSQL (DATABASE_URL, or a throwaway cluster per test binary).
-test: vet
+## test: vet, then every test against a real PostgreSQL (DATABASE_URL, or a throwaway cluster per test binary)
+## and a real Apache Superset (installed once by superset-install).
+test: vet superset-install
 	$(GO) test -count=1 -timeout 20m ./...
 
 vet:
@@ -27,6 +28,20 @@ demo: build
 ## demo-down: stop what make demo started (the data stays in .elt/ for the next run).
 demo-down:
 	bash demo/demo.sh down
+
+## superset: make demo, then a pinned Apache Superset on a free port, provisioned for the demo's tenants by
+## elt superset sync; prints its URL and each tenant's login.
+superset: demo
+	bash demo/demo.sh superset
+
+## superset-down: stop the Superset of make superset.
+superset-down:
+	bash demo/demo.sh superset-down
+
+## superset-install: the pinned Superset (superset/requirements.txt) in a venv cached in ~/.cache/elt, and
+## Debian's chromium for dashboard screenshots; nothing when they are there.
+superset-install:
+	bash superset/superset.sh install
 
 bench: bench-extract bench-refresh bench-tenant
 

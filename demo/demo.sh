@@ -120,8 +120,36 @@ down() {
   "$ELT" db stop && echo "PostgreSQL stopped (data kept in $STATE/pg; rm -rf $STATE to start over)"
 }
 
+# make superset (after make demo): a pinned Apache Superset on this machine, its metadata database in the
+# demo's cluster, provisioned for the demo's tenants by elt superset sync.
+superset_up() {
+  say "Apache Superset (pinned in superset/requirements.txt; venv cached outside the clone)"
+  bash superset/superset.sh install
+  DATABASE_URL=$("$ELT" db url) bash superset/superset.sh start "$STATE/superset"
+
+  say "elt superset sync (a Database, role, user, datasets and starter dashboard per tenant)"
+  export DATABASE_URL ELT_SUPERSET_URL ELT_SUPERSET_PASSWORD_FILE=$STATE/superset/admin.password ELT_SUPERSET_SECRETS=$STATE
+  DATABASE_URL=$("$ELT" db url)
+  DATABASE_URL=${DATABASE_URL/postgres@/elt_runner@}
+  ELT_SUPERSET_URL=$(cat "$STATE/superset/url")
+  "$ELT" superset sync
+
+  say "Superset is running at $ELT_SUPERSET_URL"
+  echo "  admin:     user admin, password in $STATE/superset/admin.password"
+  for c in "${CUSTOMERS[@]}"; do
+    echo "  $c:  user $c, password in $STATE/$c.superset-password; dashboard $ELT_SUPERSET_URL/superset/dashboard/$(printf 'elt-%s' "$c")/"
+  done
+  echo "  make superset-down stops it (its metadata database stays in the demo's cluster)"
+}
+
+superset_down() {
+  bash superset/superset.sh stop "$STATE/superset"
+}
+
 case "${1:-up}" in
   up) up ;;
-  down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  down) superset_down; down ;;
+  superset) superset_up ;;
+  superset-down) superset_down ;;
+  *) echo "usage: $0 up|down|superset|superset-down" >&2; exit 2 ;;
 esac

@@ -74,13 +74,22 @@ func Login(ctx context.Context, base, user, password string) (*Client, error) {
 // URL is the address of the Superset.
 func (c *Client) URL() string { return c.base.String() }
 
+// Call sends one request to the REST API (path from /api/v1/...), as do does: for callers and tests that
+// read what Sync does not.
+func (c *Client) Call(ctx context.Context, method, path string, query *Rison, body, out any) error {
+	return c.do(ctx, method, path, query, body, out)
+}
+
 // do sends one request: query (a rison value for q, or nil), body (JSON, or nil); decodes a success's
 // body into out (when not nil).
 func (c *Client) do(ctx context.Context, method, path string, query *Rison, body, out any) error {
 	u := *c.base
-	u.Path = c.base.Path + path
+	p, raw, _ := strings.Cut(path, "?")
+	u.Path, u.RawQuery = c.base.Path+p, raw
 	if query != nil {
-		u.RawQuery = url.Values{"q": {query.String()}}.Encode()
+		v, _ := url.ParseQuery(raw)
+		v.Set("q", query.String())
+		u.RawQuery = v.Encode()
 	}
 	var rd io.Reader
 	if body != nil {

@@ -9,6 +9,7 @@
 #                                      gunicorn on a free port of 127.0.0.1; prints its URL
 #   superset/superset.sh stop DIR      stops it (the metadata database stays)
 #
+# The metadata database and its owner are named $ELT_SUPERSET_METADATA_DB (default superset).
 # DIR then holds: url, admin.password (0600), secret_key and metadata_uri (0600, read by superset_config.py),
 # superset.pid and superset.log. The admin's user name is admin. Nothing secret is passed on a command line.
 set -euo pipefail
@@ -74,23 +75,25 @@ start() {
   secret "$dir/metadata.password"
   secret "$dir/admin.password"
 
-  # The metadata database: role and database superset, closed to PUBLIC (tenant logins cannot connect).
-  local pw host port
+  # The metadata database and its owner role, closed to PUBLIC (tenant logins cannot connect).
+  local pw host port meta=${ELT_SUPERSET_METADATA_DB:-superset}
   pw=$(cat "$dir/metadata.password")
-  "$PSQL" "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -v pw="$pw" <<'SQL'
-select format('create role superset login password %L', :'pw')
- where not exists (select from pg_roles where rolname = 'superset') \gexec
-select format('alter role superset password %L', :'pw') \gexec
-select 'create database superset owner superset'
- where not exists (select from pg_database where datname = 'superset') \gexec
-revoke connect, temporary on database superset from public;
-grant connect, temporary on database superset to superset;
+  # The password reaches psql through its environment (\getenv), not its command line.
+  ELT_SUPERSET_METADATA_PASSWORD=$pw "$PSQL" "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -v meta="$meta" <<'SQL'
+\getenv pw ELT_SUPERSET_METADATA_PASSWORD
+select format('create role %I login password %L', :'meta', :'pw')
+ where not exists (select from pg_roles where rolname = :'meta') \gexec
+select format('alter role %I password %L', :'meta', :'pw') \gexec
+select format('create database %I owner %I', :'meta', :'meta')
+ where not exists (select from pg_database where datname = :'meta') \gexec
+select format('revoke connect, temporary on database %I from public', :'meta') \gexec
+select format('grant connect, temporary on database %I to %I', :'meta', :'meta') \gexec
 SQL
   read -r host port < <("$PSQL" "$DATABASE_URL" -X -A -t -F ' ' -c \
     "select coalesce(nullif(current_setting('listen_addresses'), ''), '127.0.0.1'), current_setting('port')")
   case "$host" in '*' | '0.0.0.0' | '' | localhost*) host=127.0.0.1 ;; esac
   host=${host%%,*}
-  (umask 077 && printf 'postgresql+psycopg2://superset:%s@%s:%s/superset\n' "$pw" "$host" "$port" >"$dir/metadata_uri")
+  (umask 077 && printf 'postgresql+psycopg2://%s:%s@%s:%s/%s\n' "$meta" "$pw" "$host" "$port" "$meta" >"$dir/metadata_uri")
 
   export SUPERSET_CONFIG_PATH=$here/superset_config.py
   export ELT_SUPERSET_SECRET_KEY_FILE=$dir/secret_key

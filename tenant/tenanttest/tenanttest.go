@@ -6,12 +6,14 @@ package tenanttest
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/elt-dev/elt/tenant"
@@ -143,6 +145,10 @@ func DropLogin(t testing.TB, db *pgtest.DB, role string) {
 		t.Logf("drop what tenant login %s owns: %v", role, err)
 	}
 	if _, err := db.Pool.Exec(ctx, "drop role if exists "+ident); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Detail != "" {
+			err = fmt.Errorf("%w (%s)", err, pe.Detail)
+		}
 		t.Logf("drop tenant login %s: %v", role, err)
 	}
 }

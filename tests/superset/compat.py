@@ -4,7 +4,7 @@ run a Superset-style DATE_TRUNC time series and a top-N, and print everything as
 
 Usage: ELT_TENANT_URI=postgresql+psycopg2://... /usr/bin/python3 compat.py
 
-Exit status 2 when SQLAlchemy or psycopg2 is missing (Debian: python3-sqlalchemy python3-psycopg2).
+Exit status 2 when SQLAlchemy or psycopg2 is missing (run it with the Python of the Superset venv: make superset-install).
 """
 import json
 import os
@@ -15,7 +15,7 @@ try:
     import sqlalchemy
     from sqlalchemy import create_engine, inspect, text
 except ImportError as e:
-    print(f"missing Python module: {e.name} (install python3-sqlalchemy and python3-psycopg2)", file=sys.stderr)
+    print(f"missing Python module: {e.name} (run with the Superset venv's Python: make superset-install)", file=sys.stderr)
     sys.exit(2)
 
 

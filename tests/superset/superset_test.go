@@ -1,7 +1,8 @@
 // Package superset_test checks that a tenant login works through Superset's own database layer, Python
-// SQLAlchemy with psycopg2, and that only the tenant's rows come back. It runs compat.py with /usr/bin/python3
-// (or $ELT_PYTHON), which must have Debian's python3-sqlalchemy and python3-psycopg2: the test fails, not
-// skips, without them.
+// SQLAlchemy with psycopg2, and that only the tenant's rows come back; and (sync_test.go) that elt superset
+// sync provisions a real Apache Superset for tenants. compat.py runs with the Python of the pinned Superset
+// venv (make superset-install, which make test runs first), or $ELT_PYTHON: the tests fail, not skip,
+// without it.
 package superset_test
 
 import (
@@ -10,6 +11,8 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,11 +40,13 @@ type compat struct {
 	EventPrefixes    []string                     `json:"event_prefixes"`
 }
 
-func python() string {
+// python is $ELT_PYTHON, or the Python of the Superset venv that make test installs (superset-install):
+// Superset's own SQLAlchemy and psycopg2.
+func python(t *testing.T) string {
 	if p := os.Getenv("ELT_PYTHON"); p != "" {
 		return p
 	}
-	return "/usr/bin/python3"
+	return filepath.Join(strings.TrimSpace(script(t, nil, "venv")), "bin", "python")
 }
 
 func TestSupersetSeesOnlyItsTenant(t *testing.T) {
@@ -62,12 +67,12 @@ func TestSupersetSeesOnlyItsTenant(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, python(), "compat.py")
+	cmd := exec.CommandContext(ctx, python(t), "compat.py")
 	cmd.Env = append(os.Environ(), "ELT_TENANT_URI="+uri)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s compat.py: %v\n%s\n(CI must install the Debian packages python3-sqlalchemy and python3-psycopg2)", python(), err, stderr.String())
+		t.Fatalf("%s compat.py: %v\n%s\n(make test installs Superset's venv first: make superset-install)", python(t), err, stderr.String())
 	}
 	var got compat
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
