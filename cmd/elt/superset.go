@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +65,7 @@ func supersetAdmin() (string, string, error) {
 }
 
 // Run syncs Superset.
-func (c *SupersetSyncCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
+func (c *SupersetSyncCmd) Run(ctx context.Context, g *Globals) error {
 	adminUser, adminPW, err := supersetAdmin()
 	if err != nil {
 		return err
@@ -88,7 +87,9 @@ func (c *SupersetSyncCmd) Run(ctx context.Context, g *Globals, log *slog.Logger)
 	if p.Superset != nil {
 		cfg = *p.Superset
 	}
-	o := superset.Options{Relations: l.Publish, Catalog: pool.Config().ConnConfig.Database, DryRun: c.DryRun}
+	endpoint := c.endpoint(pool.Config().ConnConfig)
+	// Superset's catalog is the database the tenants' URIs name.
+	o := superset.Options{Relations: l.Publish, Catalog: endpoint.Database, DryRun: c.DryRun}
 	if cfg.Dashboard != "" {
 		published := map[string][]string{}
 		for _, r := range l.Publish {
@@ -101,7 +102,6 @@ func (c *SupersetSyncCmd) Run(ctx context.Context, g *Globals, log *slog.Logger)
 			return err
 		}
 	}
-	endpoint := c.endpoint(pool.Config().ConnConfig)
 	// Every password is read before anything changes in Superset.
 	var missing []string
 	for _, t := range ts {
@@ -125,12 +125,13 @@ func (c *SupersetSyncCmd) Run(ctx context.Context, g *Globals, log *slog.Logger)
 	}
 	o.UserPassword = func(key string) (string, error) { return userPassword(c.Secrets, key) }
 	changes := 0
+	// Every change is printed as it is made ("update database ... (password)"), or would be.
 	o.Report = func(a superset.Action) {
 		changes++
 		if c.DryRun {
 			fmt.Println("would " + a.String())
 		} else {
-			log.Info("superset: "+a.String(), "verb", a.Verb, "object", a.Object)
+			fmt.Println(a.String())
 		}
 	}
 	client, err := superset.Login(ctx, c.URL, adminUser, adminPW)

@@ -92,7 +92,7 @@ func mustElt(t *testing.T, env []string, args ...string) string {
 	if r.code != 0 {
 		t.Fatalf("elt %v: exit %d\n%s%s", args, r.code, r.out, r.err)
 	}
-	return r.out
+	return r.out + r.err // what it printed, and its log
 }
 
 // chartData is one chart's rows as the chart data API returns them: column names, Superset's generic types
@@ -501,6 +501,58 @@ func TestSupersetSync(t *testing.T) {
 		t.Errorf("chart after the rotated password was synced: %v\n(sync said %s)", err, out)
 	}
 
+	// Users named in the project: an existing Superset user (e.g. from SSO) gets the tenant's roles and keeps
+	// its own; the user elt created before loses the tenant's role.
+	var publicRole int
+	{
+		var rs struct {
+			Result []struct {
+				ID   int    `json:"id"`
+				Name string `json:"name"`
+			} `json:"result"`
+		}
+		if err := admin.Call(ctx, http.MethodGet, "/api/v1/security/roles/", superset.Q().Set("page_size", 100), nil, &rs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs.Result {
+			if r.Name == "Public" { // a role of Superset's own that the user keeps
+				publicRole = r.ID
+			}
+		}
+	}
+	alicePW := "alice-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := admin.Call(ctx, http.MethodPost, "/api/v1/security/users/", nil, map[string]any{
+		"username": "alice", "first_name": "Alice", "last_name": "Analyst", "email": "alice@example.invalid",
+		"active": true, "password": alicePW, "roles": []int{publicRole}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mapped := mappedProject(t, "cus_0001", "alice")
+	mappedEnv := append(slices.Clone(eltEnv), "ELT_PROJECT="+mapped)
+	out = mustElt(t, mappedEnv, "superset", "sync")
+	for _, want := range []string{`update user "alice" (roles)`, `update user "cus_0001" (remove role elt tenant cus_0001)`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sync with users mapped does not say %q:\n%s", want, out)
+		}
+	}
+	alice, err := superset.Login(ctx, url, "alice", alicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aliceDBs listing
+	if err := get(t, alice, "/api/v1/database/", &aliceDBs); err != nil {
+		t.Fatal(err)
+	}
+	if len(aliceDBs.Result) != 1 || aliceDBs.Result[0].Name != superset.DatabaseName("cus_0001") {
+		t.Errorf("alice, mapped to cus_0001, lists databases %+v", aliceDBs.Result)
+	}
+	var old listing
+	if err := get(t, users["cus_0001"], "/api/v1/database/", &old); err != nil || old.Count != 0 {
+		t.Errorf("the created user cus_0001, no longer the tenant's, lists %d databases (%v), want 0", old.Count, err)
+	}
+	if again := mustElt(t, mappedEnv, "superset", "sync"); !strings.Contains(again, "changed 0 objects") {
+		t.Errorf("a second sync with users mapped changed something: %s", again)
+	}
+
 	// A removed tenant: its Database, user, role and dashboard are gone; the other tenant's stay.
 	mustElt(t, eltEnv, "tenant", "remove", "cus_0002")
 	mustElt(t, eltEnv, "superset", "sync")
@@ -537,6 +589,32 @@ func TestSupersetSync(t *testing.T) {
 	if dbID(t, admin, superset.DatabaseName("cus_0001")) == 0 {
 		t.Error("removing cus_0002 removed cus_0001's database")
 	}
+}
+
+// mappedProject is a copy of the default project whose elt.yaml gives customer's Superset role to user.
+func mappedProject(t *testing.T, customer, user string) string {
+	t.Helper()
+	dir := t.TempDir()
+	root := pgtest.RepoRoot()
+	for _, part := range []string{"elt.yaml", "migrations", "views", "sql", "dashboards"} {
+		if out, err := exec.Command("cp", "-r", filepath.Join(root, part), dir).CombinedOutput(); err != nil {
+			t.Fatalf("copy %s: %v\n%s", part, err, out)
+		}
+	}
+	cfg := filepath.Join(dir, "elt.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "  dashboard: dashboards/starter.yaml\n",
+		fmt.Sprintf("  dashboard: dashboards/starter.yaml\n  users:\n    %s: [%s]\n", customer, user), 1)
+	if s == string(b) {
+		t.Fatal("elt.yaml has no superset: dashboard: line to add users to")
+	}
+	if err := os.WriteFile(cfg, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func readFile(t *testing.T, path string) string {
