@@ -32,6 +32,7 @@ type APIError struct {
 	Method, Path string
 	Status       int
 	Message      string // Superset's message, or the start of the body
+	Type         string // Superset's error_type, e.g. CONNECTION_INVALID_PASSWORD_ERROR, when it gives one
 }
 
 func (e *APIError) Error() string {
@@ -124,7 +125,8 @@ func (c *Client) do(ctx context.Context, method, path string, query *Rison, body
 		return fmt.Errorf("superset %s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &APIError{Method: method, Path: path, Status: resp.StatusCode, Message: message(b)}
+		msg, typ := message(b)
+		return &APIError{Method: method, Path: path, Status: resp.StatusCode, Message: msg, Type: typ}
 	}
 	if out == nil || len(b) == 0 {
 		return nil
@@ -135,34 +137,40 @@ func (c *Client) do(ctx context.Context, method, path string, query *Rison, body
 	return nil
 }
 
-// message is what Superset says in an error body: its message or errors, else the start of the body.
-func message(b []byte) string {
+// message is what Superset says in an error body: its message or errors, else the start of the body; and
+// the error_type of its first error, if any.
+func message(b []byte) (string, string) {
 	var m struct {
 		Message any `json:"message"`
 		Msg     any `json:"msg"`
 		Errors  []struct {
 			Message string `json:"message"`
+			Type    string `json:"error_type"`
 		} `json:"errors"`
 	}
 	if json.Unmarshal(b, &m) == nil {
+		typ := ""
+		if len(m.Errors) > 0 {
+			typ = m.Errors[0].Type
+		}
 		switch {
 		case m.Message != nil:
 			if s, ok := m.Message.(string); ok {
-				return s
+				return s, typ
 			}
 			j, _ := json.Marshal(m.Message)
-			return string(j)
+			return string(j), typ
 		case m.Msg != nil:
-			return fmt.Sprint(m.Msg)
+			return fmt.Sprint(m.Msg), typ
 		case len(m.Errors) > 0:
-			return m.Errors[0].Message
+			return m.Errors[0].Message, typ
 		}
 	}
 	s := strings.TrimSpace(string(b))
 	if len(s) > 300 {
 		s = s[:300] + "..."
 	}
-	return s
+	return s, ""
 }
 
 // Rison is a value of Superset's q parameter, in rison (https://github.com/Nanonid/rison): an object of
@@ -240,13 +248,18 @@ func risonValue(b *strings.Builder, v any) {
 	}
 }
 
-// list fetches every item of a list endpoint (path ends with /), page by page, with the filters of q.
+// list fetches every item of a list endpoint (path ends with /), page by page, with the filters of q; the
+// security endpoints (roles, users, permissions), which can hold thousands, in the order of id. It stops at
+// an empty page or when it has count items, whatever page size the server allows.
 func list[T any](ctx context.Context, c *Client, path string, q *Rison) ([]T, error) {
 	var all []T
 	for page := 0; ; page++ {
 		qq := Q()
 		if q != nil {
 			qq.keys, qq.vals = append(qq.keys, q.keys...), append(qq.vals, q.vals...)
+		}
+		if strings.HasPrefix(path, "/api/v1/security/") {
+			qq.Set("order_column", "id").Set("order_direction", "asc")
 		}
 		qq.Set("page", page).Set("page_size", 100)
 		var res struct {
@@ -257,7 +270,7 @@ func list[T any](ctx context.Context, c *Client, path string, q *Rison) ([]T, er
 			return nil, err
 		}
 		all = append(all, res.Result...)
-		if len(res.Result) < 100 || len(all) >= res.Count {
+		if len(res.Result) == 0 || len(all) >= res.Count {
 			return all, nil
 		}
 	}

@@ -15,9 +15,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-PSQL=${PSQL:-psql}
-command -v "$PSQL" >/dev/null 2>&1 || PSQL=/usr/lib/postgresql/15/bin/psql
-
 venv() {
   if [ -n "${ELT_SUPERSET_VENV:-}" ]; then
     echo "$ELT_SUPERSET_VENV"
@@ -35,6 +32,11 @@ install() {
     echo "superset: venv $v (cached)"
   else
     echo "superset: installing $(grep -m1 '^apache-superset' "$here/requirements.txt") into $v (PyPI, a few minutes once)"
+    # Only a half-made venv of ours is replaced, never some other folder.
+    if [ -e "$v" ] && [ ! -f "$v/pyvenv.cfg" ]; then
+      echo "superset: $v exists and is not a venv; set ELT_SUPERSET_VENV to a new folder" >&2
+      exit 1
+    fi
     rm -rf "$v"
     mkdir -p "$(dirname "$v")"
     python3 -m venv "$v"
@@ -71,29 +73,38 @@ start() {
     echo "superset: already running at $(cat "$dir/url") (pid $(cat "$dir/superset.pid"))"
     return
   fi
+  running "$dir" && stop "$dir" # running but not answering: start it again
   secret "$dir/secret_key"
   secret "$dir/metadata.password"
   secret "$dir/admin.password"
 
-  # The metadata database and its owner role, closed to PUBLIC (tenant logins cannot connect).
-  local pw host port meta=${ELT_SUPERSET_METADATA_DB:-superset}
-  pw=$(cat "$dir/metadata.password")
-  # The password reaches psql through its environment (\getenv), not its command line.
-  ELT_SUPERSET_METADATA_PASSWORD=$pw "$PSQL" "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -v meta="$meta" <<'SQL'
-\getenv pw ELT_SUPERSET_METADATA_PASSWORD
-select format('create role %I login password %L', :'meta', :'pw')
- where not exists (select from pg_roles where rolname = :'meta') \gexec
-select format('alter role %I password %L', :'meta', :'pw') \gexec
-select format('create database %I owner %I', :'meta', :'meta')
- where not exists (select from pg_database where datname = :'meta') \gexec
-select format('revoke connect, temporary on database %I from public', :'meta') \gexec
-select format('grant connect, temporary on database %I to %I', :'meta', :'meta') \gexec
-SQL
-  read -r host port < <("$PSQL" "$DATABASE_URL" -X -A -t -F ' ' -c \
-    "select coalesce(nullif(current_setting('listen_addresses'), ''), '127.0.0.1'), current_setting('port')")
-  case "$host" in '*' | '0.0.0.0' | '' | localhost*) host=127.0.0.1 ;; esac
-  host=${host%%,*}
-  (umask 077 && printf 'postgresql+psycopg2://%s:%s@%s:%s/%s\n' "$meta" "$pw" "$host" "$port" "$meta" >"$dir/metadata_uri")
+  # The metadata database and its owner role, closed to PUBLIC (tenant logins cannot connect). Superset's
+  # Python does it, reading DATABASE_URL and the password from its environment: neither is on a command line.
+  local meta=${ELT_SUPERSET_METADATA_DB:-superset}
+  ELT_SUPERSET_METADATA_DB=$meta ELT_SUPERSET_DIR=$dir "$v/bin/python" - <<'PY' || { echo "superset: could not create the metadata database $meta (DATABASE_URL must be a superuser's)" >&2; exit 1; }
+import os, psycopg2
+from psycopg2 import sql
+meta, d = os.environ["ELT_SUPERSET_METADATA_DB"], os.environ["ELT_SUPERSET_DIR"]
+pw = open(os.path.join(d, "metadata.password")).read().strip()
+conn = psycopg2.connect(os.environ["DATABASE_URL"])
+conn.autocommit = True
+cur = conn.cursor()
+cur.execute("select exists (select from pg_roles where rolname = %s)", (meta,))
+verb = "alter" if cur.fetchone()[0] else "create"
+cur.execute(sql.SQL(verb + " role {} login password {}").format(sql.Identifier(meta), sql.Literal(pw)))
+cur.execute("select exists (select from pg_database where datname = %s)", (meta,))
+if not cur.fetchone()[0]:
+    cur.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(meta), sql.Identifier(meta)))
+cur.execute(sql.SQL("revoke connect, temporary on database {} from public").format(sql.Identifier(meta)))
+cur.execute(sql.SQL("grant connect, temporary on database {} to {}").format(sql.Identifier(meta), sql.Identifier(meta)))
+# Superset reaches the cluster over TCP: the server's address for a TCP connection, 127.0.0.1 for a socket.
+host = conn.info.host
+if not host or host.startswith("/"):
+    host = "127.0.0.1"
+fd = os.open(os.path.join(d, "metadata_uri"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w") as f:
+    f.write(f"postgresql+psycopg2://{meta}:{pw}@{host}:{conn.info.port}/{meta}\n")
+PY
 
   export SUPERSET_CONFIG_PATH=$here/superset_config.py
   export ELT_SUPERSET_SECRET_KEY_FILE=$dir/secret_key

@@ -29,3 +29,31 @@ DATA_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 3600}
 # No example data, no telemetry.
 SUPERSET_LOAD_EXAMPLES = False
 SCARF_ANALYTICS = False
+
+
+# Superset lists users and roles to anyone who may read dashboards or charts (the owner and role pickers:
+# /api/v1/dashboard/related/roles, /api/v1/chart/related/owners, ...). Every tenant has a role and users named
+# after its customer, so unfiltered lists would show each customer the others: a user other than an admin
+# sees only itself and its own roles.
+def _own_roles(query):
+    from flask import g
+    from superset import security_manager
+
+    user = getattr(g, "user", None)
+    if security_manager.is_admin():
+        return query
+    ids = [r.id for r in getattr(user, "roles", None) or []]
+    return query.filter(security_manager.role_model.id.in_(ids))
+
+
+def _own_user(query):
+    from flask import g
+    from superset import security_manager
+
+    user = getattr(g, "user", None)
+    if security_manager.is_admin():
+        return query
+    return query.filter(security_manager.user_model.id == getattr(user, "id", None))
+
+
+EXTRA_RELATED_QUERY_FILTERS = {"role": _own_roles, "user": _own_user}

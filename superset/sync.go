@@ -2,7 +2,10 @@ package superset
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -13,8 +16,8 @@ import (
 	"github.com/elt-dev/elt/project"
 )
 
-// Names of what Sync manages in Superset for a tenant, by its key. A role named with RolePrefix marks a
-// tenant elt provisioned: when the tenant is gone, Sync removes everything named after it.
+// Names of what Sync manages in Superset for a tenant, by its key. A role named with RolePrefix is a
+// tenant's; Sync removes what is named after a tenant only when the database records that tenant as removed.
 const RolePrefix = "elt tenant "
 
 // DatabaseName is the name of the tenant's Superset Database (what its analysts pick in SQL Lab).
@@ -25,8 +28,47 @@ func RoleName(key string) string { return RolePrefix + key }
 
 var slugRE = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
-// Slug is the URL name of the tenant's starter dashboard (/superset/dashboard/<slug>/).
-func Slug(key string) string { return "elt-" + slugRE.ReplaceAllString(key, "-") }
+// Slug is the URL name of the tenant's starter dashboard (/superset/dashboard/<slug>/): elt-KEY, or for a
+// key with other characters than letters, digits, _ and -, those replaced and a hash of the key appended, so
+// that two keys never share a slug.
+func Slug(key string) string {
+	clean := slugRE.ReplaceAllString(key, "-")
+	if clean == key {
+		return "elt-" + key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "elt-" + clean + "-" + hex.EncodeToString(sum[:4])
+}
+
+// createdEmail is the email of the user Sync creates for a tenant: it marks the users Sync may delete.
+func createdEmail(key string) string {
+	return slugRE.ReplaceAllString(key, "-") + "@tenant-users.elt.invalid"
+}
+
+// Superset's column sizes (ab_role.name, ab_user.username and first_name, dbs.database_name,
+// dashboards.slug).
+const maxRole, maxUser, maxDatabase, maxSlug = 64, 64, 250, 255
+
+// checkNames refuses keys whose Superset names would be too long or shared, before anything changes.
+func checkNames(keys []string) error {
+	slugs := map[string]string{}
+	var bad []string
+	for _, k := range keys {
+		switch {
+		case len(RoleName(k)) > maxRole || len(k) > maxUser:
+			bad = append(bad, fmt.Sprintf("%q: role %q is longer than Superset's %d characters", k, RoleName(k), maxRole))
+		case len(DatabaseName(k)) > maxDatabase || len(Slug(k)) > maxSlug:
+			bad = append(bad, fmt.Sprintf("%q: too long for a Superset Database name or dashboard slug", k))
+		case slugs[Slug(k)] != "":
+			bad = append(bad, fmt.Sprintf("%q and %q: the same dashboard slug %s", slugs[Slug(k)], k, Slug(k)))
+		}
+		slugs[Slug(k)] = k
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("superset: tenant keys Superset cannot name (nothing was changed): %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
 
 // Base roles every tenant user gets beside its own: Gamma (Superset without data access) and sql_lab.
 var baseRoles = []string{"Gamma", "sql_lab"}
@@ -44,7 +86,11 @@ type Tenant struct {
 
 // Options say what Superset must hold.
 type Options struct {
-	Tenants   []Tenant
+	Tenants []Tenant
+	// Gone are the keys of tenants the database records as removed or purged: what Sync made for them is
+	// deleted. A tenant's role that is neither in Tenants nor in Gone (another database's tenant, a role made
+	// by hand) is left alone, and Warn says so.
+	Gone      []string
 	Catalog   string             // the PostgreSQL database of the tenants (Superset's catalog)
 	Relations []project.Relation // the relations every tenant reads, with comments
 	Template  *Template          // the starter dashboard; nil: none
@@ -54,6 +100,8 @@ type Options struct {
 	DryRun bool
 	// Report is told every change, as it is made (or, with DryRun, would be).
 	Report func(Action)
+	// Warn is told what Sync leaves alone and why (may be nil).
+	Warn func(string)
 }
 
 // Action is one change Sync made, or would make.
@@ -81,28 +129,45 @@ type syncer struct {
 // same o changes nothing. It returns what it changed, in order.
 func Sync(ctx context.Context, c *Client, o Options) ([]Action, error) {
 	s := &syncer{c: c, o: o}
+	keys := slices.Clone(o.Gone)
+	for _, t := range o.Tenants {
+		keys = append(keys, t.Key)
+	}
+	if err := checkNames(keys); err != nil {
+		return nil, err
+	}
 	roles, err := s.roles(ctx)
 	if err != nil {
 		return s.acts, err
 	}
-	keep := map[string]bool{}
+	known := map[string]bool{}
 	for _, t := range o.Tenants {
-		keep[RoleName(t.Key)] = true
+		known[RoleName(t.Key)] = true
 		if err := s.tenant(ctx, t, roles); err != nil {
 			return s.acts, fmt.Errorf("superset: tenant %s: %w", t.Key, err)
 		}
 	}
-	var gone []string
-	for name := range roles {
-		if strings.HasPrefix(name, RolePrefix) && !keep[name] {
-			gone = append(gone, strings.TrimPrefix(name, RolePrefix))
-		}
-	}
+	gone := slices.Clone(o.Gone)
 	slices.Sort(gone)
 	for _, key := range gone {
+		known[RoleName(key)] = true
+		if roles[RoleName(key)] == 0 {
+			continue // never provisioned, or removed by an earlier sync
+		}
 		if err := s.remove(ctx, key, roles[RoleName(key)]); err != nil {
 			return s.acts, fmt.Errorf("superset: remove tenant %s: %w", key, err)
 		}
+	}
+	var strangers []string
+	for name := range roles {
+		if strings.HasPrefix(name, RolePrefix) && !known[name] {
+			strangers = append(strangers, name)
+		}
+	}
+	slices.Sort(strangers)
+	if len(strangers) > 0 && o.Warn != nil {
+		o.Warn(fmt.Sprintf("left alone: role(s) %s name no tenant of this database (another database's tenants, or made by hand)",
+			strings.Join(strangers, ", ")))
 	}
 	return s.acts, nil
 }
@@ -170,6 +235,7 @@ type database struct {
 	AllowCTAS    bool   `json:"allow_ctas"`
 	AllowCVAS    bool   `json:"allow_cvas"`
 	AllowUpload  bool   `json:"allow_file_upload"`
+	AllowAsync   bool   `json:"allow_run_async"`
 	Impersonate  bool   `json:"impersonate_user"`
 	CacheTimeout *int   `json:"cache_timeout"`
 	Managed      bool   `json:"is_managed_externally"`
@@ -224,7 +290,7 @@ func (s *syncer) database(ctx context.Context, t Tenant) (int, error) {
 	if d.URI != maskedURI(t.URI) {
 		diff = append(diff, "URI "+d.URI+" -> "+maskedURI(t.URI))
 	}
-	if !d.ExposeSQLLab || d.AllowDML || d.AllowCTAS || d.AllowCVAS || d.AllowUpload || d.Impersonate || !d.Managed ||
+	if !d.ExposeSQLLab || d.AllowDML || d.AllowCTAS || d.AllowCVAS || d.AllowUpload || d.AllowAsync || d.Impersonate || !d.Managed ||
 		d.CacheTimeout == nil || *d.CacheTimeout != chartCacheTimeout {
 		diff = append(diff, "settings")
 	}
@@ -232,8 +298,14 @@ func (s *syncer) database(ctx context.Context, t Tenant) (int, error) {
 		// Superset tests its stored password when it is given the masked URI: a rotated password fails.
 		err := s.c.do(ctx, http.MethodPost, "/api/v1/database/test_connection/", nil,
 			map[string]any{"database_name": name, "sqlalchemy_uri": d.URI}, nil)
-		if err != nil {
+		var ae *APIError
+		switch {
+		case err == nil:
+		case errors.As(err, &ae) && (ae.Type == "CONNECTION_INVALID_PASSWORD_ERROR" || ae.Type == "CONNECTION_ACCESS_DENIED_ERROR"):
 			diff = append(diff, "password")
+		default:
+			return 0, fmt.Errorf("Superset cannot connect to PostgreSQL as the tenant with Database %q (%s): %w (is PostgreSQL reachable from Superset at that address?)",
+				name, maskedURI(t.URI), err)
 		}
 	}
 	if len(diff) > 0 && s.act("update", fmt.Sprintf("database %q", name), strings.Join(diff, ", ")) {
@@ -295,8 +367,11 @@ func (s *syncer) permissionView(ctx context.Context, permission, view string) (i
 		vm = res.ID
 	}
 	perms, err := list[named](ctx, s.c, "/api/v1/security/permissions/", Q().Filter("name", "eq", permission))
-	if err != nil || len(perms) == 0 {
-		return 0, fmt.Errorf("superset permission %s: %v", permission, err)
+	if err != nil {
+		return 0, fmt.Errorf("superset permission %s: %w", permission, err)
+	}
+	if len(perms) == 0 {
+		return 0, fmt.Errorf("superset has no permission %s (run superset init)", permission)
 	}
 	var res struct {
 		ID int `json:"id"`
@@ -358,6 +433,7 @@ func (s *syncer) role(ctx context.Context, t Tenant, db int, roles map[string]in
 type user struct {
 	ID       int    `json:"id"`
 	Username string `json:"username"`
+	Email    string `json:"email"`
 	Roles    []struct {
 		ID   int    `json:"id"`
 		Name string `json:"name"`
@@ -416,12 +492,15 @@ func (s *syncer) users(ctx context.Context, t Tenant, role int, roles map[string
 				return err
 			}
 			body := map[string]any{"username": name, "first_name": t.Key, "last_name": "analyst",
-				"email": name + "@tenants.invalid", "active": true, "password": pw, "roles": want}
+				"email": createdEmail(t.Key), "active": true, "password": pw, "roles": want}
 			if err := s.c.do(ctx, http.MethodPost, "/api/v1/security/users/", nil, body, nil); err != nil {
 				return fmt.Errorf("create user %q: %w", name, err)
 			}
 		case u == nil:
 			return fmt.Errorf("user %q (elt.yaml superset: users: %s) does not exist in Superset: create it, or let its first login create it, then sync again", name, t.Key)
+		case create && u.Email != createdEmail(t.Key):
+			return fmt.Errorf("Superset user %q exists and was not created by elt sync (its email is not %s): list it under superset: users: %s in elt.yaml to give it the tenant's roles, or rename it",
+				name, createdEmail(t.Key), t.Key)
 		default:
 			have := u.roleIDs()
 			merged := slices.Clone(have)
@@ -683,6 +762,7 @@ func (s *syncer) dashboard(ctx context.Context, t Tenant, datasets map[string]in
 			if have.VizType != c.VizType() || have.Datasource != ds || !sameJSON(have.Params, c.params(ds)) ||
 				!sameJSON(have.QueryContext, c.queryContext(ds)) {
 				if s.act("update", cobj, "definition") {
+					delete(want, "dashboards") // a PUT would take the chart off every other dashboard
 					if err := s.c.do(ctx, http.MethodPut, "/api/v1/chart/"+strconv.Itoa(have.ID), nil, want, nil); err != nil {
 						return fmt.Errorf("update %s: %w", cobj, err)
 					}
@@ -719,7 +799,7 @@ func sameJSON(a, b string) bool {
 }
 
 // remove deletes what Sync made for a tenant that is gone: its dashboard and charts, its Database and
-// datasets, the user named like it (when it has no roles but the tenant's and the base ones) and its role.
+// datasets, the user Sync created for it (by its email) and its role.
 // Users mapped in the project lose the role with it.
 func (s *syncer) remove(ctx context.Context, key string, role int) error {
 	slug := Slug(key)
@@ -770,7 +850,7 @@ func (s *syncer) remove(ctx context.Context, key string, role int) error {
 	if err != nil {
 		return err
 	}
-	if u != nil && onlyTenantRoles(*u, key) && s.act("delete", fmt.Sprintf("user %q", key), "") {
+	if u != nil && u.Email == createdEmail(key) && s.act("delete", fmt.Sprintf("user %q", key), "") {
 		if err := s.c.do(ctx, http.MethodDelete, "/api/v1/security/users/"+strconv.Itoa(u.ID), nil, nil, nil); err != nil {
 			return fmt.Errorf("delete user %q: %w", key, err)
 		}
@@ -781,13 +861,4 @@ func (s *syncer) remove(ctx context.Context, key string, role int) error {
 		}
 	}
 	return nil
-}
-
-func onlyTenantRoles(u user, key string) bool {
-	for _, r := range u.Roles {
-		if r.Name != RoleName(key) && !slices.Contains(baseRoles, r.Name) {
-			return false
-		}
-	}
-	return true
 }

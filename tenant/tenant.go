@@ -320,6 +320,11 @@ func List(ctx context.Context, pool *pgxpool.Pool) ([]Tenant, error) {
 	return list(ctx, pool, "", false)
 }
 
+// ListAll returns every tenant this database has had, removed and purged ones included, by customer key.
+func ListAll(ctx context.Context, pool *pgxpool.Pool) ([]Tenant, error) {
+	return list(ctx, pool, "", true)
+}
+
 func list(ctx context.Context, pool *pgxpool.Pool, customer string, anyState bool) ([]Tenant, error) {
 	rows, err := pool.Query(ctx, `
 select t.tenant_key, t.role_name, t.state, t.created_at, t.password_set_at,

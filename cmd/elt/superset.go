@@ -79,7 +79,7 @@ func (c *SupersetSyncCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	ts, err := tenant.List(ctx, pool)
+	ts, err := tenant.ListAll(ctx, pool)
 	if err != nil {
 		return err
 	}
@@ -104,10 +104,13 @@ func (c *SupersetSyncCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	// Every password is read before anything changes in Superset.
 	var missing []string
+	active := map[string]bool{}
 	for _, t := range ts {
 		if t.State != "active" {
+			o.Gone = append(o.Gone, t.Key)
 			continue
 		}
+		active[t.Key] = true
 		pw, err := readPassword(filepath.Join(c.Secrets, t.Key+".password"))
 		if errors.Is(err, fs.ErrNotExist) {
 			missing = append(missing, t.Key)
@@ -123,7 +126,13 @@ func (c *SupersetSyncCmd) Run(ctx context.Context, g *Globals) error {
 		return fmt.Errorf("superset sync: no password file in %s for tenant(s) %s: set one with elt tenant rotate-password CUSTOMER --password-to %s/CUSTOMER.password, then sync again (nothing was changed)",
 			c.Secrets, strings.Join(missing, ", "), c.Secrets)
 	}
+	for key := range cfg.Users {
+		if !active[key] {
+			return fmt.Errorf("elt.yaml superset: users: %q is not an active tenant of this database (elt tenant list); fix the key or remove it (nothing was changed)", key)
+		}
+	}
 	o.UserPassword = func(key string) (string, error) { return userPassword(c.Secrets, key) }
+	o.Warn = func(msg string) { fmt.Fprintln(os.Stderr, "superset sync: "+msg) }
 	changes := 0
 	// Every change is printed as it is made ("update database ... (password)"), or would be.
 	o.Report = func(a superset.Action) {

@@ -286,6 +286,16 @@ func TestSupersetSync(t *testing.T) {
 	// Superset's metadata database in the same cluster does not open anything to tenants.
 	mustElt(t, eltEnv, "tenant", "check")
 
+	admin, err := superset.Login(ctx, url, "admin", readFile(t, filepath.Join(state, "admin.password")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A role named like a tenant's that no tenant of this database has (made by hand, or another
+	// database's tenant): sync leaves it alone.
+	if err := admin.Call(ctx, http.MethodPost, "/api/v1/security/roles/", nil, map[string]any{"name": superset.RoleName("viewers")}, nil); err != nil {
+		t.Fatal(err)
+	}
+
 	plan := mustElt(t, eltEnv, "superset", "sync", "--dry-run")
 	for _, want := range []string{`would create database "cus_0001 analytics"`, `would create role "elt tenant cus_0002"`,
 		`would create user "cus_0001"`, "would create dataset retention_weekly of \"cus_0002 analytics\"",
@@ -294,20 +304,20 @@ func TestSupersetSync(t *testing.T) {
 			t.Errorf("dry run does not say %q:\n%s", want, plan)
 		}
 	}
-	admin, err := superset.Login(ctx, url, "admin", readFile(t, filepath.Join(state, "admin.password")))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var dbs listing
 	if err := get(t, admin, "/api/v1/database/", &dbs); err != nil {
 		t.Fatal(err)
 	}
-	if dbs.Count != 0 {
-		t.Fatalf("after a dry run Superset has %d databases, want 0", dbs.Count)
+	if dbs.Count != 0 || len(roleNames(t, admin)) != 1 || userCount(t, admin) != 1 {
+		t.Fatalf("after a dry run Superset has %d databases, roles %v and %d users; want none but the admin and the hand-made role",
+			dbs.Count, roleNames(t, admin), userCount(t, admin))
+	}
+	if m, _ := filepath.Glob(filepath.Join(secrets, "*.superset-password")); len(m) > 0 {
+		t.Fatalf("a dry run wrote %v", m)
 	}
 
 	out := mustElt(t, eltEnv, "superset", "sync")
-	if !strings.Contains(out, "superset sync: 2 tenants") {
+	if !strings.Contains(out, "superset sync: 2 tenants") || !strings.Contains(out, `left alone: role(s) elt tenant viewers`) {
 		t.Errorf("sync says %q", out)
 	}
 	if again := mustElt(t, eltEnv, "superset", "sync"); !strings.Contains(again, "changed 0 objects") {
@@ -413,6 +423,37 @@ func TestSupersetSync(t *testing.T) {
 		t.Fatal("the two customers' charts are equal: the test cannot tell them apart")
 	}
 	first := tpl.Charts[0]
+
+	// Superset's user and role pickers show a tenant's user only itself and its own roles, not the other
+	// customers (whose names the roles and users carry); the admin's show them all (the endpoint does list).
+	var adminRel struct {
+		Result []struct {
+			Text string `json:"text"`
+		} `json:"result"`
+	}
+	if err := get(t, admin, "/api/v1/dashboard/related/roles", &adminRel); err != nil || !strings.Contains(fmt.Sprint(adminRel.Result), superset.RoleName("cus_0002")) {
+		t.Errorf("the admin's role picker: %v %v, want it to list %s", adminRel.Result, err, superset.RoleName("cus_0002"))
+	}
+	for _, c := range customers {
+		for _, path := range []string{"/api/v1/dashboard/related/roles", "/api/v1/dashboard/related/owners",
+			"/api/v1/chart/related/owners", "/api/v1/dataset/related/owners"} {
+			var rel struct {
+				Result []struct {
+					Text string `json:"text"`
+				} `json:"result"`
+			}
+			if err := get(t, users[c], path, &rel); err != nil {
+				t.Fatalf("%s GET %s: %v", c, path, err)
+			}
+			for _, r := range rel.Result {
+				for _, other := range customers {
+					if other != c && strings.Contains(r.Text, other) {
+						t.Errorf("%s's user sees %q in %s", c, r.Text, path)
+					}
+				}
+			}
+		}
+	}
 
 	// Nothing of the other tenant is reachable: its Database, dashboard, charts, or its schema in SQL Lab.
 	for _, pair := range [][2]string{{"cus_0001", "cus_0002"}, {"cus_0002", "cus_0001"}} {
@@ -573,18 +614,15 @@ func TestSupersetSync(t *testing.T) {
 	if diff := cmp.Diff([]string{superset.Slug("cus_0001")}, slugs); diff != "" {
 		t.Errorf("dashboards after removing cus_0002 (-want +got):\n%s", diff)
 	}
-	var roles struct {
-		Result []struct {
-			Name string `json:"name"`
-		} `json:"result"`
+	left := roleNames(t, admin)
+	if diff := cmp.Diff([]string{superset.RoleName("cus_0001"), superset.RoleName("viewers")}, left); diff != "" {
+		t.Errorf("tenant roles after removing cus_0002 (-want +got):\n%s", diff)
 	}
-	if err := admin.Call(ctx, http.MethodGet, "/api/v1/security/roles/", superset.Q().Set("page_size", 100), nil, &roles); err != nil {
-		t.Fatal(err)
+	var left2 struct {
+		Count int `json:"count"`
 	}
-	for _, r := range roles.Result {
-		if r.Name == superset.RoleName("cus_0002") {
-			t.Error("the removed tenant's role is still there")
-		}
+	if err := admin.Call(ctx, http.MethodGet, "/api/v1/security/users/", superset.Q().Filter("username", "eq", "alice"), nil, &left2); err != nil || left2.Count != 1 {
+		t.Errorf("user alice, not elt's, after removals: %d (%v), want still there", left2.Count, err)
 	}
 	if dbID(t, admin, superset.DatabaseName("cus_0001")) == 0 {
 		t.Error("removing cus_0002 removed cus_0001's database")
@@ -615,6 +653,38 @@ func mappedProject(t *testing.T, customer, user string) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// roleNames are the names of Superset's tenant roles (RolePrefix), sorted.
+func roleNames(t *testing.T, admin *superset.Client) []string {
+	t.Helper()
+	var rs struct {
+		Result []struct {
+			Name string `json:"name"`
+		} `json:"result"`
+	}
+	if err := admin.Call(context.Background(), http.MethodGet, "/api/v1/security/roles/", superset.Q().Set("page_size", 100), nil, &rs); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range rs.Result {
+		if strings.HasPrefix(r.Name, superset.RolePrefix) {
+			out = append(out, r.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func userCount(t *testing.T, admin *superset.Client) int {
+	t.Helper()
+	var us struct {
+		Count int `json:"count"`
+	}
+	if err := admin.Call(context.Background(), http.MethodGet, "/api/v1/security/users/", nil, nil, &us); err != nil {
+		t.Fatal(err)
+	}
+	return us.Count
 }
 
 func readFile(t *testing.T, path string) string {
