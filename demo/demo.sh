@@ -89,6 +89,7 @@ up() {
   echo "                                # psql as $c's own login (\\d lists what it can read)"
   echo "  bin/elt tenant uri $c --password-from $STATE/$c.password"
   echo "                                # the SQLAlchemy URI to paste into Superset"
+  echo "  make superset                 # Apache Superset with a Database, user and starter dashboard per tenant"
   echo "  make demo-down                # stop PostgreSQL, the API and the guard (the data stays in $STATE)"
 }
 
