@@ -9,8 +9,10 @@ DEMOAPI := $(BIN)/elt-demo-api
 
 all: build
 
+REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+
 build:
-	$(GO) build -o $(ELT) ./cmd/elt
+	$(GO) build -ldflags "-X main.revision=$(REVISION)" -o $(ELT) ./cmd/elt
 	$(GO) build -o $(DEMOAPI) ./cmd/elt-demo-api
 
 ## test: vet, then every test against a real PostgreSQL (DATABASE_URL, or a throwaway cluster per test binary)

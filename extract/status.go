@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/internal/pglock"
 )
 
 // Status is what elt status shows about extract: every source's freshness and resources. (Refresh has a
@@ -94,7 +96,10 @@ func readSources(ctx context.Context, pool *pgxpool.Pool, cfg *Config) ([]Source
 		}
 	}
 	rows, err := pool.Query(ctx, `
-		select distinct on (target) target, run_id, status, started_at, finished_at, pages, records, bytes, retries, coalesce(error, ''),
+		select distinct on (target) target, run_id,
+		       -- a run whose process died still says running: nobody holds its source's lock (lockSource)
+		       case when status = 'running' and not `+pglock.Held(`'elt:extract:' || target`)+` then 'interrupted' else status end,
+		       started_at, finished_at, pages, records, bytes, retries, coalesce(error, ''),
 		       (select max(s.finished_at) from elt.runs s where s.kind = 'extract' and s.target = r.target and s.status = 'succeeded')
 		from elt.runs r where kind = 'extract'
 		order by target, run_id desc`)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/internal/pglock"
 )
 
 // Status is what elt status shows about refresh: the latest run with its steps, and how fresh the marts are.
@@ -51,11 +53,14 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 	var st Status
 	var run RunStatus
 	err := pool.QueryRow(ctx, `
-select run_id, target, status, started_at, finished_at, records, coalesce(error, '')
+select run_id, target,
+       -- a run whose process died still says running: nobody holds the refresh lock (Lock)
+       case when status = 'running' and not `+pglock.Held("$1")+` then 'interrupted' else status end,
+       started_at, finished_at, records, coalesce(error, '')
 from elt.runs
 where kind = 'refresh'
 order by run_id desc
-limit 1`).Scan(&run.RunID, &run.Mode, &run.Status, &run.StartedAt, &run.FinishedAt, &run.Rows, &run.Error)
+limit 1`, LockKey).Scan(&run.RunID, &run.Mode, &run.Status, &run.StartedAt, &run.FinishedAt, &run.Rows, &run.Error)
 	switch {
 	case err == pgx.ErrNoRows:
 	case err != nil:

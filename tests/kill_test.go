@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -113,6 +114,30 @@ func TestKilledExtractRerunLeavesStagingEqualToSource(t *testing.T) {
 	}
 	if killed < 3 {
 		t.Fatalf("only %d runs were still going when killed: the test no longer kills mid-run", killed)
+	}
+	// The killed run's row still says running, but nobody holds its lock: elt status says interrupted.
+	var lastStatus string
+	if err := db.Pool.QueryRow(ctx, `select status from elt.runs where kind = 'extract' order by run_id desc limit 1`).Scan(&lastStatus); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the last killed run's row says %s", lastStatus)
+	if lastStatus == "running" {
+		st := runElt(t, extra, "status", "--json")
+		var got struct {
+			Extract struct {
+				Sources []struct {
+					LastRun struct {
+						Status string `json:"status"`
+					} `json:"last_run"`
+				} `json:"sources"`
+			} `json:"extract"`
+		}
+		if err := json.Unmarshal([]byte(st.Stdout), &got); err != nil || len(got.Extract.Sources) == 0 {
+			t.Fatalf("elt status --json: %v\n%s%s", err, st.Stdout, st.Stderr)
+		}
+		if s := got.Extract.Sources[0].LastRun.Status; s != "interrupted" {
+			t.Errorf("elt status shows the SIGKILLed run as %q, want interrupted", s)
+		}
 	}
 
 	r := runElt(t, extra, "extract")

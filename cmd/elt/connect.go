@@ -2,21 +2,33 @@ package main
 
 import (
 	"errors"
+	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// connectError is a connection failure said on one line, with what to do next; Unwrap keeps the chain
+// (errors.As finds the *pgconn.PgError of a refused login).
+type connectError struct {
+	msg string
+	err error
+}
+
+func (e *connectError) Error() string { return e.msg }
+func (e *connectError) Unwrap() error { return e.err }
+
 // unwrapConnect returns the cause of a connection failure on one line. pgx prefixes each attempt with the
 // host, which the caller already names, and joins the attempts (TLS, then plain) with newlines.
 func unwrapConnect(err error) error {
+	cause := err
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && ce.Unwrap() != nil {
-		err = ce.Unwrap()
+		cause = ce.Unwrap()
 	}
 	seen := map[string]bool{}
 	var parts []string
-	for _, line := range strings.Split(err.Error(), "\n") {
+	for _, line := range strings.Split(cause.Error(), "\n") {
 		if i := strings.Index(line, "): "); i >= 0 && strings.Contains(line[:i], " (") {
 			line = line[i+3:] // drop "host:port (addr): "
 		}
@@ -25,5 +37,31 @@ func unwrapConnect(err error) error {
 			parts = append(parts, line)
 		}
 	}
-	return errors.New(strings.Join(parts, "; "))
+	msg := strings.Join(parts, "; ")
+	if hint := connectHint(err); hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return &connectError{msg: msg, err: err}
+}
+
+// connectHint says what to do about a connection failure.
+func connectHint(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "28P01", "28000": // invalid_password, invalid_authorization_specification
+			return "check the password: in DATABASE_URL, PGPASSWORD or the passfile (~/.pgpass, PGPASSFILE)"
+		case "3D000": // invalid_catalog_name
+			return "no such database: create it (createdb NAME, or elt db start for a local cluster) or fix the database name in DATABASE_URL"
+		case "42501": // insufficient_privilege: no CONNECT on the database
+			return "this login may not connect to that database: a DBA grants it (grant connect on database NAME to ROLE), or connect as another role"
+		case "53300": // too_many_connections
+			return "the server or this login is at its connection limit: retry later or raise it"
+		}
+		return ""
+	}
+	if os.Getenv("DATABASE_URL") == "" && os.Getenv("PGHOST") == "" {
+		return "no DATABASE_URL or PGHOST is set: export DATABASE_URL=postgres://USER@HOST:PORT/DB, or for the local cluster of make demo export DATABASE_URL=$(bin/elt db url)"
+	}
+	return "is PostgreSQL running and reachable there?"
 }

@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -69,7 +71,27 @@ func (g *Globals) Connect(ctx context.Context) (*pgxpool.Pool, error) {
 		pool.Close()
 		return nil, fmt.Errorf("refusing to run as %s, a superuser: code in the tables elt writes would run with a superuser's rights; connect as elt_runner (DATABASE_URL=postgres://elt_runner@...; only elt migrate takes a superuser, for elt's own migrations)", user)
 	}
+	if err := migrated(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return pool, nil
+}
+
+// ErrNotMigrated is returned by Connect on a database elt's migrations have not made.
+var ErrNotMigrated = errors.New("not migrated")
+
+// migrated checks that elt's schema is there: every command but elt migrate needs it.
+func migrated(ctx context.Context, pool *pgxpool.Pool) error {
+	var ok bool
+	if err := pool.QueryRow(ctx, `select to_regclass('elt.runs') is not null`).Scan(&ok); err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("database %s is %w by elt: run elt migrate first, as a superuser the first time (it creates the roles elt_owner, elt_runner and elt_tenant), then run elt as elt_runner",
+			pool.Config().ConnConfig.Database, ErrNotMigrated)
+	}
+	return nil
 }
 
 // connect opens a pool as the configured login or, when user is not empty, as user (same server, database
@@ -147,6 +169,7 @@ func passfilePassword(host string, port uint16, database, user string) string {
 // CLI is the command tree.
 type CLI struct {
 	Globals
+	Version kong.VersionFlag `name:"version" help:"Print elt's version and exit."`
 
 	Init     InitCmd     `cmd:"" help:"Write a new project folder: the usage-analytics model of the demo API, with comments on each part."`
 	Migrate  MigrateCmd  `cmd:"" help:"Apply elt's own migrations, then the project's, and rebuild the tenants' objects (elt migrate --help)."`
@@ -166,24 +189,122 @@ tool. The project folder (elt init writes one) holds elt.yaml, migrations/, view
 
 A nightly run is: elt extract && elt refresh. Exit status is 0 only on success.`
 
+// Exit statuses: 0 success, 1 a failed command, 2 a usage error (unknown command or flag), 128+N ended by
+// signal N (130 for Ctrl-C, 143 for SIGTERM), as shells report it.
+const (
+	exitFailed = 1
+	exitUsage  = 2
+)
+
 func main() {
 	var cli CLI
-	kctx := kong.Parse(&cli,
+	parser, err := kong.New(&cli,
 		kong.Name("elt"),
 		kong.Description(description),
-		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, Summary: true}),
+		kong.Vars{"version": version()},
 	)
-	log := newLogger(cli.LogFormat, cli.LogLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	kctx.BindTo(ctx, (*context.Context)(nil))
-	err := kctx.Run(&cli.Globals, log)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "elt: %v\n", err)
-		stop()
-		os.Exit(1)
+		panic(err) // the command tree itself is wrong: a bug
 	}
+	kctx, err := parser.Parse(os.Args[1:])
+	if err != nil {
+		// A usage error says what is wrong and where the help is, not the whole help.
+		help := "elt --help"
+		var pe *kong.ParseError
+		if errors.As(err, &pe) && pe.Context != nil {
+			if cmd := pe.Context.Command(); cmd != "" {
+				help = "elt " + commandPath(cmd) + " --help"
+			}
+		}
+		fmt.Fprintf(os.Stderr, "elt: %v (see %s)\n", err, help)
+		os.Exit(exitUsage)
+	}
+	log := newLogger(cli.LogFormat, cli.LogLevel)
+
+	// The first SIGINT or SIGTERM cancels the command's context (a run stops at a clean checkpoint); the
+	// exit status then says which signal ended it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Value
+	go func() {
+		sig := <-sigs
+		got.Store(sig)
+		cancel()
+		signal.Stop(sigs) // a second signal kills at once
+	}()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	err = kctx.Run(&cli.Globals, log)
+	if err == nil {
+		return
+	}
+	code := exitFailed
+	if sig, ok := got.Load().(syscall.Signal); ok {
+		code = 128 + int(sig)
+		err = fmt.Errorf("stopped by %s: %w", sigName(sig), err)
+	}
+	if cli.LogFormat == "json" {
+		log.Error("elt failed", "error", err.Error(), "exit", code)
+	} else {
+		fmt.Fprintf(os.Stderr, "elt: %v\n", err)
+	}
+	cancel()
+	os.Exit(code)
+}
+
+func sigName(sig syscall.Signal) string {
+	if sig == syscall.SIGINT {
+		return "SIGINT (Ctrl-C)"
+	}
+	return "SIGTERM"
+}
+
+// commandPath is kong's command ("tenant add <customer>") without its arguments.
+func commandPath(cmd string) string {
+	var words []string
+	for _, w := range strings.Fields(cmd) {
+		if !strings.HasPrefix(w, "<") {
+			words = append(words, w)
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// revision is the commit elt was built from when the build says it (make build sets it with -ldflags -X,
+// for builds without Go's VCS stamping).
+var revision string
+
+// version is elt's module version and VCS revision, from the build.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "elt (unknown version)"
+	}
+	v := info.Main.Version
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = " (modified)"
+			}
+		}
+	}
+	if rev == "" {
+		rev = revision
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	out := "elt " + v
+	if rev != "" {
+		out += " " + rev + dirty
+	}
+	return out + " " + info.GoVersion
 }
 
 func newLogger(format, level string) *slog.Logger {

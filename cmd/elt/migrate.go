@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -93,6 +94,12 @@ func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 		return err
 	}
 	defer pool.Close()
+	if !super && !c.DryRun {
+		if err := migrated(ctx, pool); errors.Is(err, ErrNotMigrated) {
+			return fmt.Errorf("the first elt migrate of database %s must run as a superuser: it creates elt's roles and schemas; connect as one (e.g. DATABASE_URL=postgres://postgres@HOST/%s)",
+				pool.Config().ConnConfig.Database, pool.Config().ConnConfig.Database)
+		}
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to postgres: %w", err)

@@ -1,0 +1,140 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/elt-dev/elt/tests/pgtest"
+)
+
+// TestUsageAndVersion: --version prints a version and exits 0; a usage error is one line that names the
+// help to read, exit 2, not the whole help.
+func TestUsageAndVersion(t *testing.T) {
+	r := runElt(t, nil, "--version")
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "elt ") {
+		t.Errorf("elt --version: exit %d, %q%q", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bogus"}, "elt: unexpected argument bogus (see elt --help)"},
+		{[]string{"tenant", "add"}, `(see elt tenant add --help)`},
+		{[]string{"tenant", "--bogus"}, "unknown flag --bogus (see elt tenant --help)"},
+	} {
+		r := runElt(t, nil, tc.args...)
+		lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+		if r.Code != 2 || len(lines) != 1 || !strings.Contains(r.Stderr, tc.want) || r.Stdout != "" {
+			t.Errorf("elt %v: exit %d, stdout %q, stderr %q; want exit 2 and one line with %q", tc.args, r.Code, r.Stdout, r.Stderr, tc.want)
+		}
+	}
+}
+
+// TestConnectHints: each way of not reaching the database says what to do next.
+func TestConnectHints(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	empty := emptyDatabase(t, db)
+	nobody := "elt_cli_" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_"))
+	if _, err := db.Pool.Exec(ctx, "create role "+pgx.Identifier{nobody}.Sanitize()+" login"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, "grant connect on database "+pgx.Identifier{db.Name + "_empty"}.Sanitize()+" to "+pgx.Identifier{nobody}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Pool.Exec(ctx, "revoke connect on database "+pgx.Identifier{db.Name + "_empty"}.Sanitize()+" from "+pgx.Identifier{nobody}.Sanitize())
+		db.Pool.Exec(ctx, "drop owned by "+pgx.Identifier{nobody}.Sanitize())
+		db.Pool.Exec(ctx, "drop role if exists "+pgx.Identifier{nobody}.Sanitize())
+	})
+	proj := "ELT_PROJECT=" + pgtest.RepoRoot()
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"no database configured", []string{"DATABASE_URL=", "PGHOST=", "PGPORT=1"}, []string{"status"},
+			"no DATABASE_URL or PGHOST is set: export DATABASE_URL="},
+		{"not migrated: status", []string{"DATABASE_URL=" + pgtest.As(empty, nobody)}, []string{"status"},
+			"is not migrated by elt: run elt migrate first, as a superuser the first time"},
+		{"not migrated: tenant list", []string{"DATABASE_URL=" + pgtest.As(empty, nobody)}, []string{"tenant", "list"},
+			"is not migrated by elt: run elt migrate first"},
+		{"first migrate as a non-superuser", []string{"DATABASE_URL=" + pgtest.As(empty, nobody)}, []string{"migrate"},
+			"the first elt migrate of database " + db.Name + "_empty must run as a superuser"},
+		{"wrong password", []string{"DATABASE_URL=" + db.ConnString("elt_runner", "not-the-password")}, []string{"status"},
+			"check the password: in DATABASE_URL, PGPASSWORD or the passfile"},
+		{"no such database", []string{"DATABASE_URL=" + db.URLFor(db.Name+"_missing")}, []string{"status"},
+			"no such database: create it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runElt(t, append([]string{proj}, tc.env...), tc.args...)
+			if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) {
+				t.Errorf("elt %v: exit %d, stderr %q; want exit 1 and %q", tc.args, r.Code, r.Stderr, tc.want)
+			}
+			if strings.Contains(r.Stderr, "not-the-password") {
+				t.Errorf("the password is in the message: %s", r.Stderr)
+			}
+		})
+	}
+}
+
+// TestInterruptExitStatus: Ctrl-C (SIGINT) during an extract stops it with 130, SIGTERM with 143, as a
+// shell reports a command ended by that signal, and says so.
+func TestInterruptExitStatus(t *testing.T) {
+	db := pgtest.New(t)
+	hang := make(chan struct{})
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // an API that never answers: the run is mid-request when the signal comes
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(hang); api.Close() })
+	env := []string{"ELT_PROJECT=" + pgtest.RepoRoot(), "DATABASE_URL=" + db.URLAs("elt_runner"),
+		"ELT_DEMO_API_URL=" + api.URL, "ELT_DEMO_API_TOKEN=t"}
+	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
+		cmd := exec.Command(eltBin, "extract")
+		cmd.Env = append(cmd.Environ(), env...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(700 * time.Millisecond)
+		_ = cmd.Process.Signal(sig)
+		_ = cmd.Wait()
+		if got := cmd.ProcessState.ExitCode(); got != want || !strings.Contains(stderr.String(), "stopped by SIG") {
+			t.Errorf("extract ended by %v: exit %d, stderr %q; want %d and 'stopped by'", sig, got, stderr.String(), want)
+		}
+	}
+}
+
+// TestJSONLogError: with --log-format json every line on stderr is JSON, the final error too (level ERROR,
+// with the exit status), for log collectors.
+func TestJSONLogError(t *testing.T) {
+	r := runElt(t, []string{"DATABASE_URL=", "PGHOST=", "PGPORT=1"}, "--log-format", "json", "status")
+	if r.Code != 1 {
+		t.Fatalf("exit %d, want 1", r.Code)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a stderr line is not JSON: %q", line)
+		}
+		if rec["level"] != "ERROR" || rec["exit"] != float64(1) || !strings.Contains(fmt.Sprint(rec["error"]), "connect to postgres") {
+			t.Errorf("the error line %v: want level ERROR, exit 1 and the error", rec)
+		}
+	}
+}
