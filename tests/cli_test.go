@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/elt-dev/elt/demoapi"
 	"github.com/elt-dev/elt/tests/pgtest"
 )
 
@@ -136,5 +137,39 @@ func TestJSONLogError(t *testing.T) {
 		if rec["level"] != "ERROR" || rec["exit"] != float64(1) || !strings.Contains(fmt.Sprint(rec["error"]), "connect to postgres") {
 			t.Errorf("the error line %v: want level ERROR, exit 1 and the error", rec)
 		}
+	}
+}
+
+// TestDoctor: elt doctor says ok for each part of a working setup; a wrong token fails its source's line
+// with the API's answer, an unmigrated database the database line with what to run; exit 1 on any failure.
+func TestDoctor(t *testing.T) {
+	db := pgtest.New(t)
+	api := demoapi.New(demoapi.Options{Customers: 2, Events: 100, Seed: 1, Token: "doctor-token"})
+	ts := httptest.NewServer(api)
+	defer ts.Close()
+	env := []string{"ELT_PROJECT=" + pgtest.RepoRoot(), "DATABASE_URL=" + db.URLAs("elt_runner"),
+		"ELT_DEMO_API_URL=" + ts.URL, "ELT_DEMO_API_TOKEN=doctor-token"}
+	r := runElt(t, env, "doctor")
+	want := []string{"ok   project: ", "ok   source demo: GET " + ts.URL + "/v1/customers", "ok   database: ",
+		"ok   migrations elt: ", "ok   migrations project: ", "ok   tenant layer: 0 tenants", "doctor: ok"}
+	for _, w := range want {
+		if !strings.Contains(r.Stdout, w) {
+			t.Errorf("doctor on a working setup does not say %q:\n%s%s", w, r.Stdout, r.Stderr)
+		}
+	}
+	if r.Code != 0 {
+		t.Errorf("doctor on a working setup: exit %d", r.Code)
+	}
+
+	r = runElt(t, append(env, "ELT_DEMO_API_TOKEN=wrong-token"), "doctor")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "FAIL source demo: GET ") || !strings.Contains(r.Stdout, "401") ||
+		!strings.Contains(r.Stdout, "ok   database: ") || strings.Contains(r.Stdout+r.Stderr, "wrong-token") {
+		t.Errorf("doctor with a wrong token: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+
+	empty := emptyDatabase(t, db)
+	r = runElt(t, append(env, "DATABASE_URL="+pgtest.As(empty, "elt_runner")), "doctor")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "FAIL database: ") {
+		t.Errorf("doctor on another database: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }

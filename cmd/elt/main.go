@@ -179,6 +179,7 @@ type CLI struct {
 	Tenant   TenantCmd   `cmd:"" help:"Manage customers' logins and their schemas (add, list, remove, sync, check, guard, report, ...)."`
 	Superset SupersetCmd `cmd:"" help:"Provision Apache Superset for the tenants: one Database, role, users, datasets and starter dashboard per tenant (elt superset sync)."`
 	Scaffold ScaffoldCmd `cmd:"" help:"Sample a staging table and draft a transform for it: each JSON key with its types and null rate, typed columns, newest version wins."`
+	Doctor   DoctorCmd   `cmd:"" help:"Check what a nightly run needs, one line each: the config, each source answering (one request), the database as the configured role, migrations of both tracks, the tenant layer. Exit 1 on any failure."`
 	DB       DBCmd       `cmd:"" name:"db" help:"Run a local PostgreSQL cluster in a project folder, for the demo and development."`
 }
 
