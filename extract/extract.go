@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -132,7 +133,15 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 		where run_id = $1`, append([]any{x.runID, status, msg}, x.runCounters(0)...)...); ferr != nil && err == nil {
 		err = fmt.Errorf("extract %s: finish run: %w", src.Name, ferr)
 	}
-	log.Info("extract finished", "run_id", x.runID, "status", status, "records", x.records,
+	// A failed run is logged as an error, a cancelled one as a warning: a log collector alerts on level.
+	level := slog.LevelInfo
+	switch status {
+	case "failed":
+		level = slog.LevelError
+	case "cancelled":
+		level = slog.LevelWarn
+	}
+	log.Log(ctx, level, "extract finished", "run_id", x.runID, "status", status, "records", x.records,
 		"pages", x.client.pages.Load(), "retries", x.client.retries.Load(), "seconds", time.Since(start).Seconds())
 	return err
 }
@@ -234,7 +243,7 @@ func (x *sourceRun) progress(ctx context.Context, res *Resource) (stop func()) {
 					fmt.Fprintf(x.opts.Progress, "\r\033[K%s: %d records, %d pages, %.0f records/s, %.1f MB/s", label, n, p, rate, mbs)
 				} else {
 					x.log.Info("extract progress", "resource", res.Name, "records", n, "pages", p,
-						"records_per_s", int64(rate), "mb_per_s", fmt.Sprintf("%.1f", mbs))
+						"records_per_s", int64(rate), "mb_per_s", math.Round(mbs*10)/10)
 				}
 			}
 		}

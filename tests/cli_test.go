@@ -104,7 +104,7 @@ func TestInterruptExitStatus(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(hang); api.Close() })
 	env := []string{"ELT_PROJECT=" + pgtest.RepoRoot(), "DATABASE_URL=" + db.URLAs("elt_runner"),
-		"ELT_DEMO_API_URL=" + api.URL, "ELT_DEMO_API_TOKEN=t"}
+		"ELT_DEMO_API_URL=" + api.URL, "ELT_DEMO_API_TOKEN=t", "ELT_LOG_FORMAT=json"}
 	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
 		cmd := exec.Command(eltBin, "extract")
 		cmd.Env = append(cmd.Environ(), env...)
@@ -118,6 +118,10 @@ func TestInterruptExitStatus(t *testing.T) {
 		_ = cmd.Wait()
 		if got := cmd.ProcessState.ExitCode(); got != want || !strings.Contains(stderr.String(), "stopped by SIG") {
 			t.Errorf("extract ended by %v: exit %d, stderr %q; want %d and 'stopped by'", sig, got, stderr.String(), want)
+		}
+		// The run is recorded and logged as cancelled, a warning, not as a failure.
+		if !strings.Contains(stderr.String(), `"level":"WARN","msg":"extract finished"`) || !strings.Contains(stderr.String(), `"status":"cancelled"`) {
+			t.Errorf("extract ended by %v logs %s; want extract finished at WARN with status cancelled", sig, stderr.String())
 		}
 	}
 }
