@@ -75,6 +75,17 @@ func (c credentials) apply(req *http.Request) {
 // would garble every message it matches; bodies and URLs are redacted of secrets of any length.
 const minRedact = 6
 
+// redactedError is an error of a run said without the source's secret. Unwrap keeps the chain, so that
+// errors.Is(err, ErrLocked) and errors.As(err, &pgErr) still work; the wrapped errors' own texts may hold
+// the secret, and are never printed: print the redactedError.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
 // redact removes the secret from s wherever it appears.
 func (c credentials) redact(s string) string {
 	if len(c.secret) < minRedact {

@@ -50,20 +50,18 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg *Config, opts Options) err
 	if len(sources) == 0 {
 		return errors.New("extract: no sources in the config")
 	}
-	var errs []string
+	// Every source's failure, one per line, each keeping its chain (errors.Is(err, ErrLocked)).
+	var errs []error
 	for _, src := range sources {
 		if ctx.Err() != nil {
-			errs = append(errs, fmt.Sprintf("extract %s: cancelled before it started", src.Name))
+			errs = append(errs, fmt.Errorf("extract %s: cancelled before it started: %w", src.Name, ctx.Err()))
 			continue
 		}
 		if err := runSource(ctx, pool, src, opts); err != nil {
-			errs = append(errs, err.Error())
+			errs = append(errs, err)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "\n"))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // sourceRun is the state of one source's run.
@@ -86,7 +84,7 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 	}
 	defer func() {
 		if err != nil {
-			err = errors.New(creds.redact(err.Error()))
+			err = &redactedError{msg: creds.redact(err.Error()), err: err}
 		}
 	}()
 	lock, err := lockSource(ctx, pool, src.Name)
@@ -121,7 +119,7 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 	switch {
 	case err != nil && ctx.Err() != nil:
 		status, msg = "cancelled", "cancelled"
-		err = fmt.Errorf("extract %s: cancelled; committed batches are kept, the next run resumes after them", src.Name)
+		err = fmt.Errorf("extract %s: cancelled (%w); committed batches are kept, the next run resumes after them", src.Name, ctx.Err())
 	case err != nil:
 		status, msg = "failed", creds.redact(err.Error())
 	}

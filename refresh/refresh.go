@@ -287,7 +287,7 @@ func (r *runner) reset(ctx context.Context, p plan, changes fileChanges) error {
 		return recordFiles(ctx, tx, p.files())
 	})
 	if err != nil {
-		return fmt.Errorf("refresh: reset watermarks: %s", describePgError(err))
+		return fmt.Errorf("refresh: reset watermarks: %w", describePgError(err))
 	}
 	return nil
 }
@@ -303,7 +303,7 @@ func (r *runner) watermark(ctx context.Context) (int64, error) {
 		return tx.QueryRow(ctx, `select coalesce(max(batch_id), 0) from elt.batches`).Scan(&hi)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("refresh: read batch watermark: %s", describePgError(err))
+		return 0, fmt.Errorf("refresh: read batch watermark: %w", describePgError(err))
 	}
 	return hi, nil
 }
@@ -373,7 +373,7 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 	res := StepResult{Kind: s.kind, Name: s.name, BatchFrom: from, BatchTo: hi, Rows: rows, Started: started, Duration: time.Since(started), sha: s.sha}
 	if err != nil {
 		if failed == nil {
-			err = fmt.Errorf("step %s: %s", s.name, describePgError(err))
+			err = fmt.Errorf("step %s: %w", s.name, describePgError(err))
 		} else {
 			err = failed
 		}
@@ -470,7 +470,7 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 			if c.tenants != "" {
 				keys, _, err := tenantKeys(ctx, tx, c.tenants, args)
 				if err != nil {
-					err = fmt.Errorf("data check %s: line %d (the -- tenants: query): %s", c.name, c.tenantsLine, describePgError(err))
+					err = fmt.Errorf("data check %s: line %d (the -- tenants: query): %w", c.name, c.tenantsLine, describePgError(err))
 					outcomes = append(outcomes, outcome{res: StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Started: started, sha: c.sha}, err: err})
 					return err
 				}
@@ -480,7 +480,7 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 			f, err := runCheck(ctx, tx, c, cargs)
 			res := StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Rows: int64(len(f.Rows)), Started: started, Duration: time.Since(started), sha: c.sha}
 			if err != nil {
-				err = fmt.Errorf("data check %s: %s", c.name, describePgError(err))
+				err = fmt.Errorf("data check %s: %w", c.name, describePgError(err))
 				outcomes = append(outcomes, outcome{res: res, err: err})
 				return err
 			}
@@ -574,7 +574,7 @@ func (r *runner) refreshViews(ctx context.Context) error {
 		})
 		res := StepResult{Kind: "view", Name: name, Rows: n, Started: started, Duration: time.Since(started)}
 		if err != nil {
-			err = fmt.Errorf("refresh materialized view %s: %s", name, describePgError(err))
+			err = fmt.Errorf("refresh materialized view %s: %w", name, describePgError(err))
 			r.logEnd(seq, res, err)
 			return err
 		}
@@ -709,10 +709,10 @@ func errorLine(sql string, err error) int {
 }
 
 // describePgError renders a PostgreSQL error as message, detail and SQLSTATE, and explains lock timeouts.
-func describePgError(err error) string {
+func describePgError(err error) error {
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) {
-		return err.Error()
+		return err
 	}
 	msg := pg.Message
 	if pg.Detail != "" {
@@ -728,8 +728,18 @@ func describePgError(err error) string {
 	case pg.Hint != "":
 		msg += " (hint: " + pg.Hint + ")"
 	}
-	return msg
+	return &describedError{msg: msg, err: err}
 }
+
+// describedError is a server error said with its detail, SQLSTATE and what to do; Unwrap keeps the chain
+// (errors.As finds the *pgconn.PgError, errors.Is context.Canceled).
+type describedError struct {
+	msg string
+	err error
+}
+
+func (e *describedError) Error() string { return e.msg }
+func (e *describedError) Unwrap() error { return e.err }
 
 // RefreshViews refreshes the materialized views of schemas concurrently, in dependency order, outside any
 // refresh run (after a purge, so that none still holds the purged customer's rows).
@@ -752,7 +762,7 @@ func RefreshViews(ctx context.Context, pool *pgxpool.Pool, schemas []string, log
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("refresh materialized view %s.%s: %s", v[0], v[1], describePgError(err))
+			return fmt.Errorf("refresh materialized view %s.%s: %w", v[0], v[1], describePgError(err))
 		}
 		if log != nil {
 			log.Info("materialized view refreshed", "view", v[0]+"."+v[1])
