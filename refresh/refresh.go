@@ -309,12 +309,36 @@ func (r *runner) watermark(ctx context.Context) (int64, error) {
 }
 
 // step runs one step file (a transform or a mart step) in one transaction with its watermark update.
+// stillRunningEvery is how often a step that takes long says it is still going (a full rebuild of a big
+// step runs for minutes; silence looks like a hang to whoever watches).
+var stillRunningEvery = 10 * time.Second
+
+// stillRunning logs every stillRunningEvery that the step name is running, until the returned stop.
+func (r *runner) stillRunning(kind, name string, started time.Time) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(stillRunningEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				r.log.Info("refresh step still running", "kind", kind, "step", name,
+					"seconds", int64(time.Since(started).Seconds()))
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 func (r *runner) step(ctx context.Context, s step, hi int64) error {
 	started := time.Now()
 	seq, err := r.logStart(ctx, s.kind, s.name)
 	if err != nil {
 		return err
 	}
+	defer r.stillRunning(s.kind, s.name, started)()
 	var from, rows, tenants int64
 	var rebuild bool
 	var failed *StepError
