@@ -2,6 +2,7 @@ package extract
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -189,7 +190,7 @@ func TestCancelStopsAtABatchBoundary(t *testing.T) {
 	}
 	cancel()
 	err := <-done
-	if err == nil || !strings.Contains(err.Error(), "extract demo: cancelled; committed batches are kept") {
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "extract demo: cancelled (context canceled); committed batches are kept") {
 		t.Fatalf("error %v, want the cancellation", err)
 	}
 	if got := queryOne[string](t, b.db, `select status from elt.runs`); got != "cancelled" {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/elt-dev/elt/internal/pglock"
+	"github.com/elt-dev/elt/internal/when"
 )
 
 // Status is what elt status shows about extract: every source's freshness and resources. (Refresh has a
@@ -197,13 +198,13 @@ func fresh(t *time.Time, now time.Time) string {
 	if t == nil {
 		return "never"
 	}
-	return fmt.Sprintf("%s (%s ago)", t.UTC().Format("2006-01-02 15:04Z"), age(now.Sub(*t)))
+	return when.Ago(now, *t)
 }
 
 func lastRun(r *RunStatus) string {
-	s := fmt.Sprintf("%s %s", r.Status, r.StartedAt.UTC().Format("2006-01-02 15:04Z"))
+	s := fmt.Sprintf("%s %s", r.Status, when.Stamp(r.StartedAt))
 	if r.FinishedAt != nil {
-		s += fmt.Sprintf(" (%s)", age(r.FinishedAt.Sub(r.StartedAt)))
+		s += fmt.Sprintf(", took %s", when.Duration(r.FinishedAt.Sub(r.StartedAt)))
 	}
 	return s
 }
@@ -252,22 +253,10 @@ func writeSources(w io.Writer, st []SourceStatus, now time.Time) error {
 				}
 			}
 			if r.LastBatch != nil {
-				last = r.LastBatch.UTC().Format("2006-01-02 15:04Z")
+				last = when.Stamp(*r.LastBatch)
 			}
 			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d\n", s.Source, r.Resource, cursor, last, r.Rejects)
 		}
 	}
 	return tw.Flush()
-}
-
-func age(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%.1fh", d.Hours())
-	}
-	return fmt.Sprintf("%.1fd", d.Hours()/24)
 }

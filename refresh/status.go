@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/elt-dev/elt/internal/pglock"
+	"github.com/elt-dev/elt/internal/when"
 )
 
 // Status is what elt status shows about refresh: the latest run with its steps, and how fresh the marts are.
@@ -113,13 +113,13 @@ func WriteStatus(w io.Writer, st Status, now time.Time) error {
 		return err
 	}
 	r := st.LastRun
-	line := fmt.Sprintf("refresh: last run %d (%s) %s, started %s", r.RunID, r.Mode, r.Status, ago(now, r.StartedAt))
+	line := fmt.Sprintf("refresh: last run %d (%s) %s, started %s", r.RunID, r.Mode, r.Status, when.Ago(now, r.StartedAt))
 	if r.FinishedAt != nil {
-		line += fmt.Sprintf(", took %s", r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
+		line += fmt.Sprintf(", took %s", when.Duration(r.FinishedAt.Sub(r.StartedAt)))
 	}
 	line += fmt.Sprintf(", %d rows written", r.Rows)
 	if st.LastSuccess != nil {
-		line += fmt.Sprintf("; marts include batches up to %d (refreshed %s), %d newer batches pending", st.MartsBatch, ago(now, *st.LastSuccess), st.Pending)
+		line += fmt.Sprintf("; marts include batches up to %d (refreshed %s), %d newer batches pending", st.MartsBatch, when.Ago(now, *st.LastSuccess), st.Pending)
 	} else {
 		line += fmt.Sprintf("; no successful run yet, %d batches pending", st.Pending)
 	}
@@ -141,18 +141,4 @@ func WriteStatus(w io.Writer, st Status, now time.Time) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.Kind, s.Status, batches, s.Rows, s.Duration.Round(time.Millisecond))
 	}
 	return tw.Flush()
-}
-
-// ago renders t relative to now, e.g. "2026-11-25 03:00 UTC (5h12m ago)".
-func ago(now, t time.Time) string {
-	d := strings.TrimSuffix(strings.TrimSuffix(now.Sub(t).Round(time.Minute).String(), "0s"), "h0m")
-	switch {
-	case d == "":
-		d = "just now"
-	case strings.HasSuffix(d, "h"), strings.HasSuffix(d, "m"):
-		d += " ago"
-	default:
-		d = "in " + strings.TrimPrefix(d, "-") // clock skew between this host and the server
-	}
-	return fmt.Sprintf("%s (%s)", t.UTC().Format("2006-01-02 15:04 MST"), d)
 }
