@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
 	"reflect"
@@ -481,6 +482,13 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 				return fmt.Errorf("path placeholder {%s} has no parent.fields entry", ph)
 			}
 		}
+		for _, k := range slices.Sorted(maps.Keys(r.Params)) {
+			for _, ph := range placeholders(r.Params[k]) {
+				if _, ok := p.Fields[ph]; !ok {
+					return fmt.Errorf("params.%s: placeholder {%s} has no parent.fields entry", k, ph)
+				}
+			}
+		}
 		if len(p.Fields) == 0 {
 			return errors.New("parent.fields is empty")
 		}
@@ -493,6 +501,12 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 		}
 	} else if len(placeholders(r.Path)) > 0 {
 		return errors.New("path has {placeholders} but no parent")
+	} else {
+		for _, k := range slices.Sorted(maps.Keys(r.Params)) {
+			if len(placeholders(r.Params[k])) > 0 {
+				return fmt.Errorf("params.%s has {placeholders} but the resource has no parent to fill them", k)
+			}
+		}
 	}
 	return nil
 }

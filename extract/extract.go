@@ -139,7 +139,7 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 	case "cancelled":
 		level = slog.LevelWarn
 	}
-	log.Log(ctx, level, "extract finished", "run_id", x.runID, "status", status, "records", x.records,
+	log.Log(ctx, level, "extract finished", "run_id", x.runID, "status", status, "committed", x.records,
 		"pages", x.client.pages.Load(), "retries", x.client.retries.Load(), "seconds", time.Since(start).Seconds())
 	return err
 }
@@ -236,11 +236,13 @@ func (x *sourceRun) progress(ctx context.Context, res *Resource) (stop func()) {
 				}
 				return
 			case <-t.C:
+				// Progress counts records fetched from the API; the run's summary counts those committed, which
+				// trail by what is in flight and leave out rejects: the two are named apart.
 				n, p, rate, mbs := line()
 				if x.opts.Progress != nil {
-					fmt.Fprintf(x.opts.Progress, "\r\033[K%s: %d records, %d pages, %.0f records/s, %.1f MB/s", label, n, p, rate, mbs)
+					fmt.Fprintf(x.opts.Progress, "\r\033[K%s: %d records fetched, %d pages, %.0f records/s, %.1f MB/s", label, n, p, rate, mbs)
 				} else {
-					x.log.Info("extract progress", "resource", res.Name, "records", n, "pages", p,
+					x.log.Info("extract progress", "resource", res.Name, "fetched", n, "pages", p,
 						"records_per_s", int64(rate), "mb_per_s", math.Round(mbs*10)/10)
 				}
 			}

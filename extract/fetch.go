@@ -270,6 +270,9 @@ func (f *fetcher) startURL(res *Resource, vars map[string]string, scope string) 
 	}
 	q := u.Query()
 	for k, v := range res.Params {
+		for name, val := range vars { // a child's {placeholders} take its parent's fields, as in path
+			v = strings.ReplaceAll(v, "{"+name+"}", val)
+		}
 		q.Set(k, v)
 	}
 	if inc := res.Incremental; inc != nil && inc.Param != "" && res == f.res {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -771,5 +772,58 @@ func TestBoundariesCompareCursorsAsCursors(t *testing.T) {
 				t.Errorf("records per batch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A child's params take {placeholders} from its parent's fields, as its path does (GET /kids?parent=p1);
+// a placeholder no parent field fills is refused when the config is read, not sent as-is.
+func TestChildParamsPlaceholders(t *testing.T) {
+	t.Parallel()
+	var asked []string
+	var mu sync.Mutex
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/parents" {
+			fmt.Fprint(w, `{"data":[{"id":"p1"},{"id":"p2"}]}`)
+			return
+		}
+		pid := r.URL.Query().Get("parent")
+		mu.Lock()
+		asked = append(asked, pid)
+		mu.Unlock()
+		fmt.Fprintf(w, `{"data":[{"id":"%s-k"}]}`, pid)
+	})
+	const tmpl = `
+sources:
+  - name: fx
+    base_url: %s
+    max_retries: -1
+    resources:
+      - name: parents
+        path: /parents
+        records: data
+        primary_key: id
+        mode: replace
+      - name: kids
+        path: /kids
+        params: {parent: "%s", limit: "10"}
+        records: data
+        primary_key: id
+        mode: replace
+        parent: {resource: parents, fields: {pid: id}}
+`
+	if err := f.run(t, mustConfig(t, fmt.Sprintf(tmpl, f.srv.URL, "{pid}")), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"p1-k", "p2-k"}, stagingIDs(t, f.db, "kids")); diff != "" {
+		t.Errorf("staged kids (-want +got):\n%s", diff)
+	}
+	slices.Sort(asked)
+	if diff := cmp.Diff([]string{"p1", "p2"}, asked); diff != "" {
+		t.Errorf("params the API got (-want +got):\n%s", diff)
+	}
+	_, err := ParseConfig([]byte(fmt.Sprintf(tmpl, f.srv.URL, "{parent_id}")))
+	if err == nil || !strings.Contains(err.Error(), "params.parent: placeholder {parent_id} has no parent.fields entry") {
+		t.Errorf("a placeholder no field fills: %v", err)
 	}
 }
