@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -210,11 +211,26 @@ func expandEnv(s string) (string, error) {
 	return strings.ReplaceAll(out, esc, "${"), nil
 }
 
+func isNumberOrBool(v string) bool {
+	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return true
+	}
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return true
+	}
+	return v == "true" || v == "false"
+}
+
 func expandNode(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && n.Tag != "!!binary" {
 		v, err := expandEnv(n.Value)
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		// An unquoted ${VAR} that gives a number or a boolean is one, so that max_retries: ${RETRIES}
+		// decodes into an integer field; a quoted one stays a string, as YAML says.
+		if v != n.Value && n.Style == 0 && n.Tag == "!!str" && isNumberOrBool(v) {
+			n.Tag = ""
 		}
 		n.Value = v
 	}

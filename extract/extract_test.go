@@ -253,6 +253,36 @@ func TestExpandEnv(t *testing.T) {
 	}
 }
 
+// ${VAR} works in numeric fields: unquoted, a number from the environment is a number; quoted, it stays a
+// string (and an integer field refuses it, as YAML says).
+func TestEnvInNumericFields(t *testing.T) {
+	t.Setenv("ELT_TEST_RETRIES", "7")
+	t.Setenv("ELT_TEST_TOKEN", "12345")
+	const y = `
+sources:
+  - name: s
+    base_url: http://127.0.0.1:1
+    max_retries: ${ELT_TEST_RETRIES}
+    headers:
+      X-Num: ${ELT_TEST_TOKEN}
+    resources:
+      - {name: r, path: /r, primary_key: id, mode: replace}
+`
+	cfg, err := ParseConfig([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Sources[0].MaxRetries; got != 7 {
+		t.Errorf("max_retries = %d, want 7", got)
+	}
+	if got := cfg.Sources[0].Headers["X-Num"]; got != "12345" {
+		t.Errorf("a numeric value in a string field = %q, want 12345", got)
+	}
+	if _, err := ParseConfig([]byte(strings.Replace(y, "${ELT_TEST_RETRIES}", `"${ELT_TEST_RETRIES}"`, 1))); err == nil {
+		t.Error("a quoted ${VAR} in an integer field was accepted")
+	}
+}
+
 func TestDemoConfigLoads(t *testing.T) {
 	t.Parallel()
 	cfg, err := LoadConfig("../elt.yaml")
