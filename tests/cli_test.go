@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -175,5 +176,22 @@ func TestDoctor(t *testing.T) {
 	r = runElt(t, append(env, "DATABASE_URL="+pgtest.As(empty, "elt_runner")), "doctor")
 	if r.Code != 1 || !strings.Contains(r.Stdout, "FAIL database: ") {
 		t.Errorf("doctor on another database: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// TestBrokenStdout: when whoever reads elt's output is gone, elt is not killed by SIGPIPE (141) mid-run:
+// its writes fail and it finishes.
+func TestBrokenStdout(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // nobody reads
+	cmd := exec.Command(eltBin, "--help")
+	cmd.Stdout = w
+	err = cmd.Run()
+	w.Close()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Fatalf("elt --help with a closed stdout was killed by %v (%v)", ws.Signal(), err)
 	}
 }

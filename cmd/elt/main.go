@@ -198,6 +198,9 @@ const (
 )
 
 func main() {
+	// A reader that went away (elt extract | head, a tee that was stopped) makes writes to stdout fail with
+	// EPIPE instead of killing elt mid-run with SIGPIPE: the run goes on to its end or its next checkpoint.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("elt"),
