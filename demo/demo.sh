@@ -63,6 +63,9 @@ up() {
   say "elt status"
   "$ELT" status
 
+  say "elt doctor (what a nightly run needs, one line each)"
+  "$ELT" doctor
+
   say "tenants: one login and one schema per customer"
   for c in "${CUSTOMERS[@]}"; do
     "$ELT" tenant add "$c" --if-not-exists --password-to "$STATE/$c.password"
@@ -84,7 +87,9 @@ up() {
   say "next steps (in a new shell, from $(pwd))"
   local c=${CUSTOMERS[0]}
   echo "  export DATABASE_URL='$DATABASE_URL'"
+  echo "  export ELT_PROJECT=. ELT_DEMO_API_URL='$ELT_DEMO_API_URL' ELT_DEMO_API_TOKEN=$ELT_DEMO_API_TOKEN"
   echo "  bin/elt status                # what is fresh, what failed"
+  echo "  bin/elt doctor                # config, API, database, migrations, tenant layer: one line each"
   echo "  psql \"\$(bin/elt tenant uri $c --format libpq --password-from $STATE/$c.password)\""
   echo "                                # psql as $c's own login (\\d lists what it can read)"
   echo "  bin/elt tenant uri $c --password-from $STATE/$c.password"
