@@ -50,7 +50,7 @@ func (c *DoctorCmd) Run(ctx context.Context, g *Globals) error {
 			say(false, "source "+s.Name, err.Error())
 			continue
 		}
-		say(true, "source "+s.Name, fmt.Sprintf("GET %s answered in %d ms", shown, took.Milliseconds()))
+		say(true, "source "+s.Name, fmt.Sprintf("GET %s answered in %s", shown, took.Round(10*time.Microsecond)))
 	}
 	pool, err := g.Connect(ctx)
 	if err != nil {
