@@ -12,7 +12,7 @@ CUSTOMERS=(cus_0001 cus_0002 cus_0003)
 export ELT_PROJECT=.
 export ELT_DEMO_API_TOKEN=${ELT_DEMO_API_TOKEN:-demo-token}
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { if [ -t 1 ]; then printf '\n\033[1m== %s\033[0m\n' "$*"; else printf '\n== %s\n' "$*"; fi; }
 
 api_running() {
   [ -f "$STATE/demo-api.pid" ] && kill -0 "$(cat "$STATE/demo-api.pid")" 2>/dev/null &&

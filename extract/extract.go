@@ -227,7 +227,7 @@ func (x *sourceRun) progress(ctx context.Context, res *Resource) (stop func()) {
 			case <-done:
 				if x.opts.Progress != nil {
 					n, p, rate, mbs := line()
-					fmt.Fprintf(x.opts.Progress, "\r\033[K%s: %d records, %d pages, %.0f records/s, %.1f MB/s, done\n", label, n, p, rate, mbs)
+					fmt.Fprintf(x.opts.Progress, "\r\033[K%s: %d records fetched, %d pages, %.0f records/s, %.1f MB/s, done\n", label, n, p, rate, mbs)
 				}
 				return
 			case <-ctx.Done():
