@@ -240,6 +240,24 @@ func main() {
 		signal.Stop(sigs) // a second signal kills at once
 	}()
 	kctx.BindTo(ctx, (*context.Context)(nil))
+	// A command whose Run takes a *pgxpool.Pool gets one connected as the configured login (Globals.Connect),
+	// closed when it returns. Commands that must check their input before they connect (a config, a
+	// password file) call Connect themselves.
+	var pools []*pgxpool.Pool
+	defer func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
+	if err := kctx.BindSingletonProvider(func(ctx context.Context) (*pgxpool.Pool, error) {
+		pool, err := cli.Globals.Connect(ctx)
+		if pool != nil {
+			pools = append(pools, pool)
+		}
+		return pool, err
+	}); err != nil {
+		panic(err)
+	}
 	err = kctx.Run(&cli.Globals, log)
 	if err == nil {
 		return

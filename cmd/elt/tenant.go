@@ -238,12 +238,7 @@ func (c *TenantAddCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 type TenantListCmd struct{}
 
 // Run prints the tenants as a table.
-func (c *TenantListCmd) Run(ctx context.Context, g *Globals) error {
-	pool, err := g.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+func (c *TenantListCmd) Run(ctx context.Context, g *Globals, pool *pgxpool.Pool) error {
 	ts, err := tenant.List(ctx, pool)
 	if err != nil {
 		return err
@@ -270,14 +265,10 @@ type TenantRemoveCmd struct {
 }
 
 // Run removes (and purges) each customer.
-func (c *TenantRemoveCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
-	pool, err := g.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+func (c *TenantRemoveCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, pool *pgxpool.Pool) error {
 	var p *project.Project
 	var l *tenant.Layer
+	var err error
 	if c.Purge {
 		if p, l, err = layer(ctx, g, pool); err != nil {
 			return err
@@ -422,12 +413,7 @@ func (c *TenantURICmd) Run(ctx context.Context, g *Globals) error {
 type TenantCheckCmd struct{}
 
 // Run prints every violation and fails if there is one.
-func (c *TenantCheckCmd) Run(ctx context.Context, g *Globals) error {
-	pool, err := g.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+func (c *TenantCheckCmd) Run(ctx context.Context, g *Globals, pool *pgxpool.Pool) error {
 	_, l, err := layer(ctx, g, pool)
 	if err != nil {
 		return err
@@ -452,12 +438,7 @@ type TenantSyncCmd struct {
 }
 
 // Run syncs every tenant.
-func (c *TenantSyncCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
-	pool, err := g.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+func (c *TenantSyncCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, pool *pgxpool.Pool) error {
 	_, l, err := layer(ctx, g, pool)
 	if err != nil {
 		return err
@@ -477,14 +458,9 @@ type TenantGuardCmd struct {
 }
 
 // Run guards until interrupted.
-func (c *TenantGuardCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) error {
-	pool, err := g.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+func (c *TenantGuardCmd) Run(ctx context.Context, g *Globals, log *slog.Logger, pool *pgxpool.Pool) error {
 	log.Info("tenant guard started", "interval", c.Interval.String(), "grace", c.Grace.String())
-	err = tenant.Guard(ctx, pool, tenant.GuardOptions{Interval: c.Interval, Grace: c.Grace, Logger: log})
+	err := tenant.Guard(ctx, pool, tenant.GuardOptions{Interval: c.Interval, Grace: c.Grace, Logger: log})
 	if errors.Is(err, context.Canceled) {
 		log.Info("tenant guard stopped")
 		return nil
