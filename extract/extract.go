@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/internal/pgerr"
 )
 
 // Options tune one elt extract.
@@ -98,7 +100,7 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 		       error = coalesce(error, 'interrupted: the process ended before the run finished')
 		where kind = 'extract' and target = $1 and status = 'running'`, src.Name); err != nil {
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "42P01" {
+		if errors.As(err, &pe) && pe.Code == pgerr.UndefinedTable {
 			return fmt.Errorf("extract %s: the database has no elt tables yet: run elt migrate first", src.Name)
 		}
 		return fmt.Errorf("extract %s: close interrupted runs: %w", src.Name, err)

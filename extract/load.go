@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/internal/pgerr"
 )
 
 // maxRejectsPerBatch bounds the rejects a batch keeps in memory: a source sending that many bad records is
@@ -477,7 +479,7 @@ func (x *sourceRun) committed(res *Resource, b *batchSource) {
 // copyErr explains a COPY failure; a record jsonb refuses fails the whole batch, which is rolled back.
 func copyErr(res *Resource, err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && (pe.Code == "22P02" || pe.Code == "22P05" || pe.Code == "22025" || pe.Code == "22003") {
+	if errors.As(err, &pe) && pgerr.Is(pe, pgerr.InvalidTextRepresentation, pgerr.UntranslatableCharacter, pgerr.InvalidEscapeSequence, pgerr.NumericValueOutOfRange) {
 		return fmt.Errorf("copy into staging.%s: a record is not valid for jsonb (%s: %s); the batch was rolled back", res.Table, pe.Code, pe.Message)
 	}
 	return fmt.Errorf("copy into staging.%s: %w", res.Table, err)

@@ -22,6 +22,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/elt-dev/elt/internal/pgerr"
 )
 
 //go:embed elt/*.sql
@@ -267,7 +269,7 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 	got, err := upAsRunner(ctx, rc, opts, tracks[i:])
 	applied = append(applied, got...)
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "42501" {
+	if errors.As(err, &pg) && pg.Code == pgerr.InsufficientPrivilege {
 		err = fmt.Errorf("%w (the project's migrations run as elt_runner even when elt migrate runs as a superuser: apply what needs a superuser, such as create extension, as the DBA first)", err)
 	}
 	return applied, err
@@ -563,7 +565,7 @@ func checkKnown(t Track, version int32, n int) error {
 // or roles.
 func firstMigrate(err error) error {
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "42501" {
+	if errors.As(err, &pg) && pg.Code == pgerr.InsufficientPrivilege {
 		return fmt.Errorf("%w (the first elt migrate creates schemas and roles: run it as a superuser, then as elt_runner)", err)
 	}
 	return err
@@ -575,20 +577,20 @@ func describe(t Track, err error) error {
 	if errors.As(err, &mErr) {
 		pg := mErr.PgError
 		msg := fmt.Sprintf("%s migration %s failed: %s (SQLSTATE %s)", t.Name, mErr.MigrationName, pg.Message, pg.Code)
-		if line := lineOf(mErr.Sql, int(pg.Position)); line > 0 {
+		if line := pgerr.Line(mErr.Sql, pg.Position); line > 0 {
 			msg += fmt.Sprintf(" at line %d", line)
 		}
 		if pg.Detail != "" {
 			msg += ": " + pg.Detail
 		}
 		msg += "; nothing of this migration was applied"
-		if pg.Code == "42501" {
+		if pg.Code == pgerr.InsufficientPrivilege {
 			msg += " (a migration that creates roles, schemas or extensions must run as a superuser)"
 		}
 		return &Error{Msg: msg, Err: pg}
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
+	if errors.As(err, &pgErr) && pgErr.Code == pgerr.LockNotAvailable {
 		return fmt.Errorf("migrate %s: %w (a lock was held longer than lock_timeout; retry when the holder is done)", t.Name, err)
 	}
 	return fmt.Errorf("migrate %s: %w", t.Name, err)
@@ -605,18 +607,6 @@ func (e *Error) Error() string { return e.Msg }
 
 // Unwrap returns the SQL error.
 func (e *Error) Unwrap() error { return e.Err }
-
-// lineOf returns the 1-based line of a 1-based character position in sql, or 0.
-func lineOf(sql string, pos int) int {
-	if pos <= 0 {
-		return 0
-	}
-	r := []rune(sql)
-	if pos > len(r) {
-		return 0
-	}
-	return strings.Count(string(r[:pos-1]), "\n") + 1
-}
 
 //go:embed legacy/upgrade.sql
 var legacyUpgrade string
@@ -652,7 +642,7 @@ func upgradeLegacy(ctx context.Context, conn *pgx.Conn) error {
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) {
 			return firstMigrate(fmt.Errorf("migrate: upgrade of the single-track layout failed, nothing was changed: %s (SQLSTATE %s) at line %d: %w",
-				pg.Message, pg.Code, lineOf(legacyUpgrade, int(pg.Position)), err))
+				pg.Message, pg.Code, pgerr.Line(legacyUpgrade, pg.Position), err))
 		}
 		return fmt.Errorf("migrate: upgrade of the single-track layout: %w", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/internal/pgerr"
 )
 
 // DefaultLockTimeout bounds how long a step waits for a table lock when Options.LockTimeout is zero.
@@ -721,15 +723,13 @@ func (r *runner) finish(runErr error) {
 // errorLine is the 1-based line within sql of a PostgreSQL error position, or 1.
 func errorLine(sql string, err error) int {
 	var pg *pgconn.PgError
-	if !errors.As(err, &pg) || pg.Position <= 0 {
+	if !errors.As(err, &pg) {
 		return 1
 	}
-	r := []rune(sql)
-	pos := int(pg.Position)
-	if pos > len(r) {
-		return 1
+	if line := pgerr.Line(sql, pg.Position); line > 0 {
+		return line
 	}
-	return strings.Count(string(r[:pos-1]), "\n") + 1
+	return 1
 }
 
 // describePgError renders a PostgreSQL error as message, detail and SQLSTATE, and explains lock timeouts.
@@ -744,9 +744,9 @@ func describePgError(err error) error {
 	}
 	msg += " [SQLSTATE " + pg.Code + "]"
 	switch {
-	case pg.Code == "55P03":
+	case pg.Code == pgerr.LockNotAvailable:
 		msg += "; another session held a lock longer than lock_timeout: run elt refresh again later or raise --lock-timeout"
-	case pg.Code == "53200" && strings.Contains(pg.Hint, "max_locks_per_transaction"):
+	case pg.Code == pgerr.OutOfMemory && strings.Contains(pg.Hint, "max_locks_per_transaction"):
 		// A statement over partitioned tables locks every partition it cannot prune at planning time.
 		msg += "; a statement over the partitioned tables locks each tenant's partitions and indexes: raise max_locks_per_transaction (docs/tenants.md, cost against the number of tenants)"
 	case pg.Hint != "":

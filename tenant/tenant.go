@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/internal/pgerr"
 )
 
 // The roles of the elt track's migration 003_roles.sql.
@@ -190,7 +192,7 @@ func Add(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string,
 	})
 	if err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		if errors.As(err, &pgErr) && pgErr.Code == pgerr.UniqueViolation {
 			if t, gerr := Get(ctx, pool, customer); gerr == nil {
 				return t, "", fmt.Errorf("%w: %s (login %s)", ErrExists, customer, t.Role)
 			}
@@ -283,11 +285,11 @@ func describe(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
-		case pgErr.Code == "42501" && strings.Contains(pgErr.Message, "database"):
+		case pgErr.Code == pgerr.InsufficientPrivilege && strings.Contains(pgErr.Message, "database"):
 			return fmt.Errorf("%w (elt_owner lacks a database privilege: run elt migrate once as a superuser or the database owner, or call elt_dba.harden_database() as one)", err)
-		case pgErr.Code == "42501":
+		case pgErr.Code == pgerr.InsufficientPrivilege:
 			return fmt.Errorf("%w (connect as elt_runner, created by elt migrate, or a superuser)", err)
-		case pgErr.Code == "42883" && strings.Contains(pgErr.Message, "elt_admin."):
+		case pgErr.Code == pgerr.UndefinedFunction && strings.Contains(pgErr.Message, "elt_admin."):
 			return fmt.Errorf("%w (run elt migrate: this database lacks elt's tenant functions)", err)
 		}
 	}

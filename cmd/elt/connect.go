@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/elt-dev/elt/internal/pgerr"
 )
 
 // connectError is a connection failure said on one line, with what to do next; Unwrap keeps the chain
@@ -49,13 +51,13 @@ func connectHint(err error) string {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
-		case "28P01", "28000": // invalid_password, invalid_authorization_specification
+		case pgerr.InvalidPassword, pgerr.InvalidAuthorization:
 			return "check the password: in DATABASE_URL, PGPASSWORD or the passfile (~/.pgpass, PGPASSFILE)"
-		case "3D000": // invalid_catalog_name
+		case pgerr.InvalidCatalogName:
 			return "no such database: create it (createdb NAME, or elt db start for a local cluster) or fix the database name in DATABASE_URL"
-		case "42501": // insufficient_privilege: no CONNECT on the database
+		case pgerr.InsufficientPrivilege: // no CONNECT on the database
 			return "this login may not connect to that database: a DBA grants it (grant connect on database NAME to ROLE), or connect as another role"
-		case "53300": // too_many_connections
+		case pgerr.TooManyConnections:
 			return "the server or this login is at its connection limit: retry later or raise it"
 		}
 		return ""
