@@ -528,42 +528,14 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 }
 
 func (p *Pagination) validate() error {
-	switch p.Kind {
-	case "", "none":
+	if p.Kind == "" {
 		p.Kind = "none"
-	case "page":
-		if p.PageParam == "" {
-			p.PageParam = "page"
-		}
-		if p.FirstPage == nil {
-			one := 1
-			p.FirstPage = &one
-		}
-	case "offset":
-		if p.OffsetParam == "" {
-			p.OffsetParam = "offset"
-		}
-		if p.SizeParam == "" {
-			p.SizeParam = "limit"
-		}
-		if p.Size == 0 {
-			p.Size = 100
-		}
-	case "cursor":
-		if p.CursorParam == "" {
-			p.CursorParam = "cursor"
-		}
-		if p.CursorPath == "" {
-			p.CursorPath = "next_cursor"
-		}
-	case "next_url":
-		if p.NextURLPath == "" {
-			p.NextURLPath = "next"
-		}
-	case "link":
-	default:
-		return fmt.Errorf("unknown kind %q (none, page, offset, cursor, next_url, link)", p.Kind)
 	}
+	kind, ok := pageKinds[p.Kind]
+	if !ok {
+		return fmt.Errorf("unknown kind %q (%s)", p.Kind, pageKindNames())
+	}
+	kind.defaults(p)
 	if (p.SizeParam == "") != (p.Size == 0) {
 		return errors.New("size_param and size go together")
 	}
@@ -571,7 +543,7 @@ func (p *Pagination) validate() error {
 		t := true
 		p.StopOnEmpty = &t
 	}
-	if (p.Kind == "page" || p.Kind == "offset") && !*p.StopOnEmpty && p.HasMorePath == "" && p.TotalPath == "" && p.MaxPages == 0 {
+	if kind.needsStop && !*p.StopOnEmpty && p.HasMorePath == "" && p.TotalPath == "" && p.MaxPages == 0 {
 		return errors.New("kind " + p.Kind + " needs a stop rule: stop_on_empty, has_more_path, total_path or max_pages")
 	}
 	if p.MaxPages < 0 {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,13 +29,137 @@ type pager struct {
 	visited map[string]int // cursor tokens or URLs of the pages requested, with their page number
 }
 
+// pageKind is one pagination kind, all of it in one place: the defaults of its settings, the parameters of
+// its first page, the body fields it reads, and how it moves to the next page. A new kind is one more entry
+// of pageKinds.
+type pageKind struct {
+	// defaults fills the kind's unset settings (Pagination.validate).
+	defaults func(p *Pagination)
+	// needsStop: the kind never ends by itself (page numbers and offsets go on), so a stop rule is required.
+	needsStop bool
+	// start sets the first page's parameters; nil: the resource's request as it is.
+	start func(pg *pager)
+	// reads are the body fields the kind reads besides the stop rules'.
+	reads func(p *Pagination) []string
+	// next moves pg to the page after the one just read, or says the walk is done and why.
+	next func(pg *pager, meta map[string]json.RawMessage, h http.Header) (done bool, why string, err error)
+}
+
+// pageKinds are the pagination kinds by name (Pagination.Kind).
+var pageKinds = map[string]pageKind{
+	"none": {
+		defaults: func(*Pagination) {},
+		next: func(*pager, map[string]json.RawMessage, http.Header) (bool, string, error) {
+			return true, "single page", nil
+		},
+	},
+	"page": {
+		defaults: func(p *Pagination) {
+			if p.PageParam == "" {
+				p.PageParam = "page"
+			}
+			if p.FirstPage == nil {
+				one := 1
+				p.FirstPage = &one
+			}
+		},
+		needsStop: true,
+		start:     func(pg *pager) { pg.set(pg.cfg.PageParam, strconv.Itoa(*pg.cfg.FirstPage)) },
+		next: func(pg *pager, _ map[string]json.RawMessage, _ http.Header) (bool, string, error) {
+			pg.set(pg.cfg.PageParam, strconv.Itoa(*pg.cfg.FirstPage+pg.pages))
+			return false, "", nil
+		},
+	},
+	"offset": {
+		defaults: func(p *Pagination) {
+			if p.OffsetParam == "" {
+				p.OffsetParam = "offset"
+			}
+			if p.SizeParam == "" {
+				p.SizeParam = "limit"
+			}
+			if p.Size == 0 {
+				p.Size = 100
+			}
+		},
+		needsStop: true,
+		start:     func(pg *pager) { pg.set(pg.cfg.OffsetParam, "0") },
+		next: func(pg *pager, _ map[string]json.RawMessage, _ http.Header) (bool, string, error) {
+			pg.set(pg.cfg.OffsetParam, strconv.Itoa(pg.records))
+			return false, "", nil
+		},
+	},
+	"cursor": {
+		defaults: func(p *Pagination) {
+			if p.CursorParam == "" {
+				p.CursorParam = "cursor"
+			}
+			if p.CursorPath == "" {
+				p.CursorPath = "next_cursor"
+			}
+		},
+		reads: func(p *Pagination) []string { return []string{p.CursorPath} },
+		next:  nextCursor,
+	},
+	"next_url": {
+		defaults: func(p *Pagination) {
+			if p.NextURLPath == "" {
+				p.NextURLPath = "next"
+			}
+		},
+		reads: func(p *Pagination) []string { return []string{p.NextURLPath} },
+		next: func(pg *pager, meta map[string]json.RawMessage, _ http.Header) (bool, string, error) {
+			next, ok := scalarText(meta[pg.cfg.NextURLPath])
+			if !ok || next == "" {
+				return true, "no next URL", nil
+			}
+			return pg.follow(next, pg.cfg.NextURLPath)
+		},
+	},
+	"link": {
+		defaults: func(*Pagination) {},
+		next: func(pg *pager, _ map[string]json.RawMessage, h http.Header) (bool, string, error) {
+			next := linkNext(h.Values("Link"))
+			if next == "" {
+				return true, "no Link rel=next", nil
+			}
+			return pg.follow(next, "Link rel=next")
+		},
+	},
+}
+
+// nextCursor moves to the page of the cursor token the body gives, refusing a token that does not change
+// or that leads back to an earlier page.
+func nextCursor(pg *pager, meta map[string]json.RawMessage, _ http.Header) (bool, string, error) {
+	c := pg.cfg
+	tok, ok := scalarText(meta[c.CursorPath])
+	if !ok || tok == "" {
+		if c.HasMorePath != "" && string(meta[c.HasMorePath]) == "true" {
+			return false, "", fmt.Errorf("page %d: %s is true but %s is empty", pg.pages, c.HasMorePath, c.CursorPath)
+		}
+		return true, "no next cursor", nil
+	}
+	if tok == pg.cur.Query().Get(c.CursorParam) {
+		return false, "", fmt.Errorf("page %d: cursor %s did not advance", pg.pages, c.CursorPath)
+	}
+	if p, ok := pg.visited[tok]; ok {
+		return false, "", fmt.Errorf("page %d: cursor %s leads back to page %d (the pages go round in a cycle)", pg.pages, c.CursorPath, p)
+	}
+	pg.visited[tok] = pg.pages + 1
+	pg.set(c.CursorParam, tok)
+	return false, "", nil
+}
+
+// pageKindNames lists the kinds, for errors.
+func pageKindNames() string {
+	names := slices.Sorted(maps.Keys(pageKinds))
+	return strings.Join(names, ", ")
+}
+
 func newPager(cfg *Pagination, start *url.URL) *pager {
 	pg := &pager{cfg: cfg, cur: start, visited: map[string]int{}}
-	switch cfg.Kind {
-	case "page":
-		pg.set(cfg.PageParam, strconv.Itoa(*cfg.FirstPage))
-	case "offset":
-		pg.set(cfg.OffsetParam, "0")
+	if k := pageKinds[cfg.Kind]; k.start != nil {
+		k.start(pg)
 	}
 	if cfg.SizeParam != "" {
 		pg.set(cfg.SizeParam, strconv.Itoa(cfg.Size))
@@ -57,11 +183,8 @@ func (pg *pager) wanted() []string {
 			w = append(w, p)
 		}
 	}
-	switch pg.cfg.Kind {
-	case "cursor":
-		w = append(w, pg.cfg.CursorPath)
-	case "next_url":
-		w = append(w, pg.cfg.NextURLPath)
+	if k := pageKinds[pg.cfg.Kind]; k.reads != nil {
+		w = append(w, k.reads(pg.cfg)...)
 	}
 	return w
 }
@@ -121,43 +244,7 @@ func (pg *pager) advance(meta map[string]json.RawMessage, h http.Header) (done b
 	if c.MaxPages > 0 && pg.pages >= c.MaxPages {
 		return true, "max_pages reached", nil
 	}
-	switch c.Kind {
-	case "none":
-		return true, "single page", nil
-	case "page":
-		pg.set(c.PageParam, strconv.Itoa(*c.FirstPage+pg.pages))
-	case "offset":
-		pg.set(c.OffsetParam, strconv.Itoa(pg.records))
-	case "cursor":
-		tok, ok := scalarText(meta[c.CursorPath])
-		if !ok || tok == "" {
-			if c.HasMorePath != "" && string(meta[c.HasMorePath]) == "true" {
-				return false, "", fmt.Errorf("page %d: %s is true but %s is empty", pg.pages, c.HasMorePath, c.CursorPath)
-			}
-			return true, "no next cursor", nil
-		}
-		if tok == pg.cur.Query().Get(c.CursorParam) {
-			return false, "", fmt.Errorf("page %d: cursor %s did not advance", pg.pages, c.CursorPath)
-		}
-		if p, ok := pg.visited[tok]; ok {
-			return false, "", fmt.Errorf("page %d: cursor %s leads back to page %d (the pages go round in a cycle)", pg.pages, c.CursorPath, p)
-		}
-		pg.visited[tok] = pg.pages + 1
-		pg.set(c.CursorParam, tok)
-	case "next_url":
-		next, ok := scalarText(meta[c.NextURLPath])
-		if !ok || next == "" {
-			return true, "no next URL", nil
-		}
-		return pg.follow(next, c.NextURLPath)
-	case "link":
-		next := linkNext(h.Values("Link"))
-		if next == "" {
-			return true, "no Link rel=next", nil
-		}
-		return pg.follow(next, "Link rel=next")
-	}
-	return false, "", nil
+	return pageKinds[c.Kind].next(pg, meta, h)
 }
 
 func (pg *pager) follow(next, what string) (bool, string, error) {
