@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 )
 
 // client sends the requests of one source: auth, headers, rate limit, retries.
@@ -21,7 +23,7 @@ type client struct {
 	src     *Source
 	hc      *http.Client
 	creds   credentials
-	limiter *rateLimiter
+	limiter *rate.Limiter // nil: no rate_limit
 	log     *slog.Logger
 	retries atomic.Int64
 	pages   atomic.Int64
@@ -112,8 +114,10 @@ func (c *client) get(ctx context.Context, u *url.URL, shown, accept string, read
 }
 
 func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, read func(*http.Response, int, *idleTimer) error, attempt int) error {
-	if err := c.limiter.wait(ctx); err != nil {
-		return err
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return err
+		}
 	}
 	// The timeout is an idle timeout: for the response headers, then for each read of the body, so that a
 	// long streamed body (a big NDJSON export) is fine as long as bytes keep coming.

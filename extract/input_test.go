@@ -484,14 +484,14 @@ func TestRateLimiterSpacesRequests(t *testing.T) {
 	t.Parallel()
 	l := newRateLimiter(20) // one request every 50ms
 	start := time.Now()
-	for i := 0; i < 3; i++ {
-		if err := l.wait(context.Background()); err != nil {
+	for i := 0; i < 4; i++ {
+		if err := l.Wait(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Three requests reserve three slots: the next free one is at least 150ms after the first.
-	if gap := l.next.Sub(start); gap < 150*time.Millisecond {
-		t.Errorf("next free slot %s after the start, want at least 150ms", gap)
+	// The first request goes at once, each next one 50ms after the one before: 150ms for four.
+	if took := time.Since(start); took < 140*time.Millisecond {
+		t.Errorf("four requests at 20/s took %s, want at least 150ms", took)
 	}
 	if newRateLimiter(0) != nil {
 		t.Error("rate 0 should mean no limiter")

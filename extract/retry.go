@@ -12,9 +12,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // This file is the retry policy: what is retried (network errors, truncated bodies, 408, 429 and 5xx), how
@@ -162,31 +163,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// rateLimiter spaces requests at least 1/rate apart.
-type rateLimiter struct {
-	mu       sync.Mutex
-	interval time.Duration
-	next     time.Time
-}
-
-func newRateLimiter(perSecond float64) *rateLimiter {
+// newRateLimiter spaces a source's requests at perSecond (rate_limit), with no burst: golang.org/x/time/rate's
+// token bucket of size 1. Nil (no limit) when perSecond is not positive.
+func newRateLimiter(perSecond float64) *rate.Limiter {
 	if perSecond <= 0 {
 		return nil
 	}
-	return &rateLimiter{interval: time.Duration(float64(time.Second) / perSecond)}
-}
-
-func (l *rateLimiter) wait(ctx context.Context) error {
-	if l == nil {
-		return nil
-	}
-	l.mu.Lock()
-	now := time.Now()
-	if l.next.Before(now) {
-		l.next = now
-	}
-	at := l.next
-	l.next = l.next.Add(l.interval)
-	l.mu.Unlock()
-	return sleep(ctx, time.Until(at))
+	return rate.NewLimiter(rate.Limit(perSecond), 1)
 }
