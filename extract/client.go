@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -132,10 +133,22 @@ func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, rea
 		}
 		return err
 	}
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
+	// Go's transport sends a GET again by itself when a kept-alive connection turns out closed or reset
+	// before any answer: each connection it takes for the request is counted, so such resends are counted
+	// and logged with the other retries instead of passing unseen.
+	var conns atomic.Int32
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { conns.Add(1) }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(rctx, trace), http.MethodGet, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
+	defer func() {
+		if n := conns.Load(); n > 1 {
+			c.retries.Add(int64(n - 1))
+			c.log.Warn("request sent again on a new connection: the API closed or reset a kept-alive one",
+				"url", shown, "resends", n-1)
+		}
+	}()
 	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "elt-extract")
 	for k, v := range c.src.Headers {

@@ -827,3 +827,30 @@ sources:
 		t.Errorf("a placeholder no field fills: %v", err)
 	}
 }
+
+// A kept-alive connection the API closes before answering is sent again by Go's transport on its own; the
+// resend is counted with the retries and logged, not invisible.
+func TestResentOnClosedConnectionIsCounted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		if n == 2 { // close the kept-alive connection the second request came on, without an answer
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"data":[{"id":%d}]}`, n)
+	})
+	cfg := f.config(t, "", "        mode: replace\n        pagination: {kind: page, max_pages: 3}")
+	if err := f.run(t, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryOne[int64](t, f.db, `select retries from elt.runs order by run_id desc limit 1`); got != 1 {
+		t.Errorf("retries recorded = %d, want 1 (the transport's resend)", got)
+	}
+	if !strings.Contains(f.logs.String(), "request sent again on a new connection") {
+		t.Errorf("the resend is not logged:\n%s", f.logs.String())
+	}
+}
