@@ -334,7 +334,7 @@ func TestConcurrentRunsOfOneSource(t *testing.T) {
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second run: %v, want the lock error", err)
 	}
-	for _, part := range []string{"extract demo: source is locked by another elt extract (\"elt extract ", "run 1 started "} {
+	for _, part := range []string{"extract demo: source is locked by another elt extract (backend pid ", ", application \"elt extract ", "run 1 started "} {
 		if !strings.Contains(err.Error(), part) {
 			t.Errorf("error %q does not contain %q", err, part)
 		}

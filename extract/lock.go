@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/internal/pglock"
 )
 
 // ErrLocked is returned (wrapped) when another process is extracting the same source.
@@ -48,37 +50,20 @@ func lockSource(ctx context.Context, pool *pgxpool.Pool, source string) (*source
 		_, _ = conn.Exec(ctx, `select set_config('application_name', $1, false)`, prevApp)
 		conn.Release()
 	}()
-	var (
-		holderApp string
-		pid       int32
-		since     *time.Time
-		runID     *int64
-		started   *time.Time
-	)
-	err = conn.QueryRow(ctx, `
-		with k as (select hashtextextended($1, 0) as key)
-		select coalesce(a.application_name, ''), coalesce(a.pid, 0), a.backend_start, r.run_id, r.started_at
-		from k
-		left join pg_catalog.pg_locks l
-		  on l.locktype = 'advisory' and l.granted and l.objsubid = 1
-		 and ((l.classid::bigint << 32) | l.objid::bigint) = k.key
-		left join pg_catalog.pg_stat_activity a on a.pid = l.pid
-		left join lateral (
-		  select run_id, started_at from elt.runs
-		  where kind = 'extract' and target = $2 and status = 'running'
-		  order by run_id desc limit 1) r on true
-		limit 1`, key, source).Scan(&holderApp, &pid, &since, &runID, &started)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	holder, err := pglock.Who(ctx, conn, key)
+	if err != nil {
 		return nil, fmt.Errorf("%w by another session (and its details are unreadable: %v)", ErrLocked, err)
 	}
-	msg := ""
-	if holderApp != "" {
-		msg += fmt.Sprintf(" (%q, server pid %d", holderApp, pid)
-		if since != nil {
-			msg += ", connected " + since.UTC().Format(time.RFC3339)
-		}
-		msg += ")"
+	var runID *int64
+	var started *time.Time
+	err = conn.QueryRow(ctx, `
+		select run_id, started_at from elt.runs
+		where kind = 'extract' and target = $1 and status = 'running'
+		order by run_id desc limit 1`, source).Scan(&runID, &started)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w by another session (%s; its run is unreadable: %v)", ErrLocked, holder, err)
 	}
+	msg := " (" + holder.String() + ")"
 	if runID != nil && started != nil {
 		msg += fmt.Sprintf(", run %d started %s", *runID, started.UTC().Format(time.RFC3339))
 	}

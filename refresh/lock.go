@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/internal/pglock"
 )
 
 // LockKey names the session advisory lock that keeps two refresh runs from overlapping
@@ -21,27 +23,9 @@ func lock(ctx context.Context, conn *pgxpool.Conn) error {
 	if ok {
 		return nil
 	}
-	var (
-		pid   int32
-		since *time.Time
-		app   string
-	)
-	err := conn.QueryRow(ctx, `
-select l.pid, a.backend_start, coalesce(a.application_name, '')
-from pg_catalog.pg_locks as l
-left join pg_catalog.pg_stat_activity as a on a.pid = l.pid
-where l.locktype = 'advisory' and l.granted and l.objsubid = 1
-  and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0)
-limit 1`, LockKey).Scan(&pid, &since, &app)
+	holder, err := pglock.Who(ctx, conn, LockKey)
 	if err != nil {
 		return fmt.Errorf("%w (its session could not be identified: %v)", ErrBusy, err)
-	}
-	holder := fmt.Sprintf("backend pid %d", pid)
-	if app != "" {
-		holder += ", application " + app
-	}
-	if since != nil {
-		holder += ", connected since " + since.UTC().Format(time.RFC3339)
 	}
 	return fmt.Errorf("%w (%s); runs never overlap: wait for it to finish", ErrBusy, holder)
 }
