@@ -359,6 +359,22 @@ order by t.tenant_key`, anyState, customer)
 	return ts, nil
 }
 
+// Ensure is Add for a customer that may have a login already (elt tenant add --if-not-exists, which a demo
+// or a provisioning script runs again): an existing login is kept as it is, and gets a new password only when
+// newPassword says the caller has lost its own (a password file that is gone), since elt never keeps one.
+// created says whether it was made now; the password is "" when the existing one stays.
+func Ensure(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string, opts AddOptions, newPassword bool) (t Tenant, password string, created bool, err error) {
+	t, password, err = Add(ctx, pool, layer, customer, opts)
+	if !errors.Is(err, ErrExists) {
+		return t, password, err == nil, err
+	}
+	if !newPassword {
+		return t, "", false, nil
+	}
+	password, err = Rotate(ctx, pool, customer, opts.Password)
+	return t, password, false, err
+}
+
 // Rotate sets a new password for customer's login (password empty: a generated one) and returns it. Open
 // sessions stay open; Remove and Add again to cut them too.
 func Rotate(ctx context.Context, pool *pgxpool.Pool, customer, password string) (string, error) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/elt-dev/elt/demoapi"
+	"github.com/elt-dev/elt/tenant/tenanttest"
 	"github.com/elt-dev/elt/tests/pgtest"
 )
 
@@ -193,5 +195,53 @@ func TestBrokenStdout(t *testing.T) {
 	w.Close()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		t.Fatalf("elt --help with a closed stdout was killed by %v (%v)", ws.Signal(), err)
+	}
+}
+
+// TestTenantAddIfNotExists: a second add --if-not-exists keeps the login and its password while the
+// password file is there, and sets a new password (which logs in) when the file is gone.
+func TestTenantAddIfNotExists(t *testing.T) {
+	db := pgtest.New(t)
+	ctx := context.Background()
+	env := []string{"ELT_PROJECT=" + pgtest.RepoRoot(), "DATABASE_URL=" + db.URLAs("elt_runner")}
+	pwFile := filepath.Join(t.TempDir(), "cus_x.pw")
+	add := func() result {
+		return runElt(t, env, "tenant", "add", "cus_x", "--allow-unknown", "--if-not-exists", "--password-to", pwFile)
+	}
+	r := add()
+	if r.Code != 0 || !strings.Contains(r.Stdout, "added tenant cus_x") {
+		t.Fatalf("first add: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	var role string
+	if err := db.Pool.QueryRow(ctx, `select role_name from elt.tenants where tenant_key = 'cus_x'`).Scan(&role); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tenanttest.DropLogin(t, db, role) })
+	first := readFile(t, pwFile)
+
+	r = add()
+	if r.Code != 0 || !strings.Contains(r.Stdout, "tenant cus_x exists: login "+role) || readFile(t, pwFile) != first {
+		t.Errorf("second add with the password file there: exit %d, password changed %v\n%s%s", r.Code, readFile(t, pwFile) != first, r.Stdout, r.Stderr)
+	}
+
+	if err := os.Remove(pwFile); err != nil {
+		t.Fatal(err)
+	}
+	r = add()
+	if r.Code != 0 || !strings.Contains(r.Stderr, "password file missing: set a new password") {
+		t.Fatalf("add with the password file gone: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	second := readFile(t, pwFile)
+	if second == first {
+		t.Fatal("the password did not change")
+	}
+	for pw, wantOK := range map[string]bool{second: true, first: false} {
+		conn, err := pgx.Connect(ctx, db.ConnString(role, pw))
+		if err == nil {
+			conn.Close(ctx)
+		}
+		if (err == nil) != wantOK {
+			t.Errorf("login with the %s password: %v", map[bool]string{true: "new", false: "old"}[wantOK], err)
+		}
 	}
 }

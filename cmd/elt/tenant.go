@@ -207,30 +207,34 @@ func (c *TenantAddCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
-	t, pw, err := tenant.Add(ctx, pool, l, c.Customer, tenant.AddOptions{
-		Password:             pw,
-		AllowUnknownCustomer: c.AllowUnknown,
-		Limits:               limits,
-	})
-	if errors.Is(err, tenant.ErrExists) && c.IfNotExists {
-		fmt.Printf("tenant %s exists: login %s\n", c.Customer, t.Role)
-		if c.PasswordTo == "" {
-			return nil
-		}
-		if _, serr := os.Stat(c.PasswordTo); serr == nil {
-			return nil
-		}
-		pw, err := tenant.Rotate(ctx, pool, c.Customer, "")
+	opts := tenant.AddOptions{Password: pw, AllowUnknownCustomer: c.AllowUnknown, Limits: limits}
+	if !c.IfNotExists {
+		t, pw, err := tenant.Add(ctx, pool, l, c.Customer, opts)
 		if err != nil {
 			return err
 		}
-		log.Info("password file missing: set a new password", "customer", c.Customer, "file", c.PasswordTo)
+		fmt.Printf("added tenant %s: login and schema %s\n", t.Key, t.Role)
 		return c.deliver(pw)
 	}
-	if err != nil {
-		return err
+	// An existing login gets a new password only when its password file is gone.
+	lost := false
+	if c.PasswordTo != "" {
+		_, serr := os.Stat(c.PasswordTo)
+		lost = serr != nil
 	}
-	fmt.Printf("added tenant %s: login and schema %s\n", t.Key, t.Role)
+	t, pw, created, err := tenant.Ensure(ctx, pool, l, c.Customer, opts, lost)
+	switch {
+	case err != nil:
+		return err
+	case created:
+		fmt.Printf("added tenant %s: login and schema %s\n", t.Key, t.Role)
+		return c.deliver(pw)
+	}
+	fmt.Printf("tenant %s exists: login %s\n", c.Customer, t.Role)
+	if pw == "" {
+		return nil
+	}
+	log.Info("password file missing: set a new password", "customer", c.Customer, "file", c.PasswordTo)
 	return c.deliver(pw)
 }
 
