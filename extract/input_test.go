@@ -854,3 +854,22 @@ func TestResentOnClosedConnectionIsCounted(t *testing.T) {
 		t.Errorf("the resend is not logged:\n%s", f.logs.String())
 	}
 }
+
+// A replace load says when it has every record and is swapping the fresh table in, and when that is
+// committed: the silent part of a --full-refresh of a big table.
+func TestReplaceLoadSaysWhenItSwaps(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"data":[{"id":1},{"id":2}]}`)
+	})
+	if err := f.run(t, f.config(t, "", "        mode: replace"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	logs := f.logs.String()
+	i := strings.Index(logs, `msg="all records loaded into a fresh table: swapping it in and committing" source=fx resource=items table=staging.items records=2`)
+	j := strings.Index(logs, `msg="fresh table swapped in and committed" source=fx resource=items`)
+	if i < 0 || j < i {
+		t.Errorf("the swap is not said, or not in order:\n%s", logs)
+	}
+}

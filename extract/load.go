@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -259,6 +260,7 @@ func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan it
 	b := &batchSource{in: in, saved: saved}
 	b.reset(0, 0)
 	fresh := res.Table + "__new"
+	var swapStart time.Time
 	err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
 		if err := x.beginBatch(ctx, tx, res, b); err != nil {
 			return err
@@ -266,9 +268,15 @@ func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan it
 		if err := createFresh(ctx, tx, res, fresh); err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staging", fresh}, stagingColumns, b); err != nil {
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"staging", fresh}, stagingColumns, b)
+		if err != nil {
 			return copyErr(res, err)
 		}
+		// What follows (the swap, then the commit of every row in one transaction) takes a while on a big
+		// table: say so, or the run looks hung once the count stops.
+		x.log.Info("all records loaded into a fresh table: swapping it in and committing", "resource", res.Name,
+			"table", "staging."+res.Table, "records", n)
+		swapStart = time.Now()
 		if err := x.swap(ctx, tx, res, fresh); err != nil {
 			return err
 		}
@@ -280,6 +288,8 @@ func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan it
 	if err != nil {
 		return loadErr(ctx, b, err)
 	}
+	x.log.Info("fresh table swapped in and committed", "resource", res.Name,
+		"seconds", math.Round(time.Since(swapStart).Seconds()*10)/10)
 	x.committed(res, b)
 	return nil
 }
