@@ -29,6 +29,7 @@ type client struct {
 	retries atomic.Int64
 	pages   atomic.Int64
 	bytes   atomic.Int64
+	total   atomic.Int64 // the record count the API gave (total_path) on the walk's latest page; 0: none
 }
 
 func newClient(src *Source, creds credentials, log *slog.Logger) *client {
@@ -326,6 +327,9 @@ func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit f
 			return err
 		}
 		done, why, err := pg.advance(meta, header)
+		if pg.total > 0 {
+			c.total.Store(int64(pg.total))
+		}
 		if err != nil {
 			return fmt.Errorf("GET %s: %w", shown, err)
 		}

@@ -201,6 +201,7 @@ func resolvePath(base, path string, vars map[string]string) (*url.URL, error) {
 func (x *sourceRun) progress(ctx context.Context, res *Resource) (stop func()) {
 	label := x.src.Name + "/" + res.Name
 	start := time.Now()
+	x.client.total.Store(0) // a total read for another resource is not this one's
 	startFetched := x.fetched.Load()
 	startBytes := x.client.bytes.Load()
 	startPages := x.client.pages.Load()
@@ -240,12 +241,27 @@ func (x *sourceRun) progress(ctx context.Context, res *Resource) (stop func()) {
 			case <-t.C:
 				// Progress counts records fetched from the API; the run's summary counts those committed, which
 				// trail by what is in flight and leave out rejects: the two are named apart.
+				// When the API says how many records there are (total_path) for a top-level resource, progress
+				// shows how far along it is and about how long is left.
 				n, p, rate, mbs := line()
+				total := int64(0)
+				if res.Parent == nil {
+					total = x.client.total.Load()
+				}
+				of, eta := "", time.Duration(0)
+				if total > 0 && rate > 0 {
+					eta = time.Duration(float64(max(total-n, 0)) / rate * float64(time.Second)).Round(time.Second)
+					of = fmt.Sprintf(" of %d (%d%%, about %s left)", total, min(100, n*100/total), eta)
+				}
 				if x.opts.Progress != nil {
-					fmt.Fprintf(x.opts.Progress, "\r\033[K%s: %d records fetched, %d pages, %.0f records/s, %.1f MB/s", label, n, p, rate, mbs)
+					fmt.Fprintf(x.opts.Progress, "\r\033[K%s: %d records fetched%s, %d pages, %.0f records/s, %.1f MB/s", label, n, of, p, rate, mbs)
 				} else {
-					x.log.Info("extract progress", "resource", res.Name, "fetched", n, "pages", p,
-						"records_per_s", int64(rate), "mb_per_s", math.Round(mbs*10)/10)
+					attrs := []any{"resource", res.Name, "fetched", n, "pages", p,
+						"records_per_s", int64(rate), "mb_per_s", math.Round(mbs*10) / 10}
+					if of != "" {
+						attrs = append(attrs, "total", total, "eta_s", int64(eta.Seconds()))
+					}
+					x.log.Info("extract progress", attrs...)
 				}
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -871,5 +872,28 @@ func TestReplaceLoadSaysWhenItSwaps(t *testing.T) {
 	j := strings.Index(logs, `msg="fresh table swapped in and committed" source=fx resource=items`)
 	if i < 0 || j < i {
 		t.Errorf("the swap is not said, or not in order:\n%s", logs)
+	}
+}
+
+// When the API gives the record count (total_path), progress says how far along the walk is and about how
+// long is left.
+func TestProgressWithTotal(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		time.Sleep(40 * time.Millisecond)
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"total": 10, "data":[{"id":%d},{"id":%d}]}`, 2*page, 2*page+1)
+	})
+	cfg := f.config(t, "", "        mode: replace\n        pagination: {kind: page, total_path: total}")
+	opts := Options{Log: slog.New(slog.NewTextHandler(f.logs, nil)), ProgressEvery: 15 * time.Millisecond}
+	if err := Run(context.Background(), f.db.Pool, cfg, opts); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}, stagingIDs(t, f.db, "items")); diff != "" {
+		t.Errorf("staged (-want +got):\n%s", diff)
+	}
+	if !regexp.MustCompile(`msg="extract progress" source=fx resource=items fetched=\d+ pages=\d+ records_per_s=\d+ mb_per_s=[0-9.]+ total=10 eta_s=\d+`).MatchString(f.logs.String()) {
+		t.Errorf("no progress line with the total and the time left:\n%s", f.logs.String())
 	}
 }

@@ -27,6 +27,7 @@ type pager struct {
 	first   []byte         // first record of the current page
 	pageRec int            // records on the current page so far
 	visited map[string]int // cursor tokens or URLs of the pages requested, with their page number
+	total   int            // the record count the API gave on the latest page (total_path), 0 if none
 }
 
 // pageKind is one pagination kind, all of it in one place: the defaults of its settings, the parameters of
@@ -233,6 +234,7 @@ func (pg *pager) advance(meta map[string]json.RawMessage, h http.Header) (done b
 			if err != nil {
 				return false, "", fmt.Errorf("page %d: %s is %s, not a count", pg.pages, p, v)
 			}
+			pg.total = total
 			if pg.records >= total {
 				return true, "read " + p + " records", nil
 			}
