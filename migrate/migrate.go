@@ -576,13 +576,11 @@ func describe(t Track, err error) error {
 	var mErr migrate.MigrationPgError
 	if errors.As(err, &mErr) {
 		pg := mErr.PgError
-		msg := fmt.Sprintf("%s migration %s failed: %s (SQLSTATE %s)", t.Name, mErr.MigrationName, pg.Message, pg.Code)
+		at := ""
 		if line := pgerr.Line(mErr.Sql, pg.Position); line > 0 {
-			msg += fmt.Sprintf(" at line %d", line)
+			at = fmt.Sprintf(" at line %d", line)
 		}
-		if pg.Detail != "" {
-			msg += ": " + pg.Detail
-		}
+		msg := fmt.Sprintf("%s migration %s failed%s: %s", t.Name, mErr.MigrationName, at, pgerr.Describe(pg))
 		msg += "; nothing of this migration was applied"
 		if pg.Code == pgerr.InsufficientPrivilege {
 			msg += " (a migration that creates roles, schemas or extensions must run as a superuser)"
@@ -641,8 +639,8 @@ func upgradeLegacy(ctx context.Context, conn *pgx.Conn) error {
 	if err != nil {
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) {
-			return firstMigrate(fmt.Errorf("migrate: upgrade of the single-track layout failed, nothing was changed: %s (SQLSTATE %s) at line %d: %w",
-				pg.Message, pg.Code, pgerr.Line(legacyUpgrade, pg.Position), err))
+			return firstMigrate(fmt.Errorf("migrate: upgrade of the single-track layout failed at line %d, nothing was changed: %s: %w",
+				pgerr.Line(legacyUpgrade, pg.Position), pgerr.Describe(pg), err))
 		}
 		return fmt.Errorf("migrate: upgrade of the single-track layout: %w", err)
 	}

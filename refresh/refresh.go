@@ -738,11 +738,7 @@ func describePgError(err error) error {
 	if !errors.As(err, &pg) {
 		return err
 	}
-	msg := pg.Message
-	if pg.Detail != "" {
-		msg += " (" + pg.Detail + ")"
-	}
-	msg += " [SQLSTATE " + pg.Code + "]"
+	msg := pgerr.Describe(pg)
 	switch {
 	case pg.Code == pgerr.LockNotAvailable:
 		msg += "; another session held a lock longer than lock_timeout: run elt refresh again later or raise --lock-timeout"

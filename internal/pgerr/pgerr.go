@@ -47,6 +47,16 @@ func Is(err error, codes ...string) bool {
 	return false
 }
 
+// Describe is a server error on one line as elt says them: its message, its detail in parentheses, and
+// its SQLSTATE, e.g. `relation "core.x" does not exist [SQLSTATE 42P01]`.
+func Describe(pe *pgconn.PgError) string {
+	msg := pe.Message
+	if pe.Detail != "" {
+		msg += " (" + pe.Detail + ")"
+	}
+	return msg + " [SQLSTATE " + pe.Code + "]"
+}
+
 // Line is the 1-based line of sql that a server error's 1-based character position points at, or 0 when
 // the error has none (or it lies outside sql).
 func Line(sql string, position int32) int {
