@@ -48,7 +48,7 @@ func Is(err error, codes ...string) bool {
 }
 
 // Describe is a server error on one line as elt says them: its message, its detail in parentheses, and
-// its SQLSTATE, e.g. `relation "core.x" does not exist [SQLSTATE 42P01]`.
+// its SQLSTATE, e.g. `relation "s.t" does not exist [SQLSTATE 42P01]`.
 func Describe(pe *pgconn.PgError) string {
 	msg := pe.Message
 	if pe.Detail != "" {
