@@ -44,6 +44,9 @@ func newClient(src *Source, creds credentials, log *slog.Logger) *client {
 	}
 }
 
+// redirectsKey is the context key of a request's count of redirects followed (sameServerRedirect).
+type redirectsKey struct{}
+
 // redirectError is a redirect to another server (or scheme), refused: the source's credentials (headers,
 // API-key parameters) would go with it.
 type redirectError struct{ to string } // scheme://host of the target, nothing more
@@ -60,6 +63,9 @@ func sameServerRedirect(req *http.Request, via []*http.Request) error {
 	}
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
+	}
+	if n, ok := req.Context().Value(redirectsKey{}).(*atomic.Int32); ok {
+		n.Add(1) // a redirect takes a connection of its own: it is not a resend
 	}
 	return nil
 }
@@ -137,17 +143,18 @@ func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, rea
 	// Go's transport sends a GET again by itself when a kept-alive connection turns out closed or reset
 	// before any answer: each connection it takes for the request is counted, so such resends are counted
 	// and logged with the other retries instead of passing unseen.
-	var conns atomic.Int32
+	var conns, redirects atomic.Int32
 	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { conns.Add(1) }}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(rctx, trace), http.MethodGet, u.String(), nil)
+	tctx := context.WithValue(httptrace.WithClientTrace(rctx, trace), redirectsKey{}, &redirects)
+	req, err := http.NewRequestWithContext(tctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
 	defer func() {
-		if n := conns.Load(); n > 1 {
-			c.retries.Add(int64(n - 1))
+		if n := conns.Load() - 1 - redirects.Load(); n > 0 {
+			c.retries.Add(int64(n))
 			c.log.Warn("request sent again on a new connection: the API closed or reset a kept-alive one",
-				"url", shown, "resends", n-1)
+				"url", shown, "resends", n)
 		}
 	}()
 	req.Header.Set("Accept", accept)

@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -211,15 +210,10 @@ func expandEnv(s string) (string, error) {
 	return strings.ReplaceAll(out, esc, "${"), nil
 }
 
-func isNumberOrBool(v string) bool {
-	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return true
-	}
-	if _, err := strconv.ParseFloat(v, 64); err == nil {
-		return true
-	}
-	return v == "true" || v == "false"
-}
+// plainNumberOrBool matches what an unquoted ${VAR} may turn into: a base-10 integer without leading zeros,
+// a plain decimal, or a boolean, whose text YAML reads the same in a string field (010, 1e5 or 0x1F stay
+// strings).
+var plainNumberOrBool = regexp.MustCompile(`^(-?(0|[1-9][0-9]*)(\.[0-9]+)?|true|false)$`)
 
 func expandNode(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && n.Tag != "!!binary" {
@@ -229,7 +223,7 @@ func expandNode(n *yaml.Node) error {
 		}
 		// An unquoted ${VAR} that gives a number or a boolean is one, so that max_retries: ${RETRIES}
 		// decodes into an integer field; a quoted one stays a string, as YAML says.
-		if v != n.Value && n.Style == 0 && n.Tag == "!!str" && isNumberOrBool(v) {
+		if v != n.Value && n.Style == 0 && n.Tag == "!!str" && plainNumberOrBool.MatchString(v) {
 			n.Tag = ""
 		}
 		n.Value = v
@@ -517,12 +511,6 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 		}
 	} else if len(placeholders(r.Path)) > 0 {
 		return errors.New("path has {placeholders} but no parent")
-	} else {
-		for _, k := range slices.Sorted(maps.Keys(r.Params)) {
-			if len(placeholders(r.Params[k])) > 0 {
-				return fmt.Errorf("params.%s has {placeholders} but the resource has no parent to fill them", k)
-			}
-		}
 	}
 	return nil
 }

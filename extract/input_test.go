@@ -335,6 +335,11 @@ func TestConcurrentRunsOfOneSource(t *testing.T) {
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second run: %v, want the lock error", err)
 	}
+	// The first run, alive and holding its lock, is shown as running (not interrupted).
+	st, serr := ReadStatus(context.Background(), b.db.Pool, b.cfg)
+	if serr != nil || len(st.Sources) == 0 || st.Sources[0].LastRun == nil || st.Sources[0].LastRun.Status != "running" {
+		t.Errorf("status of the live run: %+v, %v; want running", st, serr)
+	}
 	for _, part := range []string{"extract demo: source is locked by another elt extract (backend pid ", ", application \"elt extract ", "run 1 started "} {
 		if !strings.Contains(err.Error(), part) {
 			t.Errorf("error %q does not contain %q", err, part)
@@ -895,5 +900,24 @@ func TestProgressWithTotal(t *testing.T) {
 	}
 	if !regexp.MustCompile(`msg="extract progress" source=fx resource=items fetched=\d+ pages=\d+ records_per_s=\d+ mb_per_s=[0-9.]+ total=10 eta_s=\d+`).MatchString(f.logs.String()) {
 		t.Errorf("no progress line with the total and the time left:\n%s", f.logs.String())
+	}
+}
+
+// A redirect the client follows on the same server is not a resend: no retry counted, no warning.
+func TestRedirectIsNoResend(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		if r.URL.Path == "/items" {
+			http.Redirect(w, r, "/v2/items", http.StatusMovedPermanently)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"data":[{"id":1}]}`)
+	})
+	if err := f.run(t, f.config(t, "", "        mode: replace"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryOne[int64](t, f.db, `select retries from elt.runs order by run_id desc limit 1`); got != 0 || strings.Contains(f.logs.String(), "sent again") {
+		t.Errorf("a followed redirect counted as %d retries:\n%s", got, f.logs.String())
 	}
 }

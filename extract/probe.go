@@ -32,11 +32,17 @@ func Probe(ctx context.Context, src *Source, log *slog.Logger) (string, time.Dur
 	if err != nil {
 		return "", 0, err
 	}
+	// The request a run would send first: params, the incremental filter from its initial value, and the
+	// pagination's first-page parameters.
 	q := u.Query()
 	for k, v := range res.Params {
 		q.Set(k, v)
 	}
+	if inc := res.Incremental; inc != nil && inc.Param != "" && inc.Initial != "" {
+		q.Set(inc.Param, inc.Initial)
+	}
 	u.RawQuery = q.Encode()
+	u = newPager(&res.Pagination, u).cur
 	accept := "application/json"
 	if res.Format == "ndjson" {
 		accept = "application/x-ndjson"

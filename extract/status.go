@@ -99,7 +99,8 @@ func readSources(ctx context.Context, pool *pgxpool.Pool, cfg *Config) ([]Source
 	rows, err := pool.Query(ctx, `
 		select distinct on (target) target, run_id,
 		       -- a run whose process died still says running: nobody holds its source's lock (lockSource)
-		       case when status = 'running' and not `+pglock.Held(`'elt:extract:' || target`)+` then 'interrupted' else status end,
+		       -- (advisory locks are not replicated: on a standby nobody holds it, so there it says running)
+		       case when status = 'running' and not pg_catalog.pg_is_in_recovery() and not `+pglock.Held(`'elt:extract:' || target`)+` then 'interrupted' else status end,
 		       started_at, finished_at, pages, records, bytes, retries, coalesce(error, ''),
 		       (select max(s.finished_at) from elt.runs s where s.kind = 'extract' and s.target = r.target and s.status = 'succeeded')
 		from elt.runs r where kind = 'extract'

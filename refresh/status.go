@@ -55,7 +55,8 @@ func ReadStatus(ctx context.Context, pool *pgxpool.Pool) (Status, error) {
 	err := pool.QueryRow(ctx, `
 select run_id, target,
        -- a run whose process died still says running: nobody holds the refresh lock (Lock)
-       case when status = 'running' and not `+pglock.Held("$1")+` then 'interrupted' else status end,
+       -- (advisory locks are not replicated: on a standby nobody holds it, so there it says running)
+       case when status = 'running' and not pg_catalog.pg_is_in_recovery() and not `+pglock.Held("$1")+` then 'interrupted' else status end,
        started_at, finished_at, records, coalesce(error, '')
 from elt.runs
 where kind = 'refresh'

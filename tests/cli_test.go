@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,6 +72,8 @@ func TestConnectHints(t *testing.T) {
 	}{
 		{"no database configured", []string{"DATABASE_URL=", "PGHOST=", "PGPORT=1"}, []string{"status"},
 			"no DATABASE_URL or PGHOST is set: export DATABASE_URL="},
+		{"a database URL flag, nothing listening", []string{"DATABASE_URL=", "PGHOST="}, []string{"status", "--database-url", "postgres://u@127.0.0.1:1/d"},
+			"connection refused (is PostgreSQL running and reachable there?)"},
 		{"not migrated: status", []string{"DATABASE_URL=" + pgtest.As(empty, nobody)}, []string{"status"},
 			"is not migrated by elt: run elt migrate first, as a superuser the first time"},
 		{"not migrated: tenant list", []string{"DATABASE_URL=" + pgtest.As(empty, nobody)}, []string{"tenant", "list"},
@@ -94,6 +97,24 @@ func TestConnectHints(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a bytes.Buffer a process writes to while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // TestInterruptExitStatus: Ctrl-C (SIGINT) during an extract stops it with 130, SIGTERM with 143, as a
 // shell reports a command ended by that signal, and says so.
 func TestInterruptExitStatus(t *testing.T) {
@@ -111,12 +132,16 @@ func TestInterruptExitStatus(t *testing.T) {
 	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
 		cmd := exec.Command(eltBin, "extract")
 		cmd.Env = append(cmd.Environ(), env...)
-		var stderr bytes.Buffer
+		var stderr lockedBuffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(700 * time.Millisecond)
+		// Signal once the run has started (its handler is set long before): mid-request to the API.
+		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(stderr.String(), `"msg":"extract started"`) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
 		_ = cmd.Process.Signal(sig)
 		_ = cmd.Wait()
 		if got := cmd.ProcessState.ExitCode(); got != want || !strings.Contains(stderr.String(), "stopped by SIG") {
@@ -132,6 +157,10 @@ func TestInterruptExitStatus(t *testing.T) {
 // TestJSONLogError: with --log-format json every line on stderr is JSON, the final error too (level ERROR,
 // with the exit status), for log collectors.
 func TestJSONLogError(t *testing.T) {
+	u := runElt(t, nil, "--log-format", "json", "bogus")
+	if u.Code != 2 || !strings.HasPrefix(u.Stderr, `{"time":`) || !strings.Contains(u.Stderr, `"msg":"elt usage error","error":"unexpected argument bogus (see elt --help)","exit":2}`) {
+		t.Errorf("a usage error with --log-format json: exit %d, %q", u.Code, u.Stderr)
+	}
 	r := runElt(t, []string{"DATABASE_URL=", "PGHOST=", "PGPORT=1"}, "--log-format", "json", "status")
 	if r.Code != 1 {
 		t.Fatalf("exit %d, want 1", r.Code)

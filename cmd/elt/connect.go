@@ -22,7 +22,7 @@ func (e *connectError) Unwrap() error { return e.err }
 
 // unwrapConnect returns the cause of a connection failure on one line. pgx prefixes each attempt with the
 // host, which the caller already names, and joins the attempts (TLS, then plain) with newlines.
-func unwrapConnect(err error) error {
+func unwrapConnect(err error, configured bool) error {
 	cause := err
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && ce.Unwrap() != nil {
@@ -40,14 +40,15 @@ func unwrapConnect(err error) error {
 		}
 	}
 	msg := strings.Join(parts, "; ")
-	if hint := connectHint(err); hint != "" {
+	if hint := connectHint(err, configured); hint != "" {
 		msg += " (" + hint + ")"
 	}
 	return &connectError{msg: msg, err: err}
 }
 
-// connectHint says what to do about a connection failure.
-func connectHint(err error) string {
+// connectHint says what to do about a connection failure; configured says whether a database URL (flag or
+// environment) or PGHOST named the server.
+func connectHint(err error, configured bool) string {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
@@ -62,7 +63,7 @@ func connectHint(err error) string {
 		}
 		return ""
 	}
-	if os.Getenv("DATABASE_URL") == "" && os.Getenv("PGHOST") == "" {
+	if !configured && os.Getenv("PGHOST") == "" {
 		return "no DATABASE_URL or PGHOST is set: export DATABASE_URL=postgres://USER@HOST:PORT/DB, or for the local cluster of make demo export DATABASE_URL=$(bin/elt db url)"
 	}
 	return "is PostgreSQL running and reachable there?"

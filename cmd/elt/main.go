@@ -112,7 +112,7 @@ func (g *Globals) connect(ctx context.Context, user string) (*pgxpool.Pool, bool
 		cfg.ConnConfig.User = user
 		cfg.ConnConfig.Password = passfilePassword(cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, user)
 	}
-	pool, err := open(ctx, cfg)
+	pool, err := open(ctx, cfg, g.DatabaseURL != "")
 	if err != nil {
 		return nil, false, err
 	}
@@ -126,21 +126,22 @@ func (g *Globals) connect(ctx context.Context, user string) (*pgxpool.Pool, bool
 	if priv {
 		pool.Close()
 		cfg.ConnConfig.RuntimeParams["search_path"] = migrate.SuperuserSearchPath
-		if pool, err = open(ctx, cfg); err != nil {
+		if pool, err = open(ctx, cfg, g.DatabaseURL != ""); err != nil {
 			return nil, false, err
 		}
 	}
 	return pool, super, nil
 }
 
-func open(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
+// open connects with cfg; configured says whether a database URL named the server (for the hint of a failure).
+func open(ctx context.Context, cfg *pgxpool.Config, configured bool) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to postgres at %s:%d as %s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User, unwrapConnect(err))
+		return nil, fmt.Errorf("connect to postgres at %s:%d as %s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.User, unwrapConnect(err, configured))
 	}
 	return pool, nil
 }
@@ -221,7 +222,12 @@ func main() {
 				help = "elt " + commandPath(cmd) + " --help"
 			}
 		}
-		fmt.Fprintf(os.Stderr, "elt: %v (see %s)\n", err, help)
+		msg := fmt.Sprintf("%v (see %s)", err, help)
+		if jsonLogsAsked(os.Args[1:]) {
+			newLogger("json", "info").Error("elt usage error", "error", msg, "exit", exitUsage)
+		} else {
+			fmt.Fprintf(os.Stderr, "elt: %s\n", msg)
+		}
 		os.Exit(exitUsage)
 	}
 	log := newLogger(cli.LogFormat, cli.LogLevel)
@@ -274,6 +280,21 @@ func main() {
 	}
 	cancel()
 	os.Exit(code)
+}
+
+// jsonLogsAsked reports whether the command line or ELT_LOG_FORMAT asks for JSON logs, for the errors that
+// come before the command line is understood.
+func jsonLogsAsked(args []string) bool {
+	format := os.Getenv("ELT_LOG_FORMAT")
+	for i, a := range args {
+		switch {
+		case a == "--log-format" && i+1 < len(args):
+			format = args[i+1]
+		case strings.HasPrefix(a, "--log-format="):
+			format = strings.TrimPrefix(a, "--log-format=")
+		}
+	}
+	return format == "json"
 }
 
 func sigName(sig syscall.Signal) string {

@@ -95,8 +95,14 @@ func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 	}
 	defer pool.Close()
 	if !super && !c.DryRun {
-		if err := migrated(ctx, pool); errors.Is(err, ErrNotMigrated) {
-			return fmt.Errorf("the first elt migrate of database %s must run as a superuser: it creates elt's roles and schemas; connect as one (e.g. DATABASE_URL=postgres://postgres@HOST/%s)",
+		// The first migrate creates elt's roles: a superuser, or a DBA with CREATEROLE (managed PostgreSQL's
+		// admin roles, which are no superusers) may run it; elt_runner and other plain roles may not.
+		var createRole bool
+		if err := pool.QueryRow(ctx, `select rolcreaterole from pg_catalog.pg_roles where rolname = current_user`).Scan(&createRole); err != nil {
+			return fmt.Errorf("connect to postgres: %w", err)
+		}
+		if err := migrated(ctx, pool); errors.Is(err, ErrNotMigrated) && !createRole {
+			return fmt.Errorf("the first elt migrate of database %s must run as a superuser or a role with CREATEROLE (it creates elt's roles and schemas); connect as one, e.g. DATABASE_URL=postgres://postgres@HOST/%s, then run elt as elt_runner",
 				pool.Config().ConnConfig.Database, pool.Config().ConnConfig.Database)
 		}
 	}

@@ -506,7 +506,7 @@ func (c *TenantReportCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("log in as tenant %s (%s) at %s:%d: %w", c.Customer, t.Role, cfg.Host, cfg.Port, unwrapConnect(err))
+		return fmt.Errorf("log in as tenant %s (%s) at %s:%d: %w", c.Customer, t.Role, cfg.Host, cfg.Port, unwrapConnect(err, true))
 	}
 	defer conn.Close(ctx)
 	rep, err := tenant.RunReport(ctx, p, conn, pool, c.Customer, c.Days)
