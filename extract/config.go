@@ -105,7 +105,7 @@ type Resource struct {
 
 // Pagination describes one of the pagination kinds and its stop rules.
 type Pagination struct {
-	// Kind is none (default), page, offset, cursor, next_url or link.
+	// Kind is none (default), page, offset, cursor, next_url, link or last_record.
 	Kind string `yaml:"kind"`
 	// PageParam is the page-number parameter of kind page (default "page"); FirstPage its first value (default 1).
 	PageParam string `yaml:"page_param"`
@@ -121,10 +121,15 @@ type Pagination struct {
 	CursorPath  string `yaml:"cursor_path"`
 	// NextURLPath is where the next page's URL is in the body (kind next_url; default "next").
 	NextURLPath string `yaml:"next_url_path"`
+	// RecordField is the field (dotted path) of a page's last record whose value asks for the next page, in
+	// CursorParam (kind last_record, Stripe's starting_after=<last id>; defaults "id" and "starting_after").
+	RecordField string `yaml:"record_field"`
 	// HasMorePath names a boolean in the body: false stops.
 	HasMorePath string `yaml:"has_more_path"`
 	// TotalPath names the total record count in the body: stop once that many records were read.
 	TotalPath string `yaml:"total_path"`
+	// TotalHeader names a response header with the total record count (X-Total-Count): the same stop rule.
+	TotalHeader string `yaml:"total_header"`
 	// StopOnEmpty stops at a page with no records (default true).
 	StopOnEmpty *bool `yaml:"stop_on_empty"`
 	// MaxPages stops after that many pages (0: no limit).
@@ -531,8 +536,8 @@ func (p *Pagination) validate() error {
 		t := true
 		p.StopOnEmpty = &t
 	}
-	if kind.needsStop && !*p.StopOnEmpty && p.HasMorePath == "" && p.TotalPath == "" && p.MaxPages == 0 {
-		return errors.New("kind " + p.Kind + " needs a stop rule: stop_on_empty, has_more_path, total_path or max_pages")
+	if kind.needsStop && !*p.StopOnEmpty && p.HasMorePath == "" && p.TotalPath == "" && p.TotalHeader == "" && p.MaxPages == 0 {
+		return errors.New("kind " + p.Kind + " needs a stop rule: stop_on_empty, has_more_path, total_path, total_header or max_pages")
 	}
 	if p.MaxPages < 0 {
 		return errors.New("max_pages must not be negative")

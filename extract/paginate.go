@@ -19,15 +19,17 @@ import (
 
 // pager walks the pages of one resource request.
 type pager struct {
-	cfg     *Pagination
-	cur     *url.URL       // the request for the page being read
-	pages   int            // pages read
-	records int            // records read on all pages
-	prev    []byte         // first record of the previous page
-	first   []byte         // first record of the current page
-	pageRec int            // records on the current page so far
-	visited map[string]int // cursor tokens or URLs of the pages requested, with their page number
-	total   int            // the record count the API gave on the latest page (total_path), 0 if none
+	cfg      *Pagination
+	cur      *url.URL       // the request for the page being read
+	pages    int            // pages read
+	records  int            // records read on all pages
+	prev     []byte         // first record of the previous page
+	first    []byte         // first record of the current page
+	pageRec  int            // records on the current page so far
+	visited  map[string]int // cursor tokens or URLs of the pages requested, with their page number
+	total    int            // the record count the API gave on the latest page (total_path), 0 if none
+	last     []byte         // the last record of the page just read (kind last_record); nil for an empty page
+	pageLast []byte         // the last record of the current page so far
 }
 
 // pageKind is one pagination kind, all of it in one place: the defaults of its settings, the parameters of
@@ -117,6 +119,17 @@ var pageKinds = map[string]pageKind{
 			return pg.follow(next, pg.cfg.NextURLPath)
 		},
 	},
+	"last_record": {
+		defaults: func(p *Pagination) {
+			if p.RecordField == "" {
+				p.RecordField = "id"
+			}
+			if p.CursorParam == "" {
+				p.CursorParam = "starting_after"
+			}
+		},
+		next: nextAfterLast,
+	},
 	"link": {
 		defaults: func(*Pagination) {},
 		next: func(pg *pager, _ map[string]json.RawMessage, h http.Header) (bool, string, error) {
@@ -145,6 +158,29 @@ func nextCursor(pg *pager, meta map[string]json.RawMessage, _ http.Header) (bool
 	}
 	if p, ok := pg.visited[tok]; ok {
 		return false, "", fmt.Errorf("page %d: cursor %s leads back to page %d (the pages go round in a cycle)", pg.pages, c.CursorPath, p)
+	}
+	pg.visited[tok] = pg.pages + 1
+	pg.set(c.CursorParam, tok)
+	return false, "", nil
+}
+
+// nextAfterLast asks for the records after the current page's last one (its record_field), refusing a value
+// that does not change or that leads back to an earlier page.
+func nextAfterLast(pg *pager, _ map[string]json.RawMessage, _ http.Header) (bool, string, error) {
+	c := pg.cfg
+	if pg.last == nil {
+		return true, "empty page", nil
+	}
+	v, ok := lookup(pg.last, strings.Split(c.RecordField, "."))
+	tok, scalar := scalarText(v)
+	if !ok || !scalar || tok == "" {
+		return false, "", fmt.Errorf("page %d: the last record has no %s to ask for the next page with", pg.pages, c.RecordField)
+	}
+	if tok == pg.cur.Query().Get(c.CursorParam) {
+		return false, "", fmt.Errorf("page %d: the last record's %s did not change", pg.pages, c.RecordField)
+	}
+	if p, ok := pg.visited[tok]; ok {
+		return false, "", fmt.Errorf("page %d: %s %s leads back to page %d (the pages go round in a cycle)", pg.pages, c.RecordField, tok, p)
 	}
 	pg.visited[tok] = pg.pages + 1
 	pg.set(c.CursorParam, tok)
@@ -194,6 +230,9 @@ func (pg *pager) wanted() []string {
 // previous one.
 func (pg *pager) record(rec []byte) error {
 	pg.pageRec++
+	if pg.cfg.Kind == "last_record" {
+		pg.pageLast = append(pg.pageLast[:0], rec...)
+	}
 	if pg.pageRec == 1 {
 		if pg.pages > 0 && pg.prev != nil && bytes.Equal(pg.prev, rec) {
 			return fmt.Errorf("page %d repeats page %d (same first record): the API ignores the pagination parameters?", pg.pages+1, pg.pages)
@@ -212,6 +251,10 @@ func (pg *pager) advance(meta map[string]json.RawMessage, h http.Header) (done b
 	pg.pages++
 	pg.records += n
 	pg.pageRec = 0
+	pg.last = nil
+	if n > 0 && pg.cfg.Kind == "last_record" {
+		pg.last = append(pg.last[:0], pg.pageLast...)
+	}
 	pg.prev, pg.first = pg.first, pg.prev[:0]
 	if n == 0 {
 		pg.prev = nil
@@ -238,6 +281,16 @@ func (pg *pager) advance(meta map[string]json.RawMessage, h http.Header) (done b
 			if pg.records >= total {
 				return true, "read " + p + " records", nil
 			}
+		}
+	}
+	if hd := c.TotalHeader; hd != "" && h.Get(hd) != "" {
+		total, err := strconv.Atoi(strings.TrimSpace(h.Get(hd)))
+		if err != nil {
+			return false, "", fmt.Errorf("page %d: header %s is %q, not a count", pg.pages, hd, h.Get(hd))
+		}
+		pg.total = total
+		if pg.records >= total {
+			return true, "read " + hd + " records", nil
 		}
 	}
 	if n == 0 && *c.StopOnEmpty {

@@ -10,9 +10,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/elt-dev/elt/tests/pgtest"
 )
 
 // listAPI is a purpose-built API serving records 0..n-1 in pages of size, in one pagination kind, with
@@ -238,5 +241,71 @@ func TestLinkNext(t *testing.T) {
 		if got := linkNext(tc.in); got != tc.want {
 			t.Errorf("linkNext(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// Kind last_record (Stripe's starting_after=<last id>): each page asks for the records after the previous
+// page's last one, until has_more is false; total_header (X-Total-Count) stops a page walk by the count.
+func TestLastRecordAndTotalHeader(t *testing.T) {
+	t.Parallel()
+	ids := []string{"a1", "a2", "a3", "a4", "a5"}
+	var asked []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/counted" { // page kind, a total in a header and no stop in the body
+			page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+			w.Header().Set("X-Total-Count", "4")
+			fmt.Fprintf(w, `[{"id":"p%d-1"},{"id":"p%d-2"}]`, page, page)
+			return
+		}
+		after := r.URL.Query().Get("starting_after")
+		mu.Lock()
+		asked = append(asked, after)
+		mu.Unlock()
+		start := 0
+		for i, id := range ids {
+			if id == after {
+				start = i + 1
+			}
+		}
+		end := min(start+2, len(ids))
+		var recs []string
+		for _, id := range ids[start:end] {
+			recs = append(recs, fmt.Sprintf(`{"id":%q,"n":{"k":%q}}`, id, id))
+		}
+		fmt.Fprintf(w, `{"data":[%s],"has_more":%v}`, strings.Join(recs, ","), end < len(ids))
+	}))
+	defer srv.Close()
+	db := pgtest.New(t)
+	cfg := mustConfig(t, fmt.Sprintf(`
+sources:
+  - name: fx
+    base_url: %s
+    max_retries: -1
+    resources:
+      - name: items
+        path: /items
+        records: data
+        primary_key: id
+        mode: replace
+        pagination: {kind: last_record, record_field: n.k, has_more_path: has_more, size_param: limit, size: 2}
+      - name: counted
+        path: /counted
+        primary_key: id
+        mode: replace
+        pagination: {kind: page, total_header: X-Total-Count, stop_on_empty: false}
+`, srv.URL))
+	if err := Run(context.Background(), db.Pool, cfg, Options{ProgressEvery: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"", "a2", "a4"}, asked); diff != "" {
+		t.Errorf("starting_after asked (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(ids, stagingIDs(t, db, "items")); diff != "" {
+		t.Errorf("staged items (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"p1-1", "p1-2", "p2-1", "p2-2"}, stagingIDs(t, db, "counted")); diff != "" {
+		t.Errorf("staged counted (-want +got):\n%s", diff)
 	}
 }
