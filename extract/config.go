@@ -105,7 +105,7 @@ type Resource struct {
 
 // Pagination describes one of the pagination kinds and its stop rules.
 type Pagination struct {
-	// Kind is none (default), page, offset, cursor, next_url, link or last_record.
+	// Kind is none (default), page, offset, cursor, header_cursor, next_url, link or last_record.
 	Kind string `yaml:"kind"`
 	// PageParam is the page-number parameter of kind page (default "page"); FirstPage its first value (default 1).
 	PageParam string `yaml:"page_param"`
@@ -119,6 +119,9 @@ type Pagination struct {
 	// where the next token is in the body (default "next_cursor").
 	CursorParam string `yaml:"cursor_param"`
 	CursorPath  string `yaml:"cursor_path"`
+	// CursorHeader is the response header with the next cursor token (kind header_cursor; default
+	// "X-Next-Cursor"), sent back in CursorParam.
+	CursorHeader string `yaml:"cursor_header"`
 	// NextURLPath is where the next page's URL is in the body (kind next_url; default "next").
 	NextURLPath string `yaml:"next_url_path"`
 	// RecordField is the field (dotted path) of a page's last record whose value asks for the next page, in

@@ -119,6 +119,19 @@ var pageKinds = map[string]pageKind{
 			return pg.follow(next, pg.cfg.NextURLPath)
 		},
 	},
+	"header_cursor": {
+		defaults: func(p *Pagination) {
+			if p.CursorParam == "" {
+				p.CursorParam = "cursor"
+			}
+			if p.CursorHeader == "" {
+				p.CursorHeader = "X-Next-Cursor"
+			}
+		},
+		next: func(pg *pager, _ map[string]json.RawMessage, h http.Header) (bool, string, error) {
+			return pg.moveTo(strings.TrimSpace(h.Get(pg.cfg.CursorHeader)), "header "+pg.cfg.CursorHeader)
+		},
+	},
 	"last_record": {
 		defaults: func(p *Pagination) {
 			if p.RecordField == "" {
@@ -161,6 +174,23 @@ func nextCursor(pg *pager, meta map[string]json.RawMessage, _ http.Header) (bool
 	}
 	pg.visited[tok] = pg.pages + 1
 	pg.set(c.CursorParam, tok)
+	return false, "", nil
+}
+
+// moveTo asks for the page of cursor token tok (what names where it came from, for errors), or ends the
+// walk when there is none; a token that does not change or leads back to an earlier page is an error.
+func (pg *pager) moveTo(tok, what string) (bool, string, error) {
+	if tok == "" {
+		return true, "no next cursor in " + what, nil
+	}
+	if tok == pg.cur.Query().Get(pg.cfg.CursorParam) {
+		return false, "", fmt.Errorf("page %d: cursor %s did not advance", pg.pages, what)
+	}
+	if p, ok := pg.visited[tok]; ok {
+		return false, "", fmt.Errorf("page %d: cursor %s leads back to page %d (the pages go round in a cycle)", pg.pages, what, p)
+	}
+	pg.visited[tok] = pg.pages + 1
+	pg.set(pg.cfg.CursorParam, tok)
 	return false, "", nil
 }
 

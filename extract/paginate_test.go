@@ -245,7 +245,8 @@ func TestLinkNext(t *testing.T) {
 }
 
 // Kind last_record (Stripe's starting_after=<last id>): each page asks for the records after the previous
-// page's last one, until has_more is false; total_header (X-Total-Count) stops a page walk by the count.
+// page's last one, until has_more is false; total_header (X-Total-Count) stops a page walk by the count;
+// kind header_cursor takes the next cursor from a response header until there is none.
 func TestLastRecordAndTotalHeader(t *testing.T) {
 	t.Parallel()
 	ids := []string{"a1", "a2", "a3", "a4", "a5"}
@@ -253,6 +254,14 @@ func TestLastRecordAndTotalHeader(t *testing.T) {
 	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/headed" { // the next cursor in a response header: c1 -> c2 -> none
+			next := map[string]string{"": "c1", "c1": "c2"}[r.URL.Query().Get("cursor")]
+			if next != "" {
+				w.Header().Set("X-Next-Cursor", next)
+			}
+			fmt.Fprintf(w, `[{"id":"h-%s"}]`, r.URL.Query().Get("cursor"))
+			return
+		}
 		if r.URL.Path == "/counted" { // page kind, a total in a header and no stop in the body
 			page, _ := strconv.Atoi(r.URL.Query().Get("page"))
 			w.Header().Set("X-Total-Count", "4")
@@ -295,6 +304,11 @@ sources:
         primary_key: id
         mode: replace
         pagination: {kind: page, total_header: X-Total-Count, stop_on_empty: false}
+      - name: headed
+        path: /headed
+        primary_key: id
+        mode: replace
+        pagination: {kind: header_cursor}
 `, srv.URL))
 	if err := Run(context.Background(), db.Pool, cfg, Options{ProgressEvery: -1}); err != nil {
 		t.Fatal(err)
@@ -307,5 +321,8 @@ sources:
 	}
 	if diff := cmp.Diff([]string{"p1-1", "p1-2", "p2-1", "p2-2"}, stagingIDs(t, db, "counted")); diff != "" {
 		t.Errorf("staged counted (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"h-", "h-c1", "h-c2"}, stagingIDs(t, db, "headed")); diff != "" {
+		t.Errorf("staged headed (-want +got):\n%s", diff)
 	}
 }
