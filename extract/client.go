@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -330,6 +331,12 @@ func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit f
 			}
 			return err
 		})
+		var he *httpError
+		if err != nil && errors.As(err, &he) && slices.Contains(res.EmptyOn, he.status) {
+			c.log.Info("no records here: the API answered a status listed in empty_on", "resource", res.Name,
+				"url", shown, "status", he.status)
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -98,6 +98,10 @@ type Resource struct {
 	// Rejects sends records that cannot be loaded (not an object, invalid JSON line, bytes jsonb refuses) to
 	// elt.rejects instead of failing the run.
 	Rejects bool `yaml:"rejects"`
+	// EmptyOn lists HTTP statuses that mean "no records here" (e.g. [404] for a child whose parent was
+	// deleted): such an answer ends that walk as an empty page instead of failing the run. Not 401 or 403,
+	// which would hide a wrong token.
+	EmptyOn []int `yaml:"empty_on"`
 
 	source *Source
 	parent *Resource
@@ -486,6 +490,14 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 		// A page may end inside a group of records with the same cursor value: the cursor committed at the
 		// last page would make the next run drop the rest of that group forever.
 		return errors.New("pagination.max_pages cannot be used with incremental: a walk cut after a page may stop inside records sharing one cursor value, whose rest would never be loaded; use --limit N to load a sample")
+	}
+	for _, st := range r.EmptyOn {
+		switch {
+		case st == 401 || st == 403:
+			return fmt.Errorf("empty_on: %d would hide a wrong or expired credential; leave it out", st)
+		case st < 400 || st > 599:
+			return fmt.Errorf("empty_on: %d is not an HTTP error status (400-599)", st)
+		}
 	}
 	if p := r.Parent; p != nil {
 		r.parent = byName[p.Resource]

@@ -921,3 +921,55 @@ func TestRedirectIsNoResend(t *testing.T) {
 		t.Errorf("a followed redirect counted as %d retries:\n%s", got, f.logs.String())
 	}
 }
+
+// empty_on: a child whose parent is gone answers 404; with empty_on: [404] that walk is empty and the run
+// succeeds with the other children, without it the run fails naming the 404; 401 cannot be listed.
+func TestEmptyOnStatus(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/parents":
+			fmt.Fprint(w, `{"data":[{"id":"p1"},{"id":"p2"},{"id":"p3"}]}`)
+		case "/parents/p2/kids":
+			http.Error(w, `{"error":"no such parent"}`, http.StatusNotFound)
+		default:
+			pid := strings.Split(r.URL.Path, "/")[2]
+			fmt.Fprintf(w, `{"data":[{"id":"%s-k"}]}`, pid)
+		}
+	})
+	const tmpl = `
+sources:
+  - name: fx
+    base_url: %s
+    max_retries: -1
+    resources:
+      - name: parents
+        path: /parents
+        records: data
+        primary_key: id
+        mode: replace
+      - name: kids
+        path: /parents/{pid}/kids
+        records: data
+        primary_key: id
+        mode: replace
+        parent: {resource: parents, fields: {pid: id}}
+%s`
+	err := f.run(t, mustConfig(t, fmt.Sprintf(tmpl, f.srv.URL, "")), Options{})
+	if err == nil || !strings.Contains(err.Error(), "/parents/p2/kids") || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("without empty_on: %v, want the 404 named", err)
+	}
+	if err := f.run(t, mustConfig(t, fmt.Sprintf(tmpl, f.srv.URL, "        empty_on: [404]\n")), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"p1-k", "p3-k"}, stagingIDs(t, f.db, "kids")); diff != "" {
+		t.Errorf("staged kids (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(f.logs.String(), "no records here: the API answered a status listed in empty_on") {
+		t.Errorf("the empty answer is not logged:\n%s", f.logs.String())
+	}
+	if _, err := ParseConfig([]byte(fmt.Sprintf(tmpl, f.srv.URL, "        empty_on: [401]\n"))); err == nil || !strings.Contains(err.Error(), "would hide a wrong or expired credential") {
+		t.Errorf("empty_on: [401]: %v", err)
+	}
+}
