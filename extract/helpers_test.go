@@ -1,7 +1,6 @@
 package extract
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/elt-dev/elt/demoapi"
+	"github.com/elt-dev/elt/internal/syncbuf"
 	"github.com/elt-dev/elt/tests/pgtest"
 )
 
@@ -67,7 +66,7 @@ type testBundle struct {
 	api  *demoapi.Server
 	srv  *httptest.Server
 	cfg  *Config
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 type bundleOpts struct {
@@ -93,7 +92,7 @@ func setup(t *testing.T, o bundleOpts) *testBundle {
 		Days: 30, Seed: 7, Now: testNow, Token: testToken, Faults: o.faults})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	b := &testBundle{db: pgtest.New(t), api: api, srv: srv, logs: &syncBuffer{}}
+	b := &testBundle{db: pgtest.New(t), api: api, srv: srv, logs: &syncbuf.Buffer{}}
 	b.cfg = mustConfig(t, fmt.Sprintf(demoConfig, srv.URL, tokenFile(t), o.batchSize, o.pageSize))
 	return b
 }
@@ -129,23 +128,6 @@ func (b *testBundle) run(t *testing.T, opts Options) error {
 		t.Errorf("logs show the token:\n%s", b.logs.String())
 	}
 	return err
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // stagingKeys lists "id@updated_at" of every row of a staging table, sorted; duplicates stay.

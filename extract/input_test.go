@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/elt-dev/elt/demoapi"
+	"github.com/elt-dev/elt/internal/syncbuf"
 	"github.com/elt-dev/elt/tests/pgtest"
 )
 
@@ -28,13 +29,13 @@ import (
 type fixture struct {
 	db   *pgtest.DB
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	n    atomic.Int64
 }
 
 func newFixture(t *testing.T, handle func(w http.ResponseWriter, r *http.Request, n int64)) *fixture {
 	t.Helper()
-	f := &fixture{db: pgtest.New(t), logs: &syncBuffer{}}
+	f := &fixture{db: pgtest.New(t), logs: &syncbuf.Buffer{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handle(w, r, f.n.Add(1))
 	}))

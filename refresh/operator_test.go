@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/elt-dev/elt/internal/syncbuf"
 )
 
 // TestDescribePgErrorKeepsChain: the described error says the server's detail and what to do, and callers
@@ -36,7 +37,7 @@ func TestStillRunning(t *testing.T) {
 	old := stillRunningEvery
 	stillRunningEvery = 20 * time.Millisecond
 	defer func() { stillRunningEvery = old }()
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	r := &runner{log: slog.New(slog.NewTextHandler(&buf, nil))}
 	stop := r.stillRunning("transform", "030_events.sql", time.Now())
 	time.Sleep(110 * time.Millisecond)
@@ -46,21 +47,4 @@ func TestStillRunning(t *testing.T) {
 	if after := strings.Count(buf.String(), "still running"); n < 3 || after != n {
 		t.Errorf("%d lines while running, %d after stop; want at least 3, then none more:\n%s", n, after, buf.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/elt-dev/elt/demoapi"
+	"github.com/elt-dev/elt/internal/syncbuf"
 	"github.com/elt-dev/elt/tenant/tenanttest"
 	"github.com/elt-dev/elt/tests/pgtest"
 )
@@ -97,24 +96,6 @@ func TestConnectHints(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer a process writes to while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestInterruptExitStatus: Ctrl-C (SIGINT) during an extract stops it with 130, SIGTERM with 143, as a
 // shell reports a command ended by that signal, and says so.
 func TestInterruptExitStatus(t *testing.T) {
@@ -132,7 +113,7 @@ func TestInterruptExitStatus(t *testing.T) {
 	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
 		cmd := exec.Command(eltBin, "extract")
 		cmd.Env = append(cmd.Environ(), env...)
-		var stderr lockedBuffer
+		var stderr syncbuf.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
