@@ -155,26 +155,15 @@ var pageKinds = map[string]pageKind{
 	},
 }
 
-// nextCursor moves to the page of the cursor token the body gives, refusing a token that does not change
-// or that leads back to an earlier page.
+// nextCursor moves to the page of the cursor token the body gives (moveTo); has_more true with no token is
+// an error.
 func nextCursor(pg *pager, meta map[string]json.RawMessage, _ http.Header) (bool, string, error) {
 	c := pg.cfg
-	tok, ok := scalarText(meta[c.CursorPath])
-	if !ok || tok == "" {
-		if c.HasMorePath != "" && string(meta[c.HasMorePath]) == "true" {
-			return false, "", fmt.Errorf("page %d: %s is true but %s is empty", pg.pages, c.HasMorePath, c.CursorPath)
-		}
-		return true, "no next cursor", nil
+	tok, _ := scalarText(meta[c.CursorPath]) // "" when absent, null or not a scalar
+	if tok == "" && c.HasMorePath != "" && string(meta[c.HasMorePath]) == "true" {
+		return false, "", fmt.Errorf("page %d: %s is true but %s is empty", pg.pages, c.HasMorePath, c.CursorPath)
 	}
-	if tok == pg.cur.Query().Get(c.CursorParam) {
-		return false, "", fmt.Errorf("page %d: cursor %s did not advance", pg.pages, c.CursorPath)
-	}
-	if p, ok := pg.visited[tok]; ok {
-		return false, "", fmt.Errorf("page %d: cursor %s leads back to page %d (the pages go round in a cycle)", pg.pages, c.CursorPath, p)
-	}
-	pg.visited[tok] = pg.pages + 1
-	pg.set(c.CursorParam, tok)
-	return false, "", nil
+	return pg.moveTo(tok, c.CursorPath)
 }
 
 // moveTo asks for the page of cursor token tok (what names where it came from, for errors), or ends the
@@ -194,8 +183,7 @@ func (pg *pager) moveTo(tok, what string) (bool, string, error) {
 	return false, "", nil
 }
 
-// nextAfterLast asks for the records after the current page's last one (its record_field), refusing a value
-// that does not change or that leads back to an earlier page.
+// nextAfterLast asks for the records after the current page's last one, by its record_field (moveTo).
 func nextAfterLast(pg *pager, _ map[string]json.RawMessage, _ http.Header) (bool, string, error) {
 	c := pg.cfg
 	if pg.last == nil {
@@ -206,15 +194,7 @@ func nextAfterLast(pg *pager, _ map[string]json.RawMessage, _ http.Header) (bool
 	if !ok || !scalar || tok == "" {
 		return false, "", fmt.Errorf("page %d: the last record has no %s to ask for the next page with", pg.pages, c.RecordField)
 	}
-	if tok == pg.cur.Query().Get(c.CursorParam) {
-		return false, "", fmt.Errorf("page %d: the last record's %s did not change", pg.pages, c.RecordField)
-	}
-	if p, ok := pg.visited[tok]; ok {
-		return false, "", fmt.Errorf("page %d: %s %s leads back to page %d (the pages go round in a cycle)", pg.pages, c.RecordField, tok, p)
-	}
-	pg.visited[tok] = pg.pages + 1
-	pg.set(c.CursorParam, tok)
-	return false, "", nil
+	return pg.moveTo(tok, "from the last record's "+c.RecordField)
 }
 
 // pageKindNames lists the kinds, for errors.
