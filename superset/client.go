@@ -275,3 +275,35 @@ func list[T any](ctx context.Context, c *Client, path string, q *Rison) ([]T, er
 		}
 	}
 }
+
+// create POSTs body to a collection path and returns the id of the object made.
+func (c *Client) create(ctx context.Context, path string, body any) (int, error) {
+	var res struct {
+		ID int `json:"id"`
+	}
+	err := c.do(ctx, http.MethodPost, path, nil, body, &res)
+	return res.ID, err
+}
+
+// show reads one object: the result of GET path.
+func show[T any](ctx context.Context, c *Client, path string) (T, error) {
+	var res struct {
+		Result T `json:"result"`
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, nil, &res)
+	return res.Result, err
+}
+
+// find is the item of list path whose col is exactly value (key reads it of an item), or nil.
+func find[T any](ctx context.Context, c *Client, path, col, value string, key func(T) string) (*T, error) {
+	items, err := list[T](ctx, c, path, Q().Filter(col, "eq", value))
+	if err != nil {
+		return nil, err
+	}
+	for i := range items {
+		if key(items[i]) == value {
+			return &items[i], nil
+		}
+	}
+	return nil, nil
+}

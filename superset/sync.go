@@ -182,6 +182,29 @@ func (s *syncer) act(verb, object, detail string) bool {
 	return !s.o.DryRun
 }
 
+// create makes an object (act says it): POST body to path, unless this is a dry run (id 0).
+func (s *syncer) create(ctx context.Context, obj, detail, path string, body any) (int, error) {
+	if !s.act("create", obj, detail) {
+		return 0, nil
+	}
+	id, err := s.c.create(ctx, path, body)
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", obj, err)
+	}
+	return id, nil
+}
+
+// write changes or deletes an object (act says it): method to path with body, unless this is a dry run.
+func (s *syncer) write(ctx context.Context, verb, obj, detail, method, path string, body any) error {
+	if !s.act(verb, obj, detail) {
+		return nil
+	}
+	if err := s.c.do(ctx, method, path, nil, body, nil); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, obj, err)
+	}
+	return nil
+}
+
 type named struct {
 	ID   int    `json:"id"`
 	Name string `json:"name"`
@@ -245,16 +268,19 @@ type database struct {
 const chartCacheTimeout = 3600
 
 func (s *syncer) findDatabase(ctx context.Context, name string) (int, error) {
-	dbs, err := list[database](ctx, s.c, "/api/v1/database/", Q().Filter("database_name", "eq", name))
-	if err != nil {
-		return 0, fmt.Errorf("superset databases: %w", err)
+	d, err := find(ctx, s.c, "/api/v1/database/", "database_name", name, func(d database) string { return d.Name })
+	if err != nil || d == nil {
+		return 0, wrap("superset databases", err)
 	}
-	for _, d := range dbs {
-		if d.Name == name {
-			return d.ID, nil
-		}
+	return d.ID, nil
+}
+
+// wrap is err said with what was being read, or nil.
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return 0, nil
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // database makes the tenant's Database: its login's URI, SQL Lab on, DML and uploads off. It returns its
@@ -266,26 +292,18 @@ func (s *syncer) database(ctx context.Context, t Tenant) (int, error) {
 		"allow_ctas": false, "allow_cvas": false, "allow_file_upload": false, "impersonate_user": false,
 		"allow_run_async": false, "cache_timeout": chartCacheTimeout, "is_managed_externally": true,
 	}
+	obj := fmt.Sprintf("database %q", name)
 	id, err := s.findDatabase(ctx, name)
-	if err != nil || id == 0 {
-		if err == nil && s.act("create", fmt.Sprintf("database %q", name), "") {
-			var res struct {
-				ID int `json:"id"`
-			}
-			if err = s.c.do(ctx, http.MethodPost, "/api/v1/database/", nil, want, &res); err != nil {
-				return 0, fmt.Errorf("create database %q: %w", name, err)
-			}
-			id = res.ID
-		}
-		return id, err
+	if err != nil {
+		return 0, err
 	}
-	var cur struct {
-		Result database `json:"result"`
+	if id == 0 {
+		return s.create(ctx, obj, "", "/api/v1/database/", want)
 	}
-	if err := s.c.do(ctx, http.MethodGet, "/api/v1/database/"+strconv.Itoa(id)+"/connection", nil, nil, &cur); err != nil {
-		return 0, fmt.Errorf("database %q: %w", name, err)
+	d, err := show[database](ctx, s.c, "/api/v1/database/"+strconv.Itoa(id)+"/connection")
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", obj, err)
 	}
-	d := cur.Result
 	var diff []string
 	if d.URI != maskedURI(t.URI) {
 		diff = append(diff, "URI "+d.URI+" -> "+maskedURI(t.URI))
@@ -308,9 +326,9 @@ func (s *syncer) database(ctx context.Context, t Tenant) (int, error) {
 				name, maskedURI(t.URI), err)
 		}
 	}
-	if len(diff) > 0 && s.act("update", fmt.Sprintf("database %q", name), strings.Join(diff, ", ")) {
-		if err := s.c.do(ctx, http.MethodPut, "/api/v1/database/"+strconv.Itoa(id), nil, want, nil); err != nil {
-			return 0, fmt.Errorf("update database %q: %w", name, err)
+	if len(diff) > 0 {
+		if err := s.write(ctx, "update", obj, strings.Join(diff, ", "), http.MethodPut, "/api/v1/database/"+strconv.Itoa(id), want); err != nil {
+			return 0, err
 		}
 	}
 	return id, nil
@@ -333,15 +351,13 @@ type permView struct {
 
 // permissionView finds (or, unless this is a dry run, creates) the id of permission on view menu.
 func (s *syncer) permissionView(ctx context.Context, permission, view string) (int, error) {
-	vms, err := list[named](ctx, s.c, "/api/v1/security/resources/", Q().Filter("name", "eq", view))
+	found, err := find(ctx, s.c, "/api/v1/security/resources/", "name", view, func(n named) string { return n.Name })
 	if err != nil {
 		return 0, fmt.Errorf("superset resources: %w", err)
 	}
 	vm := 0
-	for _, v := range vms {
-		if v.Name == view {
-			vm = v.ID
-		}
+	if found != nil {
+		vm = found.ID
 	}
 	if vm != 0 {
 		pvs, err := list[permView](ctx, s.c, "/api/v1/security/permissions-resources/", Q().Filter("view_menu", "rel_o_m", vm))
@@ -358,13 +374,9 @@ func (s *syncer) permissionView(ctx context.Context, permission, view string) (i
 		return 0, nil // Superset creates it with the Database, or Sync would below
 	}
 	if vm == 0 {
-		var res struct {
-			ID int `json:"id"`
-		}
-		if err := s.c.do(ctx, http.MethodPost, "/api/v1/security/resources/", nil, map[string]any{"name": view}, &res); err != nil {
+		if vm, err = s.c.create(ctx, "/api/v1/security/resources/", map[string]any{"name": view}); err != nil {
 			return 0, fmt.Errorf("create resource %s: %w", view, err)
 		}
-		vm = res.ID
 	}
 	perms, err := list[named](ctx, s.c, "/api/v1/security/permissions/", Q().Filter("name", "eq", permission))
 	if err != nil {
@@ -373,33 +385,28 @@ func (s *syncer) permissionView(ctx context.Context, permission, view string) (i
 	if len(perms) == 0 {
 		return 0, fmt.Errorf("superset has no permission %s (run superset init)", permission)
 	}
-	var res struct {
-		ID int `json:"id"`
-	}
-	err = s.c.do(ctx, http.MethodPost, "/api/v1/security/permissions-resources/", nil,
-		map[string]any{"permission_id": perms[0].ID, "view_menu_id": vm}, &res)
+	id, err := s.c.create(ctx, "/api/v1/security/permissions-resources/", map[string]any{"permission_id": perms[0].ID, "view_menu_id": vm})
 	if err != nil {
 		return 0, fmt.Errorf("create permission %s on %s: %w", permission, view, err)
 	}
-	return res.ID, nil
+	return id, nil
 }
 
 // role makes the tenant's role hold exactly schema access to the tenant's schema of its Database.
 func (s *syncer) role(ctx context.Context, t Tenant, db int, roles map[string]int) (int, error) {
 	name := RoleName(t.Key)
+	obj := fmt.Sprintf("role %q", name)
 	id := roles[name]
-	if id == 0 && s.act("create", fmt.Sprintf("role %q", name), "") {
-		var res struct {
-			ID int `json:"id"`
+	if id == 0 {
+		var err error
+		if id, err = s.create(ctx, obj, "", "/api/v1/security/roles/", map[string]any{"name": name}); err != nil {
+			return 0, err
 		}
-		if err := s.c.do(ctx, http.MethodPost, "/api/v1/security/roles/", nil, map[string]any{"name": name}, &res); err != nil {
-			return 0, fmt.Errorf("create role %q: %w", name, err)
-		}
-		id = res.ID
 		roles[name] = id
 	}
+	perms := "permissions: schema_access on " + s.schemaPerm(t)
 	if db == 0 && s.o.DryRun {
-		s.act("update", fmt.Sprintf("role %q", name), "permissions: schema_access on "+s.schemaPerm(t))
+		s.act("update", obj, perms)
 		return id, nil
 	}
 	pv, err := s.permissionView(ctx, "schema_access", s.schemaPerm(t))
@@ -408,23 +415,19 @@ func (s *syncer) role(ctx context.Context, t Tenant, db int, roles map[string]in
 	}
 	var cur []int
 	if id != 0 {
-		var res struct {
-			Result []struct {
-				ID int `json:"id"`
-			} `json:"result"`
+		ps, err := show[[]named](ctx, s.c, fmt.Sprintf("/api/v1/security/roles/%d/permissions/", id))
+		if err != nil {
+			return 0, fmt.Errorf("permissions of %s: %w", obj, err)
 		}
-		if err := s.c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/security/roles/%d/permissions/", id), nil, nil, &res); err != nil {
-			return 0, fmt.Errorf("permissions of role %q: %w", name, err)
-		}
-		for _, p := range res.Result {
+		for _, p := range ps {
 			cur = append(cur, p.ID)
 		}
 	}
-	if !slices.Equal(cur, []int{pv}) && s.act("update", fmt.Sprintf("role %q", name), "permissions: schema_access on "+s.schemaPerm(t)) {
-		err := s.c.do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/security/roles/%d/permissions", id), nil,
-			map[string]any{"permission_view_menu_ids": []int{pv}}, nil)
+	if !slices.Equal(cur, []int{pv}) {
+		err := s.write(ctx, "update", obj, perms, http.MethodPost, fmt.Sprintf("/api/v1/security/roles/%d/permissions", id),
+			map[string]any{"permission_view_menu_ids": []int{pv}})
 		if err != nil {
-			return 0, fmt.Errorf("set permissions of role %q: %w", name, err)
+			return 0, err
 		}
 	}
 	return id, nil
@@ -450,16 +453,8 @@ func (u user) roleIDs() []int {
 }
 
 func (s *syncer) findUser(ctx context.Context, username string) (*user, error) {
-	us, err := list[user](ctx, s.c, "/api/v1/security/users/", Q().Filter("username", "eq", username))
-	if err != nil {
-		return nil, fmt.Errorf("superset users: %w", err)
-	}
-	for _, u := range us {
-		if u.Username == username {
-			return &u, nil
-		}
-	}
-	return nil, nil
+	u, err := find(ctx, s.c, "/api/v1/security/users/", "username", username, func(u user) string { return u.Username })
+	return u, wrap("superset users", err)
 }
 
 // users gives the tenant's users its role and the base roles, creating the one named like the tenant when
@@ -510,10 +505,10 @@ func (s *syncer) users(ctx context.Context, t Tenant, role int, roles map[string
 				}
 			}
 			slices.Sort(merged)
-			if !slices.Equal(have, merged) && s.act("update", fmt.Sprintf("user %q", name), "roles") {
-				err := s.c.do(ctx, http.MethodPut, "/api/v1/security/users/"+strconv.Itoa(u.ID), nil, map[string]any{"roles": merged}, nil)
+			if !slices.Equal(have, merged) {
+				err := s.write(ctx, "update", fmt.Sprintf("user %q", name), "roles", http.MethodPut, "/api/v1/security/users/"+strconv.Itoa(u.ID), map[string]any{"roles": merged})
 				if err != nil {
-					return fmt.Errorf("update user %q: %w", name, err)
+					return err
 				}
 			}
 		}
@@ -531,10 +526,10 @@ func (s *syncer) users(ctx context.Context, t Tenant, role int, roles map[string
 			continue
 		}
 		rest := slices.DeleteFunc(u.roleIDs(), func(id int) bool { return id == role })
-		if s.act("update", fmt.Sprintf("user %q", u.Username), "remove role "+RoleName(t.Key)) {
-			if err := s.c.do(ctx, http.MethodPut, "/api/v1/security/users/"+strconv.Itoa(u.ID), nil, map[string]any{"roles": rest}, nil); err != nil {
-				return fmt.Errorf("update user %q: %w", u.Username, err)
-			}
+		err := s.write(ctx, "update", fmt.Sprintf("user %q", u.Username), "remove role "+RoleName(t.Key),
+			http.MethodPut, "/api/v1/security/users/"+strconv.Itoa(u.ID), map[string]any{"roles": rest})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -563,13 +558,9 @@ func deref(s *string) string {
 // datasets' ids by relation.
 func (s *syncer) datasets(ctx context.Context, t Tenant, db int) (map[string]int, error) {
 	ids := map[string]int{}
-	var cur []dataset
-	if db != 0 {
-		var err error
-		cur, err = list[dataset](ctx, s.c, "/api/v1/dataset/", Q().Filter("database", "rel_o_m", db))
-		if err != nil {
-			return nil, fmt.Errorf("superset datasets: %w", err)
-		}
+	cur, err := s.databaseDatasets(ctx, db)
+	if err != nil {
+		return nil, err
 	}
 	byName := map[string]dataset{}
 	for _, d := range cur {
@@ -583,33 +574,27 @@ func (s *syncer) datasets(ctx context.Context, t Tenant, db int) (map[string]int
 		delete(byName, r.Name)
 		id := d.ID
 		if !ok {
-			if !s.act("create", obj, "") {
-				continue
-			}
-			var res struct {
-				ID int `json:"id"`
-			}
 			body := map[string]any{"database": db, "catalog": s.o.Catalog, "schema": t.Schema, "table_name": r.Name}
-			if err := s.c.do(ctx, http.MethodPost, "/api/v1/dataset/", nil, body, &res); err != nil {
-				return nil, fmt.Errorf("create %s: %w", obj, err)
+			if id, err = s.create(ctx, obj, "", "/api/v1/dataset/", body); err != nil || id == 0 {
+				if err != nil {
+					return nil, err
+				}
+				continue // a dry run
 			}
-			id = res.ID
 		}
 		ids[r.Name] = id
-		var full struct {
-			Result dataset `json:"result"`
-		}
-		if err := s.c.do(ctx, http.MethodGet, "/api/v1/dataset/"+strconv.Itoa(id), nil, nil, &full); err != nil {
+		full, err := show[dataset](ctx, s.c, "/api/v1/dataset/"+strconv.Itoa(id))
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", obj, err)
 		}
-		if deref(full.Result.Description) != r.Comment && (!ok || s.act("update", obj, "description")) {
+		if deref(full.Description) != r.Comment && (!ok || s.act("update", obj, "description")) {
 			body := map[string]any{"description": r.Comment, "is_managed_externally": true}
 			if err := s.c.do(ctx, http.MethodPut, "/api/v1/dataset/"+strconv.Itoa(id), nil, body, nil); err != nil {
 				return nil, fmt.Errorf("update %s: %w", obj, err)
 			}
 		}
 		have := map[string]string{}
-		for _, c := range full.Result.Columns {
+		for _, c := range full.Columns {
 			have[c.Name] = deref(c.Description)
 		}
 		stale := len(have) != len(r.Columns)
@@ -619,9 +604,9 @@ func (s *syncer) datasets(ctx context.Context, t Tenant, db int) (map[string]int
 			}
 		}
 		// Refreshing a dataset reads its columns and their comments from PostgreSQL again.
-		if stale && s.act("update", obj, "columns") {
-			if err := s.c.do(ctx, http.MethodPut, "/api/v1/dataset/"+strconv.Itoa(id)+"/refresh", nil, nil, nil); err != nil {
-				return nil, fmt.Errorf("refresh %s: %w", obj, err)
+		if stale {
+			if err := s.write(ctx, "update", obj, "columns", http.MethodPut, "/api/v1/dataset/"+strconv.Itoa(id)+"/refresh", nil); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -636,14 +621,17 @@ func (s *syncer) datasets(ctx context.Context, t Tenant, db int) (map[string]int
 }
 
 func (s *syncer) deleteDataset(ctx context.Context, d dataset, db string) error {
-	obj := fmt.Sprintf("dataset %s.%s of %q", d.Schema, d.TableName, db)
-	if !s.act("delete", obj, "") {
-		return nil
+	return s.write(ctx, "delete", fmt.Sprintf("dataset %s.%s of %q", d.Schema, d.TableName, db), "",
+		http.MethodDelete, "/api/v1/dataset/"+strconv.Itoa(d.ID), nil)
+}
+
+// databaseDatasets are the datasets of Database db (none when db is 0: one a dry run would create).
+func (s *syncer) databaseDatasets(ctx context.Context, db int) ([]dataset, error) {
+	if db == 0 {
+		return nil, nil
 	}
-	if err := s.c.do(ctx, http.MethodDelete, "/api/v1/dataset/"+strconv.Itoa(d.ID), nil, nil, nil); err != nil {
-		return fmt.Errorf("delete %s: %w", obj, err)
-	}
-	return nil
+	ds, err := list[dataset](ctx, s.c, "/api/v1/dataset/", Q().Filter("database", "rel_o_m", db))
+	return ds, wrap("superset datasets", err)
 }
 
 type chart struct {
@@ -664,22 +652,15 @@ type dashboard struct {
 }
 
 func (s *syncer) findDashboard(ctx context.Context, slug string) (*dashboard, error) {
-	ds, err := list[dashboard](ctx, s.c, "/api/v1/dashboard/", Q().Filter("slug", "eq", slug))
+	d, err := find(ctx, s.c, "/api/v1/dashboard/", "slug", slug, func(d dashboard) string { return d.Slug })
+	if err != nil || d == nil {
+		return nil, wrap("superset dashboards", err)
+	}
+	full, err := show[dashboard](ctx, s.c, "/api/v1/dashboard/"+strconv.Itoa(d.ID))
 	if err != nil {
-		return nil, fmt.Errorf("superset dashboards: %w", err)
+		return nil, fmt.Errorf("dashboard %s: %w", slug, err)
 	}
-	for _, d := range ds {
-		if d.Slug == slug {
-			var full struct {
-				Result dashboard `json:"result"`
-			}
-			if err := s.c.do(ctx, http.MethodGet, "/api/v1/dashboard/"+strconv.Itoa(d.ID), nil, nil, &full); err != nil {
-				return nil, fmt.Errorf("dashboard %s: %w", slug, err)
-			}
-			return &full.Result, nil
-		}
-	}
-	return nil, nil
+	return &full, nil
 }
 
 func (s *syncer) dashboardCharts(ctx context.Context, id int) ([]chart, error) {
@@ -688,17 +669,16 @@ func (s *syncer) dashboardCharts(ctx context.Context, id int) ([]chart, error) {
 		return nil, fmt.Errorf("superset charts of dashboard %d: %w", id, err)
 	}
 	for i, c := range cs {
-		var full struct {
-			Result chart `json:"result"`
-		}
-		if err := s.c.do(ctx, http.MethodGet, "/api/v1/chart/"+strconv.Itoa(c.ID), nil, nil, &full); err != nil {
+		// The list leaves out the query context: each chart is read whole.
+		full, err := show[chart](ctx, s.c, "/api/v1/chart/"+strconv.Itoa(c.ID))
+		if err != nil {
 			return nil, fmt.Errorf("chart %d: %w", c.ID, err)
 		}
-		full.Result.ID = c.ID
-		if full.Result.Datasource == 0 {
-			full.Result.Datasource = c.Datasource
+		full.ID = c.ID
+		if full.Datasource == 0 {
+			full.Datasource = c.Datasource
 		}
-		cs[i] = full.Result
+		cs[i] = full
 	}
 	return cs, nil
 }
@@ -715,17 +695,12 @@ func (s *syncer) dashboard(ctx context.Context, t Tenant, datasets map[string]in
 		return err
 	}
 	if d == nil {
-		if !s.act("create", obj, fmt.Sprintf("%q, %d charts", title, len(tpl.Charts))) {
-			return nil
-		}
-		var res struct {
-			ID int `json:"id"`
-		}
 		body := map[string]any{"dashboard_title": title, "slug": slug, "published": true, "is_managed_externally": true}
-		if err := s.c.do(ctx, http.MethodPost, "/api/v1/dashboard/", nil, body, &res); err != nil {
-			return fmt.Errorf("create %s: %w", obj, err)
+		id, err := s.create(ctx, obj, fmt.Sprintf("%q, %d charts", title, len(tpl.Charts)), "/api/v1/dashboard/", body)
+		if err != nil || id == 0 {
+			return err // id 0: a dry run
 		}
-		d = &dashboard{ID: res.ID, Title: title, Slug: slug, Published: true}
+		d = &dashboard{ID: id, Title: title, Slug: slug, Published: true}
 	}
 	cur, err := s.dashboardCharts(ctx, d.ID)
 	if err != nil {
@@ -739,55 +714,45 @@ func (s *syncer) dashboard(ctx context.Context, t Tenant, datasets map[string]in
 	for i := range tpl.Charts {
 		c := &tpl.Charts[i]
 		ds := datasets[c.Relation]
+		params, qc := c.params(ds), c.queryContext(ds)
 		want := map[string]any{"slice_name": c.Title, "viz_type": c.VizType(), "datasource_id": ds,
-			"datasource_type": "table", "params": c.params(ds), "query_context": c.queryContext(ds),
+			"datasource_type": "table", "params": params, "query_context": qc,
 			"query_context_generation": false, "dashboards": []int{d.ID}, "is_managed_externally": true}
 		cobj := fmt.Sprintf("chart %q of %s", c.Title, slug)
 		have, ok := byName[c.Title]
 		delete(byName, c.Title)
 		switch {
 		case !ok:
-			if !s.act("create", cobj, "") {
-				continue
+			if ids[i], err = s.create(ctx, cobj, "", "/api/v1/chart/", want); err != nil {
+				return err
 			}
-			var res struct {
-				ID int `json:"id"`
-			}
-			if err := s.c.do(ctx, http.MethodPost, "/api/v1/chart/", nil, want, &res); err != nil {
-				return fmt.Errorf("create %s: %w", cobj, err)
-			}
-			ids[i] = res.ID
 		default:
 			ids[i] = have.ID
-			if have.VizType != c.VizType() || have.Datasource != ds || !sameJSON(have.Params, c.params(ds)) ||
-				!sameJSON(have.QueryContext, c.queryContext(ds)) {
-				if s.act("update", cobj, "definition") {
-					delete(want, "dashboards") // a PUT would take the chart off every other dashboard
-					if err := s.c.do(ctx, http.MethodPut, "/api/v1/chart/"+strconv.Itoa(have.ID), nil, want, nil); err != nil {
-						return fmt.Errorf("update %s: %w", cobj, err)
-					}
+			if have.VizType != c.VizType() || have.Datasource != ds || !sameJSON(have.Params, params) || !sameJSON(have.QueryContext, qc) {
+				delete(want, "dashboards") // a PUT would take the chart off every other dashboard
+				if err := s.write(ctx, "update", cobj, "definition", http.MethodPut, "/api/v1/chart/"+strconv.Itoa(have.ID), want); err != nil {
+					return err
 				}
 			}
 		}
 	}
 	for _, c := range cur {
-		if _, extra := byName[c.Name]; extra && s.act("delete", fmt.Sprintf("chart %q of %s", c.Name, slug), "not in the template") {
-			if err := s.c.do(ctx, http.MethodDelete, "/api/v1/chart/"+strconv.Itoa(c.ID), nil, nil, nil); err != nil {
-				return fmt.Errorf("delete chart %q: %w", c.Name, err)
+		if _, extra := byName[c.Name]; extra {
+			if err := s.deleteChart(ctx, c, slug, "not in the template"); err != nil {
+				return err
 			}
 		}
 	}
 	pos := tpl.position(title, ids)
 	if d.Title != title || !d.Published || !sameJSON(d.Position, pos) {
-		if s.act("update", obj, "title and layout") {
-			body := map[string]any{"dashboard_title": title, "published": true, "position_json": pos,
-				"is_managed_externally": true}
-			if err := s.c.do(ctx, http.MethodPut, "/api/v1/dashboard/"+strconv.Itoa(d.ID), nil, body, nil); err != nil {
-				return fmt.Errorf("update %s: %w", obj, err)
-			}
-		}
+		body := map[string]any{"dashboard_title": title, "published": true, "position_json": pos, "is_managed_externally": true}
+		return s.write(ctx, "update", obj, "title and layout", http.MethodPut, "/api/v1/dashboard/"+strconv.Itoa(d.ID), body)
 	}
 	return nil
+}
+
+func (s *syncer) deleteChart(ctx context.Context, c chart, slug, why string) error {
+	return s.write(ctx, "delete", fmt.Sprintf("chart %q of %s", c.Name, slug), why, http.MethodDelete, "/api/v1/chart/"+strconv.Itoa(c.ID), nil)
 }
 
 func sameJSON(a, b string) bool {
@@ -813,16 +778,12 @@ func (s *syncer) remove(ctx context.Context, key string, role int) error {
 			return err
 		}
 		for _, c := range cs {
-			if s.act("delete", fmt.Sprintf("chart %q of %s", c.Name, slug), "") {
-				if err := s.c.do(ctx, http.MethodDelete, "/api/v1/chart/"+strconv.Itoa(c.ID), nil, nil, nil); err != nil {
-					return fmt.Errorf("delete chart %q: %w", c.Name, err)
-				}
+			if err := s.deleteChart(ctx, c, slug, ""); err != nil {
+				return err
 			}
 		}
-		if s.act("delete", "dashboard "+slug, "") {
-			if err := s.c.do(ctx, http.MethodDelete, "/api/v1/dashboard/"+strconv.Itoa(d.ID), nil, nil, nil); err != nil {
-				return fmt.Errorf("delete dashboard %s: %w", slug, err)
-			}
+		if err := s.write(ctx, "delete", "dashboard "+slug, "", http.MethodDelete, "/api/v1/dashboard/"+strconv.Itoa(d.ID), nil); err != nil {
+			return err
 		}
 	}
 	name := DatabaseName(key)
@@ -831,34 +792,27 @@ func (s *syncer) remove(ctx context.Context, key string, role int) error {
 		return err
 	}
 	if db != 0 {
-		ds, err := list[dataset](ctx, s.c, "/api/v1/dataset/", Q().Filter("database", "rel_o_m", db))
+		ds, err := s.databaseDatasets(ctx, db)
 		if err != nil {
-			return fmt.Errorf("superset datasets: %w", err)
+			return err
 		}
 		for _, d := range ds {
 			if err := s.deleteDataset(ctx, d, name); err != nil {
 				return err
 			}
 		}
-		if s.act("delete", fmt.Sprintf("database %q", name), "") {
-			if err := s.c.do(ctx, http.MethodDelete, "/api/v1/database/"+strconv.Itoa(db), nil, nil, nil); err != nil {
-				return fmt.Errorf("delete database %q: %w", name, err)
-			}
+		if err := s.write(ctx, "delete", fmt.Sprintf("database %q", name), "", http.MethodDelete, "/api/v1/database/"+strconv.Itoa(db), nil); err != nil {
+			return err
 		}
 	}
 	u, err := s.findUser(ctx, key)
 	if err != nil {
 		return err
 	}
-	if u != nil && u.Email == createdEmail(key) && s.act("delete", fmt.Sprintf("user %q", key), "") {
-		if err := s.c.do(ctx, http.MethodDelete, "/api/v1/security/users/"+strconv.Itoa(u.ID), nil, nil, nil); err != nil {
-			return fmt.Errorf("delete user %q: %w", key, err)
+	if u != nil && u.Email == createdEmail(key) {
+		if err := s.write(ctx, "delete", fmt.Sprintf("user %q", key), "", http.MethodDelete, "/api/v1/security/users/"+strconv.Itoa(u.ID), nil); err != nil {
+			return err
 		}
 	}
-	if s.act("delete", fmt.Sprintf("role %q", RoleName(key)), "") {
-		if err := s.c.do(ctx, http.MethodDelete, "/api/v1/security/roles/"+strconv.Itoa(role), nil, nil, nil); err != nil {
-			return fmt.Errorf("delete role %q: %w", RoleName(key), err)
-		}
-	}
-	return nil
+	return s.write(ctx, "delete", fmt.Sprintf("role %q", RoleName(key)), "", http.MethodDelete, "/api/v1/security/roles/"+strconv.Itoa(role), nil)
 }
