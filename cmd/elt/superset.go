@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -166,10 +164,6 @@ func userPassword(dir, key string) (string, error) {
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return pw, err
 	}
-	b := make([]byte, 18)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	pw = base64.RawURLEncoding.EncodeToString(b)
+	pw = tenant.GeneratePassword()
 	return pw, writePassword(path, pw)
 }
