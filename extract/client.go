@@ -31,6 +31,7 @@ type client struct {
 	pages   atomic.Int64
 	bytes   atomic.Int64
 	total   atomic.Int64 // the record count the API gave (total_path) on the walk's latest page; 0: none
+	quota   *quota       // nil: no max_requests or max_duration
 }
 
 func newClient(src *Source, creds credentials, log *slog.Logger) *client {
@@ -42,6 +43,7 @@ func newClient(src *Source, creds credentials, log *slog.Logger) *client {
 		creds:   creds,
 		limiter: newRateLimiter(src.RateLimit),
 		log:     log,
+		quota:   newQuota(src),
 	}
 }
 
@@ -89,6 +91,9 @@ func (e emitError) Error() string { return e.err.Error() }
 // policy. read must call restart semantics itself: attempt counts from 0.
 func (c *client) get(ctx context.Context, u *url.URL, shown, accept string, read func(resp *http.Response, attempt int, idle *idleTimer) error) error {
 	for attempt := 0; ; attempt++ {
+		if err := c.quota.take(); err != nil {
+			return fmt.Errorf("%w, before GET %s", err, shown)
+		}
 		err := c.once(ctx, u, shown, accept, read, attempt)
 		if err == nil {
 			return nil

@@ -47,6 +47,12 @@ type Source struct {
 	// BatchTime ends a batch (at the next cursor boundary) after this long even if it is smaller, so that a
 	// slow API never keeps a batch transaction, and elt refresh behind it, waiting for long (default 10s).
 	BatchTime Duration `yaml:"batch_time"`
+	// MaxRequests is the most HTTP requests one run sends to this source (retries included; 0: no limit): a
+	// run that meets it stops at a batch boundary and is recorded partial; the next run resumes there.
+	MaxRequests int `yaml:"max_requests"`
+	// MaxDuration is the longest one run of this source goes on sending requests (0: no limit), with the
+	// same end as MaxRequests.
+	MaxDuration Duration `yaml:"max_duration"`
 	// Resources are the endpoints of this source, extracted in order.
 	Resources []*Resource `yaml:"resources"`
 }
@@ -375,6 +381,9 @@ func (s *Source) validate() error {
 	}
 	if s.BatchTime <= 0 {
 		s.BatchTime = Duration(10 * time.Second)
+	}
+	if s.MaxRequests < 0 || s.MaxDuration < 0 {
+		return errors.New("max_requests and max_duration must not be negative")
 	}
 	if err := s.Auth.validate(); err != nil {
 		return fmt.Errorf("auth: %w", err)

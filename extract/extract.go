@@ -111,7 +111,9 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 	}
 	log.Info("extract started", "run_id", x.runID)
 	start := time.Now()
-	for _, res := range src.Resources {
+	left := 0 // index of the first resource not finished
+	for i, res := range src.Resources {
+		left = i
 		if err = x.resource(ctx, res); err != nil {
 			err = fmt.Errorf("extract %s/%s: %w", src.Name, res.Name, err)
 			break
@@ -122,6 +124,14 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 	case err != nil && ctx.Err() != nil:
 		status, msg = "cancelled", "cancelled"
 		err = fmt.Errorf("extract %s: cancelled (%w); committed batches are kept, the next run resumes after them", src.Name, ctx.Err())
+	case errors.Is(err, ErrQuota):
+		var names []string
+		for _, r := range src.Resources[left:] {
+			names = append(names, src.Name+"/"+r.Name)
+		}
+		err = fmt.Errorf("%w; this run committed %d records; left for the next run, which resumes where this one stopped: %s",
+			err, x.records, strings.Join(names, ", "))
+		status, msg = "partial", creds.redact(err.Error())
 	case err != nil:
 		status, msg = "failed", creds.redact(err.Error())
 	}
@@ -138,7 +148,7 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 	switch status {
 	case "failed":
 		level = slog.LevelError
-	case "cancelled":
+	case "cancelled", "partial":
 		level = slog.LevelWarn
 	}
 	log.Log(ctx, level, "extract finished", "run_id", x.runID, "status", status, "committed", x.records,
@@ -162,7 +172,8 @@ func (x *sourceRun) resource(ctx context.Context, res *Resource) error {
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	items := make(chan item, 8)
-	f := &fetcher{x: x, res: res, cs: cs, out: items}
+	f := &fetcher{x: x, res: res, cs: cs, out: items,
+		holding: x.client.quota != nil && !replace && res.Incremental != nil}
 	// The loader's own copy of the committed cursors: the fetcher goroutine reads cs.
 	saved := maps.Clone(cs.values)
 	go f.run(fctx)
@@ -176,6 +187,9 @@ func (x *sourceRun) resource(ctx context.Context, res *Resource) error {
 	stop()
 	cancel()
 	for range items { // let the fetcher finish
+	}
+	if err == nil && f.quota != nil {
+		return f.quota // read after the loader saw the end, which the fetcher sent after setting it
 	}
 	return err
 }

@@ -154,6 +154,16 @@ type fetcher struct {
 	last  map[string]string // last cursor seen per scope in this run
 	prev  record            // the last record sent
 	due   atomic.Bool       // set every flushEvery: hand over what is buffered even if it is little
+
+	// With a quota, the records of the latest cursor value wait in hold until one with another value comes
+	// (pass): a walk stopped by the quota between two pages may not have seen all of that value's records,
+	// and committing some of them would make the next run skip the rest.
+	holding bool
+	hold    []record
+	group   record // scope and cursor of the latest record passed
+	grouped bool   // group is set
+	uncut   bool   // the current group outgrew maxHold: part of it went on, so it cannot be held back
+	quota   error  // the quota error that ended the walk at a clean boundary (the loader commits what it got)
 }
 
 // flushEvery bounds how long a record waits in the fetcher's buffer when the API is slow.
@@ -179,6 +189,14 @@ func (f *fetcher) run(ctx context.Context) {
 	err := f.walkAll(ctx)
 	if errors.Is(err, errLimit) {
 		err = nil
+	}
+	if err == nil {
+		err = f.release(ctx)
+	}
+	if errors.Is(err, ErrQuota) && f.holding && !f.uncut {
+		// Every record passed on belongs to a cursor value whose records are all in: commit them, drop the
+		// held ones (the next run asks for them again), and report the quota once the loader is done.
+		f.quota, f.hold, err = err, nil, nil
 	}
 	if err == nil {
 		err = f.flush(ctx)
@@ -351,8 +369,43 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 		f.count++
 		f.prev = r
 		f.x.fetched.Add(1)
+		return f.pass(ctx, r)
+	}
+}
+
+// pass hands a record on; with a quota (holding), the records of the latest cursor value are held back until
+// a record with another value (or scope) comes or the walk ends.
+func (f *fetcher) pass(ctx context.Context, r record) error {
+	if !f.holding {
 		return f.send(ctx, r)
 	}
+	if f.grouped && (r.scope != f.group.scope || compareCursor(r.cursor, f.group.cursor) != 0) {
+		if err := f.release(ctx); err != nil {
+			return err
+		}
+		f.uncut = false
+	}
+	f.group, f.grouped = record{scope: r.scope, cursor: r.cursor}, true
+	if f.uncut {
+		return f.send(ctx, r)
+	}
+	f.hold = append(f.hold, r)
+	if len(f.hold) >= maxHold {
+		f.uncut = true
+		return f.release(ctx)
+	}
+	return nil
+}
+
+// release hands the held records on.
+func (f *fetcher) release(ctx context.Context) error {
+	for _, r := range f.hold {
+		if err := f.send(ctx, r); err != nil {
+			return err
+		}
+	}
+	f.hold = f.hold[:0]
+	return nil
 }
 
 func (f *fetcher) send(ctx context.Context, r record) error {

@@ -255,3 +255,46 @@ func TestTenantAddIfNotExists(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotaExitStatus: an extract that meets its source's max_requests exits 3 (partial, nothing failed),
+// says what is left, and elt status shows the run partial; the next runs resume and finish with 0.
+func TestQuotaExitStatus(t *testing.T) {
+	db := pgtest.New(t)
+	api := demoapi.New(demoapi.Options{Customers: 2, UsersPerCustomer: 3, Events: 2000, Seed: 3, Token: "quota-token"})
+	ts := httptest.NewServer(api)
+	defer ts.Close()
+	project := t.TempDir()
+	for _, dir := range []string{"sql", "views", "migrations", "dashboards"} { // the default project, with a quota
+		if err := os.CopyFS(filepath.Join(project, dir), os.DirFS(filepath.Join(pgtest.RepoRoot(), dir))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yaml := strings.Replace(readFile(t, filepath.Join(pgtest.RepoRoot(), "elt.yaml")), "    max_retries: 4\n",
+		"    max_retries: 4\n    max_requests: ${QUOTA}\n", 1)
+	yaml = strings.ReplaceAll(yaml, `params: {limit: "5000"}`, `params: {limit: "300"}`)
+	if err := os.WriteFile(filepath.Join(project, "elt.yaml"), []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"ELT_PROJECT=" + project, "DATABASE_URL=" + db.URLAs("elt_runner"),
+		"ELT_DEMO_API_URL=" + ts.URL, "ELT_DEMO_API_TOKEN=quota-token", "QUOTA=6"}
+	r := runElt(t, env, "extract")
+	if r.Code != 3 || !strings.Contains(r.Stderr, "quota reached (max_requests 6)") || !strings.Contains(r.Stderr, "left for the next run") {
+		t.Fatalf("extract meeting its quota: exit %d, stderr %q; want 3 and what is left", r.Code, r.Stderr)
+	}
+	s := runElt(t, env, "status")
+	if !strings.Contains(s.Stdout, "partial") {
+		t.Errorf("elt status after a partial run:\n%s", s.Stdout)
+	}
+	codes := []int{r.Code}
+	for i := 0; i < 20 && r.Code == 3; i++ {
+		r = runElt(t, env, "extract")
+		codes = append(codes, r.Code)
+	}
+	if r.Code != 0 {
+		t.Fatalf("extract runs exited %v, the last with %q; want 3s, then 0", codes, r.Stderr)
+	}
+	var n int64
+	if err := db.Pool.QueryRow(context.Background(), `select count(distinct record->>'id') filter (where true) from staging.events having count(*) = count(distinct record->>'id')`).Scan(&n); err != nil || n != int64(api.EventCount()) {
+		t.Errorf("staging.events after the partial runs: %d distinct events (%v), want %d, each once", n, err, api.EventCount())
+	}
+}

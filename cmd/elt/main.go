@@ -189,13 +189,16 @@ typed tables and marts inside the database with the SQL of a project folder (ref
 customer a login and a schema of its own that holds only its own data (tenant), ready for Superset or any SQL
 tool. The project folder (elt init writes one) holds elt.yaml, migrations/, views/ and sql/.
 
-A nightly run is: elt extract && elt refresh. Exit status is 0 only on success.`
+A nightly run is: elt extract && elt refresh. Exit status is 0 only on success; 3 when an extract stopped
+at a source's quota (max_requests, max_duration) and nothing failed: the next run resumes there.`
 
-// Exit statuses: 0 success, 1 a failed command, 2 a usage error (unknown command or flag), 128+N ended by
-// signal N (130 for Ctrl-C, 143 for SIGTERM), as shells report it.
+// Exit statuses: 0 success, 1 a failed command, 2 a usage error (unknown command or flag), 3 an extract that
+// stopped at a source's quota (max_requests, max_duration) with nothing failed, 128+N ended by signal N (130
+// for Ctrl-C, 143 for SIGTERM), as shells report it.
 const (
-	exitFailed = 1
-	exitUsage  = 2
+	exitFailed  = 1
+	exitUsage   = 2
+	exitPartial = 3
 )
 
 func main() {
@@ -269,6 +272,9 @@ func main() {
 		return
 	}
 	code := exitFailed
+	if extract.Partial(err) {
+		code = exitPartial
+	}
 	if sig, ok := got.Load().(syscall.Signal); ok {
 		code = 128 + int(sig)
 		err = fmt.Errorf("stopped by %s: %w", sigName(sig), err)
