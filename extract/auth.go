@@ -13,7 +13,8 @@ import (
 // and message.
 type credentials struct {
 	auth   Auth
-	secret string // token, API key or password
+	secret string      // token, API key, password or OAuth2 client secret
+	oauth  *oauthState // kind oauth2_client_credentials: the access token, shared by the copies
 }
 
 // resolveCredentials reads the source's secret from its environment variable or file.
@@ -25,6 +26,9 @@ func resolveCredentials(a Auth) (credentials, error) {
 		env, file = a.TokenEnv, a.TokenFile
 	case "basic":
 		env, file = a.PasswordEnv, a.PasswordFile
+	case "oauth2_client_credentials":
+		env, file = a.ClientSecretEnv, a.ClientSecretFile
+		c.oauth = &oauthState{}
 	default:
 		return c, nil
 	}
@@ -53,9 +57,12 @@ func resolveCredentials(a Auth) (credentials, error) {
 	return c, nil
 }
 
-// apply adds the credentials to req.
-func (c credentials) apply(req *http.Request) {
+// apply adds the credentials to req; token is the OAuth2 access token (accessToken) of kind
+// oauth2_client_credentials.
+func (c credentials) apply(req *http.Request, token string) {
 	switch c.auth.Kind {
+	case "oauth2_client_credentials":
+		req.Header.Set("Authorization", "Bearer "+token)
 	case "bearer":
 		req.Header.Set("Authorization", "Bearer "+c.secret)
 	case "basic":
@@ -99,11 +106,25 @@ func (c credentials) redactAll(s string) string {
 	if c.secret == "" {
 		return s
 	}
-	if c.auth.Kind == "basic" {
+	switch c.auth.Kind {
+	case "basic":
 		s = strings.ReplaceAll(s, base64.StdEncoding.EncodeToString([]byte(c.auth.Username+":"+c.secret)), "REDACTED")
+	case "oauth2_client_credentials":
+		s = strings.ReplaceAll(s, c.clientBasic(), "REDACTED")
+		for _, tok := range c.issuedTokens() {
+			s = replaceSecret(s, tok)
+		}
 	}
-	s = strings.ReplaceAll(s, c.secret, "REDACTED")
-	if e := url.QueryEscape(c.secret); e != c.secret {
+	return replaceSecret(s, c.secret)
+}
+
+// replaceSecret replaces secret, and its URL encoding, in s.
+func replaceSecret(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, secret, "REDACTED")
+	if e := url.QueryEscape(secret); e != secret {
 		s = strings.ReplaceAll(s, e, "REDACTED")
 	}
 	return s

@@ -90,11 +90,13 @@ func (e emitError) Error() string { return e.err.Error() }
 // get fetches u (shown: u as c.show renders it) and hands a 200 response to read, retrying per the retry
 // policy. read must call restart semantics itself: attempt counts from 0.
 func (c *client) get(ctx context.Context, u *url.URL, shown, accept string, read func(resp *http.Response, attempt int, idle *idleTimer) error) error {
+	renewed := false // an OAuth2 access token was refused and a new one asked for
 	for attempt := 0; ; attempt++ {
 		if err := c.quota.take(); err != nil {
 			return fmt.Errorf("%w, before GET %s", err, shown)
 		}
-		err := c.once(ctx, u, shown, accept, read, attempt)
+		var used string // the access token sent
+		err := c.once(ctx, u, shown, accept, read, attempt, &used)
 		if err == nil {
 			return nil
 		}
@@ -104,6 +106,19 @@ func (c *client) get(ctx context.Context, u *url.URL, shown, accept string, read
 		var ee emitError
 		if errors.As(err, &ee) {
 			return ee.err
+		}
+		var he *httpError
+		if used != "" && errors.As(err, &he) && he.status == http.StatusUnauthorized && he.method == http.MethodGet {
+			// The API refused the access token (revoked, or expired early): one new token per request.
+			if renewed {
+				return fmt.Errorf("%w (the API refused a freshly issued access token too: check the client's scopes and its rights on this API)", err)
+			}
+			renewed = true
+			c.creds.refused(used)
+			c.retries.Add(1)
+			c.log.Warn("access token refused (401): asking the token endpoint for a new one", "url", shown)
+			attempt--
+			continue
 		}
 		ok, retryAfter := retryable(err)
 		if !ok || attempt >= c.src.MaxRetries {
@@ -127,7 +142,8 @@ func (c *client) get(ctx context.Context, u *url.URL, shown, accept string, read
 	}
 }
 
-func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, read func(*http.Response, int, *idleTimer) error, attempt int) error {
+// once sends one request; used receives the OAuth2 access token it carried.
+func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, read func(*http.Response, int, *idleTimer) error, attempt int, used *string) error {
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return err
@@ -136,6 +152,13 @@ func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, rea
 	// The timeout is an idle timeout: for the response headers, then for each read of the body, so that a
 	// long streamed body (a big NDJSON export) is fine as long as bytes keep coming.
 	timeout := time.Duration(c.src.Timeout)
+	if c.creds.oauth != nil { // an access token first, from the token endpoint when none is valid
+		tok, err := c.creds.accessToken(ctx, c.hc, timeout)
+		if err != nil {
+			return err
+		}
+		*used = tok
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	idle := newIdleTimer(timeout, cancel)
@@ -168,7 +191,7 @@ func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, rea
 	for k, v := range c.src.Headers {
 		req.Header.Set(k, v)
 	}
-	c.creds.apply(req)
+	c.creds.apply(req, *used)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var rd *redirectError

@@ -74,6 +74,19 @@ type Auth struct {
 	Name string `yaml:"name"`
 	// In is where the API key goes: header (default) or query.
 	In string `yaml:"in"`
+	// TokenURL is the token endpoint of kind oauth2_client_credentials (RFC 6749 section 4.4).
+	TokenURL string `yaml:"token_url"`
+	// ClientID is the OAuth2 client (not a secret); ClientSecretEnv and ClientSecretFile give its secret.
+	ClientID         string `yaml:"client_id"`
+	ClientSecretEnv  string `yaml:"client_secret_env"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// Scopes are asked for in the token request (space-separated scope parameter; none by default).
+	Scopes []string `yaml:"scopes"`
+	// TokenParams are more form parameters of the token request (audience: ..., resource: ...).
+	TokenParams map[string]string `yaml:"token_params"`
+	// ClientAuth is how the client authenticates to the token endpoint: basic (default, an Authorization
+	// header) or body (client_id and client_secret form parameters).
+	ClientAuth string `yaml:"client_auth"`
 }
 
 // Resource is one endpoint of a source, loaded into one staging table.
@@ -438,8 +451,34 @@ func (a *Auth) validate() error {
 		default:
 			return fmt.Errorf("api_key in must be header or query, not %q", a.In)
 		}
+	case "oauth2_client_credentials":
+		u, err := url.Parse(a.TokenURL)
+		if a.TokenURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("oauth2_client_credentials needs token_url, an http(s) URL (not %q)", redactURL(a.TokenURL, nil))
+		}
+		if u.User != nil {
+			return errors.New("token_url must not carry credentials: use client_id and client_secret_env or client_secret_file")
+		}
+		if a.ClientID == "" {
+			return errors.New("oauth2_client_credentials needs client_id")
+		}
+		if a.ClientSecretEnv == "" && a.ClientSecretFile == "" {
+			return errors.New("oauth2_client_credentials needs client_secret_env or client_secret_file")
+		}
+		switch a.ClientAuth {
+		case "":
+			a.ClientAuth = "basic"
+		case "basic", "body":
+		default:
+			return fmt.Errorf("client_auth must be basic or body, not %q", a.ClientAuth)
+		}
+		for k := range a.TokenParams {
+			if k == "grant_type" || k == "scope" || k == "client_id" || k == "client_secret" {
+				return fmt.Errorf("token_params must not set %s (elt sets it)", k)
+			}
+		}
 	default:
-		return fmt.Errorf("unknown kind %q (none, bearer, basic, api_key)", a.Kind)
+		return fmt.Errorf("unknown kind %q (none, bearer, basic, api_key, oauth2_client_credentials)", a.Kind)
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func Probe(ctx context.Context, src *Source, log *slog.Logger) (string, time.Dur
 	}
 	shown := c.show(u)
 	start := time.Now()
-	err = c.once(ctx, u, shown, accept, func(*http.Response, int, *idleTimer) error { return nil }, 0)
+	err = c.once(ctx, u, shown, accept, func(*http.Response, int, *idleTimer) error { return nil }, 0, new(string))
 	if err != nil {
 		return shown, time.Since(start), err
 	}

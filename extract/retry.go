@@ -49,11 +49,16 @@ var errTimeout = errors.New("timed out")
 
 // reachError is a request that never got a response: refused, reset, timed out, DNS.
 type reachError struct {
-	url string
-	err error
+	method string // "" for GET
+	url    string
+	err    error
 }
 
 func (e *reachError) Error() string {
+	method := e.method
+	if method == "" {
+		method = "GET"
+	}
 	u, err := url.Parse(e.url)
 	host := e.url
 	if err == nil {
@@ -64,9 +69,9 @@ func (e *reachError) Error() string {
 	case errors.Is(e.err, syscall.ECONNREFUSED):
 		return fmt.Sprintf("cannot reach %s: connection refused (is the API running?)", host)
 	case errors.Is(e.err, errTimeout):
-		return fmt.Sprintf("GET %s: %v", e.url, e.err)
+		return fmt.Sprintf("%s %s: %v", method, e.url, e.err)
 	case errors.Is(e.err, context.DeadlineExceeded), errors.As(e.err, &ne) && ne.Timeout(), errors.Is(e.err, os.ErrDeadlineExceeded):
-		return fmt.Sprintf("GET %s: timed out", e.url)
+		return fmt.Sprintf("%s %s: timed out", method, e.url)
 	}
 	var dns *net.DNSError
 	if errors.As(e.err, &dns) {
@@ -77,7 +82,7 @@ func (e *reachError) Error() string {
 	if errors.As(e.err, &ue) {
 		msg = ue.Err.Error()
 	}
-	return fmt.Sprintf("GET %s: %s", e.url, msg)
+	return fmt.Sprintf("%s %s: %s", method, e.url, msg)
 }
 
 func (e *reachError) Unwrap() error { return e.err }
