@@ -154,4 +154,3 @@ func (c credentials) issuedTokens() []string {
 	}
 	return nil
 }
-
