@@ -173,6 +173,29 @@ type Incremental struct {
 	// LookBack re-requests this much before the saved cursor (timestamps only), to catch late records;
 	// records already loaded are not loaded twice.
 	LookBack Duration `yaml:"look_back"`
+	// Window walks the cursor range in windows [start, start+step) up to now - lag, with Param as the start
+	// and Window.EndParam as the end of each, for APIs that cap a range or need an end bound.
+	Window *Window `yaml:"window"`
+}
+
+// Window is date-window incremental loading: each run asks for consecutive time windows, from the saved
+// cursor (or Incremental.Initial) up to the run's start minus Lag, each window walked page by page. A window
+// walked to its end commits its end as the cursor, even when it had no records.
+type Window struct {
+	// EndParam is the request parameter of a window's end.
+	EndParam string `yaml:"end_param"`
+	// Step is the length of a window.
+	Step Duration `yaml:"step"`
+	// Lag keeps the last window this far before the run's start, for records that become visible late.
+	Lag Duration `yaml:"lag"`
+	// End says whether the API's end bound is exclusive (default: records with cursor < end) or inclusive
+	// (<= end; elt then sends the window's end minus Granularity).
+	End string `yaml:"end"`
+	// Granularity is the precision of the cursor field (default 1s): no record lies between a window's end
+	// minus Granularity and its end.
+	Granularity Duration `yaml:"granularity"`
+	// Format is how window bounds are written: rfc3339 (default, UTC) or unix (seconds).
+	Format string `yaml:"format"`
 }
 
 // Parent links a child resource to the resource whose records it is fetched for.
@@ -530,6 +553,11 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 		if inc.LookBack < 0 {
 			return errors.New("incremental.look_back must not be negative")
 		}
+		if inc.Window != nil {
+			if err := inc.Window.validate(inc); err != nil {
+				return fmt.Errorf("incremental.window: %w", err)
+			}
+		}
 	}
 	if err := r.Pagination.validate(); err != nil {
 		return fmt.Errorf("pagination: %w", err)
@@ -604,6 +632,46 @@ func (p *Pagination) validate() error {
 	}
 	if p.MaxPages < 0 {
 		return errors.New("max_pages must not be negative")
+	}
+	return nil
+}
+
+func (w *Window) validate(inc *Incremental) error {
+	if inc.Param == "" || w.EndParam == "" {
+		return errors.New("needs incremental.param (a window's start) and end_param (its end)")
+	}
+	if inc.LookBack > 0 {
+		return errors.New("excludes look_back: use lag to keep the windows behind records that become visible late")
+	}
+	if w.Step <= 0 || w.Lag < 0 {
+		return errors.New("step must be positive and lag not negative")
+	}
+	switch w.End {
+	case "":
+		w.End = "exclusive"
+	case "exclusive", "inclusive":
+	default:
+		return fmt.Errorf("end must be exclusive or inclusive, not %q", w.End)
+	}
+	switch w.Format {
+	case "":
+		w.Format = "rfc3339"
+	case "rfc3339", "unix":
+	default:
+		return fmt.Errorf("format must be rfc3339 or unix, not %q", w.Format)
+	}
+	if w.Granularity == 0 {
+		w.Granularity = Duration(time.Second)
+	}
+	g := time.Duration(w.Granularity)
+	if g < 0 || g > time.Duration(w.Step) || (w.Format == "unix" && g%time.Second != 0) {
+		return errors.New("granularity must be positive, at most step, and whole seconds with format unix")
+	}
+	if inc.Initial == "" {
+		return errors.New("needs incremental.initial: where the first window starts")
+	}
+	if _, err := w.parse(inc.Initial); err != nil {
+		return fmt.Errorf("incremental.initial: %w", err)
 	}
 	return nil
 }

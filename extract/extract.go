@@ -74,7 +74,8 @@ type sourceRun struct {
 	log     *slog.Logger
 	client  *client
 	runID   int64
-	records int64 // committed records, all resources
+	started time.Time // the run's start: date windows end at it minus their lag
+	records int64     // committed records, all resources
 	fetched atomic.Int64
 }
 
@@ -105,7 +106,7 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 		}
 		return fmt.Errorf("extract %s: close interrupted runs: %w", src.Name, err)
 	}
-	x := &sourceRun{pool: pool, src: src, opts: opts, log: log, client: newClient(src, creds, log)}
+	x := &sourceRun{pool: pool, src: src, opts: opts, log: log, client: newClient(src, creds, log), started: time.Now()}
 	if err := pool.QueryRow(ctx, `insert into elt.runs (kind, target) values ('extract', $1) returning run_id`, src.Name).Scan(&x.runID); err != nil {
 		return fmt.Errorf("extract %s: start run: %w", src.Name, err)
 	}

@@ -23,6 +23,7 @@ type record struct {
 	scope  string // parent key of a child resource, "" otherwise
 	reject string // why it goes to elt.rejects instead of staging ("" normally)
 	page   string // the page URL (without secrets), for rejects
+	mark   bool   // no record: the end of a date window walked whole, cursor its last instant (window.go)
 }
 
 // item is what the fetcher sends to the loader: records, then either end or err.
@@ -228,11 +229,7 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 	res := f.res
 	c := f.x.client
 	if res.parent == nil {
-		start, err := f.startURL(res, nil, "")
-		if err != nil {
-			return err
-		}
-		return c.walk(ctx, res, start, f.emitter(ctx, "", nil), func() error { return f.flush(ctx) })
+		return f.walkScope(ctx, res, nil, "", nil)
 	}
 	// Child resource: walk the parent's pages; after each page, walk the children of its records. Only one
 	// parent page is held in memory, and no response stays open while children are fetched.
@@ -265,12 +262,7 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 				continue
 			}
 			walked[scope] = true
-			start, err := f.startURL(res, vars, scope)
-			if err != nil {
-				return err
-			}
-			kept := keepFields(p, res.Parent.Keep)
-			if err := c.walk(ctx, res, start, f.emitter(ctx, scope, kept), func() error { return f.flush(ctx) }); err != nil {
+			if err := f.walkScope(ctx, res, vars, scope, keepFields(p, res.Parent.Keep)); err != nil {
 				return err
 			}
 		}
@@ -278,6 +270,33 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 		return nil
 	}
 	return c.walk(ctx, res.parent, pstart, collect, children)
+}
+
+// walkScope walks res for one scope (a parent's children, or "" for a top-level resource): one walk, or a
+// walk per date window.
+func (f *fetcher) walkScope(ctx context.Context, res *Resource, vars map[string]string, scope string, parent []byte) error {
+	emit := f.emitter(ctx, scope, parent)
+	if inc := res.Incremental; inc != nil && inc.Window != nil {
+		return f.walkWindows(ctx, res, vars, scope, emit)
+	}
+	start, err := f.startURL(res, vars, scope)
+	if err != nil {
+		return err
+	}
+	return f.x.client.walk(ctx, res, start, emit, func() error { return f.flush(ctx) })
+}
+
+// from is where an incremental walk of scope starts: the committed cursor (minus the look-back window), or
+// incremental.initial on the first run ("" for none).
+func (f *fetcher) from(res *Resource, scope string) string {
+	from := res.Incremental.Initial
+	if v, ok := f.cs.values[scope]; ok {
+		from = v
+		if l, ok := f.cs.lower[scope]; ok {
+			from = l
+		}
+	}
+	return from
 }
 
 // startURL builds the first request of a resource walk: path, parameters and the incremental filter.
@@ -294,14 +313,7 @@ func (f *fetcher) startURL(res *Resource, vars map[string]string, scope string) 
 		q.Set(k, v)
 	}
 	if inc := res.Incremental; inc != nil && inc.Param != "" && res == f.res {
-		from := inc.Initial
-		if v, ok := f.cs.values[scope]; ok {
-			from = v
-			if l, ok := f.cs.lower[scope]; ok {
-				from = l
-			}
-		}
-		if from != "" {
+		if from := f.from(res, scope); from != "" {
 			q.Set(inc.Param, from)
 		}
 	}

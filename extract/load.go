@@ -108,6 +108,7 @@ type batchSource struct {
 	timer   *time.Timer
 	batchID int64
 	n       int
+	marks   int // date-window marks in this batch (cursor only, no row)
 	bytes   int64
 	cursors map[string]string // last cursor per scope in this batch
 	max     *string           // cursorMax, set by endBatch
@@ -158,7 +159,7 @@ func (b *batchSource) waitFirst() bool {
 }
 
 func (b *batchSource) reset(limit int, d time.Duration) {
-	b.limit, b.n, b.bytes = limit, 0, 0
+	b.limit, b.n, b.bytes, b.marks = limit, 0, 0, 0
 	b.late.Store(false)
 	if b.timer != nil {
 		b.timer.Stop()
@@ -187,9 +188,17 @@ func (b *batchSource) Next() bool {
 			b.rejects = append(b.rejects, r)
 			continue
 		}
-		if b.limit > 0 && b.n > 0 && (b.n >= b.limit || b.late.Load()) && (r.scope != b.row.scope || compareCursor(r.cursor, b.row.cursor) != 0) {
+		if b.limit > 0 && (b.n > 0 || b.marks > 0) && (b.n >= b.limit || b.late.Load()) && (r.scope != b.row.scope || compareCursor(r.cursor, b.row.cursor) != 0) {
 			b.peeked = &r
 			return false
+		}
+		if r.mark { // a date window walked whole: its cursor, no row
+			b.marks++
+			if old, ok := b.cursors[r.scope]; !ok || compareCursor(r.cursor, old) > 0 {
+				b.cursors[r.scope] = r.cursor
+			}
+			b.row = record{scope: r.scope, cursor: r.cursor}
+			continue
 		}
 		b.row = r
 		b.n++
