@@ -102,8 +102,9 @@ type Resource struct {
 	// Records is the dotted path to the array of records in a JSON body ("data", "data.items"); empty or "."
 	// means the body itself is the array.
 	Records string `yaml:"records"`
-	// PrimaryKey is the record field that identifies a record (dotted path).
-	PrimaryKey string `yaml:"primary_key"`
+	// PrimaryKey is the record field that identifies a record (dotted path), or the list of fields that do
+	// together (a composite key: [account_id, id]).
+	PrimaryKey Key `yaml:"primary_key"`
 	// Table is the staging table (in schema staging; created on demand).
 	Table string `yaml:"table"`
 	// Mode is append (incremental, the default) or replace (a full snapshot swapped in atomically).
@@ -207,6 +208,38 @@ type Parent struct {
 	// Keep lists the parent fields stored in the child rows' parent column (default: the whole record).
 	Keep []string `yaml:"keep"`
 }
+
+// Key is a primary key: the dotted path of one record field, or several for a composite key. In YAML it is
+// a string (primary_key: id) or a list (primary_key: [account_id, id]).
+type Key []string
+
+// UnmarshalYAML reads a field path or a list of them.
+func (k *Key) UnmarshalYAML(n *yaml.Node) error {
+	var paths []string
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Value != "" {
+			paths = []string{n.Value}
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode || c.Value == "" {
+				return fmt.Errorf("line %d: primary_key lists record fields (dotted paths)", c.Line)
+			}
+			if slices.Contains(paths, c.Value) {
+				return fmt.Errorf("line %d: primary_key lists %s twice", c.Line, c.Value)
+			}
+			paths = append(paths, c.Value)
+		}
+	default:
+		return fmt.Errorf("line %d: primary_key is a record field (dotted path) or a list of them", n.Line)
+	}
+	*k = paths
+	return nil
+}
+
+// String writes the key as a config would: its fields, comma-separated.
+func (k Key) String() string { return strings.Join(k, ", ") }
 
 // Duration is a time.Duration written as "30s", "5m" in YAML.
 type Duration time.Duration
@@ -547,7 +580,7 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 		if r.Mode == "replace" {
 			return errors.New("incremental and mode replace exclude each other")
 		}
-		if inc.LookBack > 0 && r.PrimaryKey == "" {
+		if inc.LookBack > 0 && len(r.PrimaryKey) == 0 {
 			return errors.New("incremental.look_back needs primary_key, to skip records already loaded")
 		}
 		if inc.LookBack < 0 {

@@ -103,29 +103,46 @@ func (cs *cursorState) load(ctx context.Context, pool *pgxpool.Pool, res *Resour
 	if len(ids) == 0 {
 		return nil
 	}
-	pk := strings.Split(res.PrimaryKey, ".")
-	cur := strings.Split(res.Incremental.CursorField, ".")
-	rows, err = pool.Query(ctx, fmt.Sprintf(`select record #>> $1, record #>> $2, parent from %s where batch_id = any($3)`,
-		pgx.Identifier{"staging", res.Table}.Sanitize()), pk, cur, ids)
+	// The key's fields as text, as the fetcher reads them (keyText): $1..$k are their paths.
+	args := []any{}
+	var fields []string
+	for _, p := range res.PrimaryKey {
+		args = append(args, strings.Split(p, "."))
+		fields = append(fields, fmt.Sprintf("record #>> $%d", len(args)))
+	}
+	args = append(args, strings.Split(res.Incremental.CursorField, "."), ids)
+	rows, err = pool.Query(ctx, fmt.Sprintf(`select array[%s]::text[], record #>> $%d, parent from %s where batch_id = any($%d)`,
+		strings.Join(fields, ", "), len(args)-1, pgx.Identifier{"staging", res.Table}.Sanitize(), len(args)), args...)
 	if err != nil {
 		return fmt.Errorf("read look-back window: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var key, c *string
+		var parts []*string
+		var c *string
 		var parent []byte
-		if err := rows.Scan(&key, &c, &parent); err != nil {
+		if err := rows.Scan(&parts, &c, &parent); err != nil {
 			return fmt.Errorf("read look-back window: %w", err)
 		}
-		if key == nil || c == nil {
+		texts := make([]string, len(parts))
+		complete := c != nil
+		for i, p := range parts {
+			if p == nil {
+				complete = false
+				break
+			}
+			texts[i] = *p
+		}
+		if !complete {
 			continue
 		}
+		key := joinKey(texts)
 		scope := ""
 		if res.Parent != nil {
 			scope, _ = scopeOf(res, parent)
 		}
 		if l, ok := cs.lower[scope]; ok && compareCursor(*c, l) >= 0 {
-			cs.loaded[loadedKey(scope, *key, *c)] = struct{}{}
+			cs.loaded[loadedKey(scope, key, *c)] = struct{}{}
 		}
 	}
 	return rows.Err()
@@ -324,12 +341,13 @@ func (f *fetcher) startURL(res *Resource, vars map[string]string, scope string) 
 // emitter returns the record callback of one walk: checks, incremental filter, limit, then batching.
 func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func(rec []byte, bad string, page string) error {
 	res := f.res
-	var curPath, pkPath []string
+	var curPath []string
 	if res.Incremental != nil {
 		curPath = strings.Split(res.Incremental.CursorField, ".")
 	}
-	if res.PrimaryKey != "" {
-		pkPath = strings.Split(res.PrimaryKey, ".")
+	pkPaths := make([][]string, len(res.PrimaryKey))
+	for i, p := range res.PrimaryKey {
+		pkPaths[i] = strings.Split(p, ".")
 	}
 	committed, hasCommitted := f.cs.values[scope]
 	lower, hasLower := f.cs.lower[scope]
@@ -345,11 +363,11 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 			}
 			r.cursor = c
 		}
-		var pk []byte // raw primary key value
-		if bad == "" && pkPath != nil {
-			var ok bool
-			if pk, ok = lookup(rec, pkPath); !ok {
-				bad = "no primary key field " + res.PrimaryKey
+		var key string // the primary key as text (keyText)
+		if bad == "" && len(pkPaths) > 0 {
+			var missing string
+			if key, missing = keyText(rec, pkPaths); missing != "" {
+				bad = "no primary key field " + missing
 			}
 		}
 		if bad != "" {
@@ -369,7 +387,6 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 				if !hasLower || compareCursor(r.cursor, lower) < 0 {
 					return nil // loaded by an earlier run
 				}
-				key, _ := scalarText(pk)
 				if _, ok := f.cs.loaded[loadedKey(scope, key, r.cursor)]; ok {
 					return nil // in the look-back window, already loaded
 				}
@@ -427,6 +444,36 @@ func (f *fetcher) send(ctx context.Context, r record) error {
 		return f.flush(ctx)
 	}
 	return nil
+}
+
+// keyText is the primary key of rec as text: each field's text (a number as written), joined by joinKey;
+// missing names the first field that rec lacks.
+func keyText(rec []byte, paths [][]string) (key, missing string) {
+	texts := make([]string, len(paths))
+	for i, p := range paths {
+		v, ok := lookup(rec, p)
+		if !ok {
+			return "", strings.Join(p, ".")
+		}
+		texts[i], _ = scalarText(v)
+	}
+	return joinKey(texts), ""
+}
+
+// joinKey joins the texts of a key's fields, each quoted, so that no two keys join alike; one field is
+// itself.
+func joinKey(texts []string) string {
+	if len(texts) == 1 {
+		return texts[0]
+	}
+	var b strings.Builder
+	for i, t := range texts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(t))
+	}
+	return b.String()
 }
 
 // scopeFromVars is the cursor scope of a child walk: its parent key values, in placeholder order.

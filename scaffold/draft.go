@@ -18,6 +18,9 @@ type DraftOptions struct {
 	// PrimaryKey is the dotted path of the record field that identifies a record (the resource's primary_key).
 	// Empty: id, with a TODO.
 	PrimaryKey string
+	// MoreKeys are the other fields of a composite primary_key: the draft keys on PrimaryKey, with a TODO to
+	// add them.
+	MoreKeys []string
 	// Cursor is the dotted path of the record field that orders versions (the resource's
 	// incremental.cursor_field). Empty: the version loaded last wins.
 	Cursor string
@@ -262,6 +265,9 @@ func newPlan(r *Report, opts DraftOptions) *plan {
 		}
 	} else if r.Find(Record, pkPath) == nil {
 		p.todos = append(p.todos, fmt.Sprintf("no sampled record has the primary key %s.", strings.Join(pkPath, ".")))
+	}
+	if len(opts.MoreKeys) > 0 {
+		p.todos = append(p.todos, fmt.Sprintf("the resource's primary_key is composite: add %s to the primary key (and to the dedup's partition by).", strings.Join(opts.MoreKeys, ", ")))
 	}
 	p.pk = p.keyColumn(pkPath, unique(pathName(pkPath)), "primary key", true)
 	p.pk.comment = "From the record key " + oneLine(strings.Join(pkPath, ".")) + ": identifies the record (primary key)."

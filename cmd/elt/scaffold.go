@@ -55,7 +55,9 @@ func (c *ScaffoldCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	res := resourceOf(cfg, table)
 	if res != nil {
-		opts.PrimaryKey = res.PrimaryKey
+		if len(res.PrimaryKey) > 0 {
+			opts.PrimaryKey, opts.MoreKeys = res.PrimaryKey[0], res.PrimaryKey[1:]
+		}
 		if res.Incremental != nil {
 			opts.Cursor = res.Incremental.CursorField
 		}
