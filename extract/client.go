@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,21 +83,35 @@ func (c *client) show(u *url.URL) string {
 	return c.creds.redactAll(redactURL(u.String(), extra))
 }
 
+// describe renders a page request for logs and errors: its URL (show) and, for a POST, the start of its
+// body (which names the page when the page parameters are in it).
+func (c *client) describe(r *request) string {
+	s := c.show(r.url)
+	if b := r.payload(); b != nil {
+		body := c.creds.redactAll(string(b))
+		if len(body) > 200 {
+			body = body[:200] + "..."
+		}
+		s += " " + body
+	}
+	return s
+}
+
 // emitError carries an error raised by the consumer of records through the body readers unchanged.
 type emitError struct{ err error }
 
 func (e emitError) Error() string { return e.err.Error() }
 
-// get fetches u (shown: u as c.show renders it) and hands a 200 response to read, retrying per the retry
+// get sends r (shown: r as c.describe renders it) and hands a 200 response to read, retrying per the retry
 // policy. read must call restart semantics itself: attempt counts from 0.
-func (c *client) get(ctx context.Context, u *url.URL, shown, accept string, read func(resp *http.Response, attempt int, idle *idleTimer) error) error {
+func (c *client) get(ctx context.Context, r *request, shown, accept string, read func(resp *http.Response, attempt int, idle *idleTimer) error) error {
 	renewed := false // an OAuth2 access token was refused and a new one asked for
 	for attempt := 0; ; attempt++ {
 		if err := c.quota.take(); err != nil {
-			return fmt.Errorf("%w, before GET %s", err, shown)
+			return fmt.Errorf("%w, before %s %s", err, r.method, shown)
 		}
 		var used string // the access token sent
-		err := c.once(ctx, u, shown, accept, read, attempt, &used)
+		err := c.once(ctx, r, shown, accept, read, attempt, &used)
 		if err == nil {
 			return nil
 		}
@@ -108,7 +123,7 @@ func (c *client) get(ctx context.Context, u *url.URL, shown, accept string, read
 			return ee.err
 		}
 		var he *httpError
-		if used != "" && errors.As(err, &he) && he.status == http.StatusUnauthorized && he.method == http.MethodGet {
+		if used != "" && errors.As(err, &he) && he.status == http.StatusUnauthorized && !he.token {
 			// The API refused the access token (revoked, or expired early): one new token per request.
 			if renewed {
 				return fmt.Errorf("%w (the API refused a freshly issued access token too: check the client's scopes and its rights on this API)", err)
@@ -143,7 +158,7 @@ func (c *client) get(ctx context.Context, u *url.URL, shown, accept string, read
 }
 
 // once sends one request; used receives the OAuth2 access token it carried.
-func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, read func(*http.Response, int, *idleTimer) error, attempt int, used *string) error {
+func (c *client) once(ctx context.Context, r *request, shown, accept string, read func(*http.Response, int, *idleTimer) error, attempt int, used *string) error {
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return err
@@ -175,9 +190,17 @@ func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, rea
 	var conns, redirects atomic.Int32
 	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { conns.Add(1) }}
 	tctx := context.WithValue(httptrace.WithClientTrace(rctx, trace), redirectsKey{}, &redirects)
-	req, err := http.NewRequestWithContext(tctx, http.MethodGet, u.String(), nil)
+	var body io.Reader
+	payload := r.payload()
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(tctx, r.method, r.url.String(), body)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	defer func() {
 		if n := conns.Load() - 1 - redirects.Load(); n > 0 {
@@ -196,22 +219,22 @@ func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, rea
 	if err != nil {
 		var rd *redirectError
 		if errors.As(err, &rd) {
-			return fmt.Errorf("GET %s: %w", shown, rd) // not retried
+			return fmt.Errorf("%s %s: %w", r.method, shown, rd) // not retried
 		}
-		return &reachError{url: shown, err: timedOut(err)}
+		return &reachError{method: r.method, url: shown, err: timedOut(err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		return &httpError{
-			method: http.MethodGet, url: shown, status: resp.StatusCode,
+			method: r.method, url: shown, status: resp.StatusCode,
 			body:       c.creds.redactAll(oneLine(head)),
 			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		}
 	}
 	if err := checkContentType(resp.Header.Get("Content-Type"), accept); err != nil {
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return fmt.Errorf("GET %s: %w: %s", shown, err, c.creds.redactAll(oneLine(head)))
+		return fmt.Errorf("%s %s: %w: %s", r.method, shown, err, c.creds.redactAll(oneLine(head)))
 	}
 	c.pages.Add(1)
 	resp.Body = &countingReader{r: resp.Body, n: &c.bytes, progress: idle.touch}
@@ -220,7 +243,7 @@ func (c *client) once(ctx context.Context, u *url.URL, shown, accept string, rea
 		if errors.As(err, &ee) || ctx.Err() != nil {
 			return err
 		}
-		return &bodyError{url: shown, err: timedOut(err)}
+		return &bodyError{method: r.method, url: shown, err: timedOut(err)}
 	}
 	return nil
 }
@@ -317,7 +340,7 @@ func (c *countingReader) Close() error { return c.r.Close() }
 // walk requests every page of res starting at start and calls emit with each record, in order; a page that
 // fails halfway is retried and its records already emitted are skipped, so emit sees each record once.
 // pageDone, when set, runs after each page, once its response is closed.
-func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit func(rec []byte, bad string, page string) error, pageDone func() error) error {
+func (c *client) walk(ctx context.Context, res *Resource, start *request, emit func(rec []byte, bad string, page string) error, pageDone func() error) error {
 	pg := newPager(&res.Pagination, start)
 	wanted := pg.wanted()
 	accept := "application/json"
@@ -328,14 +351,14 @@ func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit f
 		var meta map[string]json.RawMessage
 		var header http.Header
 		emitted := 0
-		shown := c.show(pg.cur)
-		err := c.get(ctx, pg.cur, shown, accept, func(resp *http.Response, attempt int, idle *idleTimer) error {
+		shown := c.describe(pg.req)
+		err := c.get(ctx, pg.req, shown, accept, func(resp *http.Response, attempt int, idle *idleTimer) error {
 			pg.restart()
 			header = resp.Header
 			seen := 0
 			one := func(rec []byte, bad string) error {
 				if err := pg.record(rec); err != nil {
-					return emitError{fmt.Errorf("GET %s: %w", shown, err)}
+					return emitError{fmt.Errorf("%s %s: %w", res.Method, shown, err)}
 				}
 				seen++
 				if seen <= emitted {
@@ -373,7 +396,7 @@ func (c *client) walk(ctx context.Context, res *Resource, start *url.URL, emit f
 			c.total.Store(int64(pg.total))
 		}
 		if err != nil {
-			return fmt.Errorf("GET %s: %w", shown, err)
+			return fmt.Errorf("%s %s: %w", res.Method, shown, err)
 		}
 		if pageDone != nil {
 			if err := pageDone(); err != nil {

@@ -97,6 +97,14 @@ type Resource struct {
 	Path string `yaml:"path"`
 	// Params are query parameters added to every request.
 	Params map[string]string `yaml:"params"`
+	// Method is GET (default) or POST (a search endpoint that takes its query in a JSON body).
+	Method string `yaml:"method"`
+	// Body is the JSON body of a POST request, written as YAML; {placeholders} in its strings take parent
+	// fields, as in path.
+	Body map[string]any `yaml:"body"`
+	// ParamsIn is where the parameters elt sets (pagination, incremental) go: query (default for GET) or
+	// body (default for POST), at their dotted path in the body.
+	ParamsIn string `yaml:"params_in"`
 	// Format is json (default) or ndjson (one record per line).
 	Format string `yaml:"format"`
 	// Records is the dotted path to the array of records in a JSON body ("data", "data.items"); empty or "."
@@ -563,6 +571,31 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 	if r.Records == "." {
 		r.Records = ""
 	}
+	switch r.Method {
+	case "", "GET", "get":
+		r.Method = "GET"
+		if r.Body != nil {
+			return errors.New("body needs method: POST")
+		}
+	case "POST", "post":
+		r.Method = "POST"
+	default:
+		return fmt.Errorf("method must be GET or POST, not %q", r.Method)
+	}
+	switch r.ParamsIn {
+	case "":
+		r.ParamsIn = "query"
+		if r.Method == "POST" {
+			r.ParamsIn = "body"
+		}
+	case "query":
+	case "body":
+		if r.Method != "POST" {
+			return errors.New("params_in: body needs method: POST")
+		}
+	default:
+		return fmt.Errorf("params_in must be query or body, not %q", r.ParamsIn)
+	}
 	switch r.Mode {
 	case "":
 		r.Mode = "append"
@@ -628,6 +661,11 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 				}
 			}
 		}
+		for _, ph := range bodyPlaceholders(r.Body) {
+			if _, ok := p.Fields[ph]; !ok {
+				return fmt.Errorf("body: placeholder {%s} has no parent.fields entry", ph)
+			}
+		}
 		if len(p.Fields) == 0 {
 			return errors.New("parent.fields is empty")
 		}
@@ -638,8 +676,8 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 				}
 			}
 		}
-	} else if len(placeholders(r.Path)) > 0 {
-		return errors.New("path has {placeholders} but no parent")
+	} else if len(placeholders(r.Path)) > 0 || len(bodyPlaceholders(r.Body)) > 0 {
+		return errors.New("path or body has {placeholders} but no parent")
 	}
 	return nil
 }

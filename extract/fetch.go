@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -254,7 +253,7 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 	// A parent may come twice in one walk of the parent (an offset walk over a list that shifted, say): its
 	// children are walked once, or the second walk would load them again (the cursors were read at start).
 	walked := map[string]bool{}
-	pstart, err := f.startURL(res.parent, nil, "")
+	pstart, err := f.startRequest(res.parent, nil, "")
 	if err != nil {
 		return err
 	}
@@ -263,7 +262,7 @@ func (f *fetcher) walkAll(ctx context.Context) error {
 			bad = badRecord(rec)
 		}
 		if bad != "" {
-			return fmt.Errorf("parent %s: GET %s: %s", res.parent.Name, page, bad)
+			return fmt.Errorf("parent %s: %s %s: %s", res.parent.Name, res.parent.Method, page, bad)
 		}
 		parents = append(parents, rec)
 		return nil
@@ -296,7 +295,7 @@ func (f *fetcher) walkScope(ctx context.Context, res *Resource, vars map[string]
 	if inc := res.Incremental; inc != nil && inc.Window != nil {
 		return f.walkWindows(ctx, res, vars, scope, emit)
 	}
-	start, err := f.startURL(res, vars, scope)
+	start, err := f.startRequest(res, vars, scope)
 	if err != nil {
 		return err
 	}
@@ -316,8 +315,9 @@ func (f *fetcher) from(res *Resource, scope string) string {
 	return from
 }
 
-// startURL builds the first request of a resource walk: path, parameters and the incremental filter.
-func (f *fetcher) startURL(res *Resource, vars map[string]string, scope string) (*url.URL, error) {
+// startRequest builds the first request of a resource walk: path, parameters, body and the incremental
+// filter.
+func (f *fetcher) startRequest(res *Resource, vars map[string]string, scope string) (*request, error) {
 	u, err := resolvePath(f.x.src.BaseURL, res.Path, vars)
 	if err != nil {
 		return nil, err
@@ -329,13 +329,22 @@ func (f *fetcher) startURL(res *Resource, vars map[string]string, scope string) 
 		}
 		q.Set(k, v)
 	}
+	u.RawQuery = q.Encode()
+	r := newRequest(res, u, vars)
 	if inc := res.Incremental; inc != nil && inc.Param != "" && res == f.res {
 		if from := f.from(res, scope); from != "" {
-			q.Set(inc.Param, from)
+			r.set(inc.Param, paramValue(r, from))
 		}
 	}
-	u.RawQuery = q.Encode()
-	return u, nil
+	return r, nil
+}
+
+// paramValue is an incremental value as a parameter: text in a query, an integer as a JSON number in a body.
+func paramValue(r *request, v string) any {
+	if r.inBody {
+		return cursorValue(v)
+	}
+	return v
 }
 
 // emitter returns the record callback of one walk: checks, incremental filter, limit, then batching.
@@ -372,15 +381,15 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 		}
 		if bad != "" {
 			if !res.Rejects {
-				return fmt.Errorf("GET %s: record %s (set rejects: true to divert such records to elt.rejects): %.200s", page, bad, rec)
+				return fmt.Errorf("%s %s: record %s (set rejects: true to divert such records to elt.rejects): %.200s", res.Method, page, bad, rec)
 			}
 			r.reject = bad
 			return f.send(ctx, r)
 		}
 		if curPath != nil {
 			if last, ok := f.last[scope]; ok && compareCursor(r.cursor, last) < 0 {
-				return fmt.Errorf("GET %s: records are not in ascending %s order (%s after %s); incremental loading needs the API to sort by its cursor",
-					page, res.Incremental.CursorField, r.cursor, last)
+				return fmt.Errorf("%s %s: records are not in ascending %s order (%s after %s); incremental loading needs the API to sort by its cursor",
+					res.Method, page, res.Incremental.CursorField, r.cursor, last)
 			}
 			f.last[scope] = r.cursor
 			if hasCommitted && compareCursor(r.cursor, committed) <= 0 {

@@ -110,7 +110,7 @@ func (c credentials) fetchToken(ctx context.Context, hc *http.Client, timeout ti
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		he := &httpError{method: http.MethodPost, url: shown, status: resp.StatusCode, body: c.redactAll(oneLine(head)),
+		he := &httpError{method: http.MethodPost, url: shown, status: resp.StatusCode, body: c.redactAll(oneLine(head)), token: true,
 			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 		if he.retryable() {
 			return "", 0, fmt.Errorf("oauth2 token request: %w", he)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +19,7 @@ import (
 // pager walks the pages of one resource request.
 type pager struct {
 	cfg      *Pagination
-	cur      *url.URL       // the request for the page being read
+	req      *request       // the request for the page being read
 	pages    int            // pages read
 	records  int            // records read on all pages
 	prev     []byte         // first record of the previous page
@@ -67,9 +66,9 @@ var pageKinds = map[string]pageKind{
 			}
 		},
 		needsStop: true,
-		start:     func(pg *pager) { pg.set(pg.cfg.PageParam, strconv.Itoa(*pg.cfg.FirstPage)) },
+		start:     func(pg *pager) { pg.req.set(pg.cfg.PageParam, *pg.cfg.FirstPage) },
 		next: func(pg *pager, _ map[string]json.RawMessage, _ http.Header) (bool, string, error) {
-			pg.set(pg.cfg.PageParam, strconv.Itoa(*pg.cfg.FirstPage+pg.pages))
+			pg.req.set(pg.cfg.PageParam, *pg.cfg.FirstPage+pg.pages)
 			return false, "", nil
 		},
 	},
@@ -86,9 +85,9 @@ var pageKinds = map[string]pageKind{
 			}
 		},
 		needsStop: true,
-		start:     func(pg *pager) { pg.set(pg.cfg.OffsetParam, "0") },
+		start:     func(pg *pager) { pg.req.set(pg.cfg.OffsetParam, 0) },
 		next: func(pg *pager, _ map[string]json.RawMessage, _ http.Header) (bool, string, error) {
-			pg.set(pg.cfg.OffsetParam, strconv.Itoa(pg.records))
+			pg.req.set(pg.cfg.OffsetParam, pg.records)
 			return false, "", nil
 		},
 	},
@@ -172,14 +171,14 @@ func (pg *pager) moveTo(tok, what string) (bool, string, error) {
 	if tok == "" {
 		return true, "no next cursor in " + what, nil
 	}
-	if tok == pg.cur.Query().Get(pg.cfg.CursorParam) {
+	if tok == pg.req.get(pg.cfg.CursorParam) {
 		return false, "", fmt.Errorf("page %d: cursor %s did not advance", pg.pages, what)
 	}
 	if p, ok := pg.visited[tok]; ok {
 		return false, "", fmt.Errorf("page %d: cursor %s leads back to page %d (the pages go round in a cycle)", pg.pages, what, p)
 	}
 	pg.visited[tok] = pg.pages + 1
-	pg.set(pg.cfg.CursorParam, tok)
+	pg.req.set(pg.cfg.CursorParam, tok)
 	return false, "", nil
 }
 
@@ -203,23 +202,15 @@ func pageKindNames() string {
 	return strings.Join(names, ", ")
 }
 
-func newPager(cfg *Pagination, start *url.URL) *pager {
-	pg := &pager{cfg: cfg, cur: start, visited: map[string]int{}}
+func newPager(cfg *Pagination, start *request) *pager {
+	pg := &pager{cfg: cfg, req: start, visited: map[string]int{}}
 	if k := pageKinds[cfg.Kind]; k.start != nil {
 		k.start(pg)
 	}
 	if cfg.SizeParam != "" {
-		pg.set(cfg.SizeParam, strconv.Itoa(cfg.Size))
+		pg.req.set(cfg.SizeParam, cfg.Size)
 	}
 	return pg
-}
-
-func (pg *pager) set(k, v string) {
-	u := *pg.cur
-	q := u.Query()
-	q.Set(k, v)
-	u.RawQuery = q.Encode()
-	pg.cur = &u
 }
 
 // wanted lists the body fields this pager reads.
@@ -313,25 +304,26 @@ func (pg *pager) advance(meta map[string]json.RawMessage, h http.Header) (done b
 }
 
 func (pg *pager) follow(next, what string) (bool, string, error) {
-	u, err := pg.cur.Parse(next)
+	cur := pg.req.url
+	u, err := cur.Parse(next)
 	if err != nil {
 		return false, "", fmt.Errorf("page %d: %s is not a URL", pg.pages, what)
 	}
-	if u.String() == pg.cur.String() {
+	if u.String() == cur.String() {
 		return false, "", fmt.Errorf("page %d: %s points to the same page", pg.pages, what)
 	}
-	if u.Scheme != pg.cur.Scheme || u.Host != pg.cur.Host {
+	if u.Scheme != cur.Scheme || u.Host != cur.Host {
 		// The credentials of this source must not travel to another server.
 		return false, "", fmt.Errorf("page %d: %s points to another server (%s://%s)", pg.pages, what, u.Scheme, u.Host)
 	}
 	if len(pg.visited) == 0 {
-		pg.visited[pg.cur.String()] = 1 // the first page
+		pg.visited[cur.String()] = 1 // the first page
 	}
 	if p, ok := pg.visited[u.String()]; ok {
 		return false, "", fmt.Errorf("page %d: %s leads back to page %d (the pages go round in a cycle)", pg.pages, what, p)
 	}
 	pg.visited[u.String()] = pg.pages + 1
-	pg.cur = u
+	pg.req.url = u
 	return false, "", nil
 }
 

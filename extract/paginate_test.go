@@ -136,7 +136,7 @@ func walkTestAPI(t *testing.T, api *listAPI, pag Pagination) (ids []int, err err
 	}
 	c := newClient(src, credentials{}, slog.New(slog.DiscardHandler))
 	start, _ := url.Parse(srv.URL + "/things")
-	err = c.walk(context.Background(), res, start, func(rec []byte, bad, page string) error {
+	err = c.walk(context.Background(), res, newRequest(res, start, nil), func(rec []byte, bad, page string) error {
 		v, _ := fieldText(rec, []string{"id"})
 		id, _ := strconv.Atoi(v)
 		ids = append(ids, id)

@@ -32,24 +32,30 @@ func Probe(ctx context.Context, src *Source, log *slog.Logger) (string, time.Dur
 	if err != nil {
 		return "", 0, err
 	}
-	// The request a run would send first: params, the incremental filter from its initial value, and the
-	// pagination's first-page parameters.
+	// The request a run would send first: params, the incremental filter from its initial value (the first
+	// window, for a window walk), and the pagination's first-page parameters.
 	q := u.Query()
 	for k, v := range res.Params {
 		q.Set(k, v)
 	}
-	if inc := res.Incremental; inc != nil && inc.Param != "" && inc.Initial != "" {
-		q.Set(inc.Param, inc.Initial)
-	}
 	u.RawQuery = q.Encode()
-	u = newPager(&res.Pagination, u).cur
+	r := newRequest(res, u, nil)
+	if inc := res.Incremental; inc != nil && inc.Param != "" && inc.Initial != "" {
+		r.set(inc.Param, paramValue(r, inc.Initial))
+		if w := inc.Window; w != nil {
+			if from, err := w.parse(inc.Initial); err == nil {
+				r.set(w.EndParam, paramValue(r, w.format(from.Add(time.Duration(w.Step)))))
+			}
+		}
+	}
+	r = newPager(&res.Pagination, r).req
 	accept := "application/json"
 	if res.Format == "ndjson" {
 		accept = "application/x-ndjson"
 	}
-	shown := c.show(u)
+	shown := c.describe(r)
 	start := time.Now()
-	err = c.once(ctx, u, shown, accept, func(*http.Response, int, *idleTimer) error { return nil }, 0, new(string))
+	err = c.once(ctx, r, shown, accept, func(*http.Response, int, *idleTimer) error { return nil }, 0, new(string))
 	if err != nil {
 		return shown, time.Since(start), err
 	}

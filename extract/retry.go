@@ -29,6 +29,7 @@ type httpError struct {
 	status      int
 	body        string
 	retryAfter  time.Duration
+	token       bool // the answer of an OAuth2 token endpoint, not of the API
 }
 
 func (e *httpError) Error() string {
@@ -89,11 +90,11 @@ func (e *reachError) Unwrap() error { return e.err }
 
 // bodyError is a failure while reading a 200 body (a cut connection, truncated JSON).
 type bodyError struct {
-	url string
-	err error
+	method, url string
+	err         error
 }
 
-func (e *bodyError) Error() string { return fmt.Sprintf("GET %s: read body: %v", e.url, e.err) }
+func (e *bodyError) Error() string { return fmt.Sprintf("%s %s: read body: %v", e.method, e.url, e.err) }
 func (e *bodyError) Unwrap() error { return e.err }
 
 // retryable reports whether err is worth another attempt, and the wait the server asked for.

@@ -57,7 +57,7 @@ func (f *fetcher) walkWindows(ctx context.Context, res *Resource, vars map[strin
 		if e.After(limit) {
 			e = limit
 		}
-		start, err := f.startURL(res, vars, scope)
+		start, err := f.startRequest(res, vars, scope)
 		if err != nil {
 			return err
 		}
@@ -65,10 +65,8 @@ func (f *fetcher) walkWindows(ctx context.Context, res *Resource, vars map[strin
 		if w.End == "inclusive" {
 			end = e.Add(-g)
 		}
-		q := start.Query()
-		q.Set(inc.Param, w.format(s))
-		q.Set(w.EndParam, w.format(end))
-		start.RawQuery = q.Encode()
+		start.set(inc.Param, paramValue(start, w.format(s)))
+		start.set(w.EndParam, paramValue(start, w.format(end)))
 		if err := f.x.client.walk(ctx, res, start, emit, func() error { return f.flush(ctx) }); err != nil {
 			return err
 		}
