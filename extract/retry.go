@@ -94,7 +94,9 @@ type bodyError struct {
 	err         error
 }
 
-func (e *bodyError) Error() string { return fmt.Sprintf("%s %s: read body: %v", e.method, e.url, e.err) }
+func (e *bodyError) Error() string {
+	return fmt.Sprintf("%s %s: read body: %v", e.method, e.url, e.err)
+}
 func (e *bodyError) Unwrap() error { return e.err }
 
 // retryable reports whether err is worth another attempt, and the wait the server asked for.
