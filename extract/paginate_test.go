@@ -22,12 +22,13 @@ import (
 // control over what happens past the last page, so that each stop rule can be shown to be the one that
 // stops the walk.
 type listAPI struct {
-	kind       string // page, offset, cursor, next_url, link, ndjson
+	kind       string // page, offset, cursor, header_cursor, last_record, next_url, link, ndjson
 	n, size    int
 	beyond     string // past the end: "empty" (default), "repeat" (the last page again) or "infinite"
 	alwaysNext bool   // always send a next cursor/URL/link, even on the last page
 	hasMore    bool   // send has_more
 	total      bool   // send total
+	totalHead  bool   // send X-Total-Count
 	ignorePage bool   // always serve the first page (a broken API)
 	stuck      bool   // the next cursor never changes
 	cycle      bool   // the pages go round: 0, 1, 2, 0, 1, ...
@@ -44,8 +45,13 @@ func (a *listAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "offset":
 		o, _ := strconv.Atoi(q.Get("offset"))
 		p = o / a.size
-	case "cursor":
+	case "cursor", "header_cursor":
 		p, _ = strconv.Atoi(strings.TrimPrefix(q.Get("cursor"), "c"))
+	case "last_record":
+		if after := q.Get("starting_after"); after != "" {
+			id, _ := strconv.Atoi(after)
+			p = (id + a.size) / a.size // the page after the one id is on
+		}
 	default:
 		p, _ = strconv.Atoi(q.Get("p"))
 	}
@@ -84,6 +90,12 @@ func (a *listAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintln(w, rec)
 		}
 		return
+	}
+	if a.kind == "header_cursor" && haveNext {
+		w.Header().Set("X-Next-Cursor", "c"+strconv.Itoa(next))
+	}
+	if a.totalHead {
+		w.Header().Set("X-Total-Count", strconv.Itoa(a.n))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if a.kind == "link" {
@@ -182,6 +194,18 @@ func TestPaginationKindsAndStopRules(t *testing.T) {
 		{"LinkEmptyPage", listAPI{kind: "link", n: 9, size: 3, alwaysNext: true}, Pagination{Kind: "link"}, 9},
 		{"LinkMaxPages", listAPI{kind: "link", n: 3, size: 3, beyond: "infinite"}, Pagination{Kind: "link", MaxPages: 5}, 15},
 		{"NDJSONLink", listAPI{kind: "ndjson", n: 10, size: 4}, Pagination{Kind: "link"}, 10},
+		{"HeaderCursorNoHeader", listAPI{kind: "header_cursor", n: 17, size: 5}, Pagination{Kind: "header_cursor"}, 17},
+		{"HeaderCursorHasMore", listAPI{kind: "header_cursor", n: 17, size: 5, alwaysNext: true, beyond: "repeat", hasMore: true}, Pagination{Kind: "header_cursor", HasMorePath: "meta.has_more"}, 17},
+		{"HeaderCursorTotal", listAPI{kind: "header_cursor", n: 17, size: 5, alwaysNext: true, beyond: "repeat", total: true}, Pagination{Kind: "header_cursor", TotalPath: "total"}, 17},
+		{"HeaderCursorTotalHeader", listAPI{kind: "header_cursor", n: 17, size: 5, alwaysNext: true, beyond: "repeat", totalHead: true}, Pagination{Kind: "header_cursor", TotalHeader: "X-Total-Count"}, 17},
+		{"HeaderCursorEmptyPage", listAPI{kind: "header_cursor", n: 15, size: 5, alwaysNext: true}, Pagination{Kind: "header_cursor"}, 15},
+		{"HeaderCursorMaxPages", listAPI{kind: "header_cursor", n: 5, size: 5, beyond: "infinite"}, Pagination{Kind: "header_cursor", MaxPages: 3}, 15},
+		{"LastRecordEmptyPage", listAPI{kind: "last_record", n: 17, size: 5}, Pagination{Kind: "last_record"}, 17},
+		{"LastRecordHasMore", listAPI{kind: "last_record", n: 15, size: 5, hasMore: true}, Pagination{Kind: "last_record", HasMorePath: "meta.has_more", StopOnEmpty: &f}, 15},
+		{"LastRecordTotal", listAPI{kind: "last_record", n: 15, size: 5, total: true}, Pagination{Kind: "last_record", TotalPath: "total", StopOnEmpty: &f}, 15},
+		{"LastRecordTotalHeader", listAPI{kind: "last_record", n: 15, size: 5, totalHead: true}, Pagination{Kind: "last_record", TotalHeader: "X-Total-Count", StopOnEmpty: &f}, 15},
+		{"LastRecordMaxPages", listAPI{kind: "last_record", n: 5, size: 5, beyond: "infinite"}, Pagination{Kind: "last_record", MaxPages: 3}, 15},
+		{"PageTotalHeader", listAPI{kind: "page", n: 25, size: 5, beyond: "repeat", totalHead: true}, Pagination{Kind: "page", SizeParam: "per_page", Size: 5, TotalHeader: "X-Total-Count"}, 25},
 		{"NoPagination", listAPI{kind: "cursor", n: 4, size: 10}, Pagination{}, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,6 +237,9 @@ func TestPaginationNeverLoops(t *testing.T) {
 		{"CursorCycle", listAPI{kind: "cursor", n: 20, size: 5, beyond: "infinite", cycle: true}, Pagination{Kind: "cursor"}, "page 4: cursor next_cursor leads back to page 2 (the pages go round in a cycle)"},
 		{"NextURLCycle", listAPI{kind: "next_url", n: 20, size: 5, beyond: "infinite", cycle: true}, Pagination{Kind: "next_url", NextURLPath: "meta.next"}, "page 4: meta.next leads back to page 2 (the pages go round in a cycle)"},
 		{"LinkCycle", listAPI{kind: "link", n: 20, size: 5, beyond: "infinite", cycle: true}, Pagination{Kind: "link"}, "page 4: Link rel=next leads back to page 2 (the pages go round in a cycle)"},
+		{"HeaderCursorStuck", listAPI{kind: "header_cursor", n: 20, size: 5, stuck: true}, Pagination{Kind: "header_cursor"}, "page 2: cursor header X-Next-Cursor did not advance"},
+		{"HeaderCursorCycle", listAPI{kind: "header_cursor", n: 20, size: 5, beyond: "infinite", cycle: true}, Pagination{Kind: "header_cursor"}, "leads back to page 2 (the pages go round in a cycle)"},
+		{"LastRecordIgnored", listAPI{kind: "last_record", n: 20, size: 5, ignorePage: true}, Pagination{Kind: "last_record"}, "page 2 repeats page 1"},
 		{"LinkToAnotherServer", listAPI{kind: "link", n: 20, size: 5, otherHost: true}, Pagination{Kind: "link"}, "page 1: Link rel=next points to another server (http://elsewhere.example)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
