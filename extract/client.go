@@ -53,9 +53,15 @@ type redirectsKey struct{}
 
 // redirectError is a redirect to another server (or scheme), refused: the source's credentials (headers,
 // API-key parameters) would go with it.
-type redirectError struct{ to string } // scheme://host of the target, nothing more
+type redirectError struct {
+	to     string // scheme://host of the target, nothing more
+	method string // set when the redirect would change the method (a POST sent again as a GET)
+}
 
 func (e *redirectError) Error() string {
+	if e.method != "" {
+		return fmt.Sprintf("redirected as a %s, refused: a redirect that drops the request's body is not the search asked for; use the URL it points to", e.method)
+	}
 	return fmt.Sprintf("redirected to another server (%s), refused: the source's credentials never leave for another host", e.to)
 }
 
@@ -64,6 +70,10 @@ func sameServerRedirect(req *http.Request, via []*http.Request) error {
 	first := via[0].URL
 	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
 		return &redirectError{to: req.URL.Scheme + "://" + req.URL.Host}
+	}
+	if req.Method != via[0].Method {
+		// A 301, 302 or 303 turns a POST into a GET without its body: not the search that was asked for.
+		return &redirectError{method: req.Method}
 	}
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
@@ -107,9 +117,6 @@ func (e emitError) Error() string { return e.err.Error() }
 func (c *client) get(ctx context.Context, r *request, shown, accept string, read func(resp *http.Response, attempt int, idle *idleTimer) error) error {
 	renewed := false // an OAuth2 access token was refused and a new one asked for
 	for attempt := 0; ; attempt++ {
-		if err := c.quota.take(); err != nil {
-			return fmt.Errorf("%w, before %s %s", err, r.method, shown)
-		}
 		var used string // the access token sent
 		err := c.once(ctx, r, shown, accept, read, attempt, &used)
 		if err == nil {
@@ -215,6 +222,10 @@ func (c *client) once(ctx context.Context, r *request, shown, accept string, rea
 		req.Header.Set(k, v)
 	}
 	c.creds.apply(req, *used)
+	// The quota counts the requests sent to the API (not those to a token endpoint): this one is about to go.
+	if err := c.quota.take(); err != nil {
+		return fmt.Errorf("%w, before %s %s", err, r.method, shown)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var rd *redirectError
@@ -383,7 +394,7 @@ func (c *client) walk(ctx context.Context, res *Resource, start *request, emit f
 			return err
 		})
 		var he *httpError
-		if err != nil && errors.As(err, &he) && slices.Contains(res.EmptyOn, he.status) {
+		if err != nil && errors.As(err, &he) && !he.token && slices.Contains(res.EmptyOn, he.status) {
 			c.log.Info("no records here: the API answered a status listed in empty_on", "resource", res.Name,
 				"url", shown, "status", he.status)
 			return nil

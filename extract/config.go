@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -101,7 +102,7 @@ type Resource struct {
 	Method string `yaml:"method"`
 	// Body is the JSON body of a POST request, written as YAML; {placeholders} in its strings take parent
 	// fields, as in path.
-	Body map[string]any `yaml:"body"`
+	Body JSONBody `yaml:"body"`
 	// ParamsIn is where the parameters elt sets (pagination, incremental) go: query (default for GET) or
 	// body (default for POST), at their dotted path in the body.
 	ParamsIn string `yaml:"params_in"`
@@ -200,6 +201,9 @@ type Window struct {
 	// End says whether the API's end bound is exclusive (default: records with cursor < end) or inclusive
 	// (<= end; elt then sends the window's end minus Granularity).
 	End string `yaml:"end"`
+	// Start says whether the API's start bound is inclusive (default: records with cursor >= start) or
+	// exclusive (> start; elt then sends the window's start minus Granularity).
+	Start string `yaml:"start"`
 	// Granularity is the precision of the cursor field (default 1s): no record lies between a window's end
 	// minus Granularity and its end.
 	Granularity Duration `yaml:"granularity"`
@@ -248,6 +252,81 @@ func (k *Key) UnmarshalYAML(n *yaml.Node) error {
 
 // String writes the key as a config would: its fields, comma-separated.
 func (k Key) String() string { return strings.Join(k, ", ") }
+
+// JSONBody is a JSON object written as a YAML mapping. Its values keep their YAML meaning as JSON (numbers,
+// booleans, null, strings; an unquoted date stays the text written), and its keys are strings: what cannot
+// be JSON (NaN, infinity, a mapping as a key) is an error with its line.
+type JSONBody map[string]any
+
+// UnmarshalYAML converts a YAML mapping to JSON values.
+func (b *JSONBody) UnmarshalYAML(n *yaml.Node) error {
+	v, err := jsonValue(n)
+	if err != nil {
+		return err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("line %d: body must be a mapping (a JSON object)", n.Line)
+	}
+	*b = m
+	return nil
+}
+
+// jsonValue is the JSON value of a YAML node.
+func jsonValue(n *yaml.Node) (any, error) {
+	switch n.Kind {
+	case yaml.AliasNode:
+		return jsonValue(n.Alias)
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("line %d: a body key must be a plain name", k.Line)
+			}
+			v, err := jsonValue(n.Content[i+1])
+			if err != nil {
+				return nil, err
+			}
+			m[k.Value] = v
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := jsonValue(c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil, nil
+		case "!!bool":
+			var v bool
+			err := n.Decode(&v)
+			return v, err
+		case "!!int", "!!float":
+			var f float64
+			if err := n.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("line %d: %s is not a JSON number", n.Line, n.Value)
+			}
+			if n.ShortTag() == "!!int" {
+				var i int64
+				if err := n.Decode(&i); err == nil {
+					return i, nil
+				}
+			}
+			return f, nil
+		default: // strings, and timestamps as written
+			return n.Value, nil
+		}
+	}
+	return nil, fmt.Errorf("line %d: not a JSON value", n.Line)
+}
 
 // Duration is a time.Duration written as "30s", "5m" in YAML.
 type Duration time.Duration
@@ -661,7 +740,7 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 				}
 			}
 		}
-		for _, ph := range bodyPlaceholders(r.Body) {
+		for _, ph := range bodyPlaceholders(map[string]any(r.Body)) {
 			if _, ok := p.Fields[ph]; !ok {
 				return fmt.Errorf("body: placeholder {%s} has no parent.fields entry", ph)
 			}
@@ -676,7 +755,7 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 				}
 			}
 		}
-	} else if len(placeholders(r.Path)) > 0 || len(bodyPlaceholders(r.Body)) > 0 {
+	} else if len(placeholders(r.Path)) > 0 || len(bodyPlaceholders(map[string]any(r.Body))) > 0 {
 		return errors.New("path or body has {placeholders} but no parent")
 	}
 	return nil
@@ -717,12 +796,22 @@ func (w *Window) validate(inc *Incremental) error {
 	if w.Step <= 0 || w.Lag < 0 {
 		return errors.New("step must be positive and lag not negative")
 	}
+	if w.EndParam == inc.Param {
+		return errors.New("end_param must differ from incremental.param")
+	}
 	switch w.End {
 	case "":
 		w.End = "exclusive"
 	case "exclusive", "inclusive":
 	default:
 		return fmt.Errorf("end must be exclusive or inclusive, not %q", w.End)
+	}
+	switch w.Start {
+	case "":
+		w.Start = "inclusive"
+	case "exclusive", "inclusive":
+	default:
+		return fmt.Errorf("start must be inclusive or exclusive, not %q", w.Start)
 	}
 	switch w.Format {
 	case "":

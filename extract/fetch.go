@@ -299,7 +299,10 @@ func (f *fetcher) walkScope(ctx context.Context, res *Resource, vars map[string]
 	if err != nil {
 		return err
 	}
-	return f.x.client.walk(ctx, res, start, emit, func() error { return f.flush(ctx) })
+	if err := f.x.client.walk(ctx, res, start, emit, func() error { return f.flush(ctx) }); err != nil {
+		return err
+	}
+	return f.release(ctx) // the walk of this scope is over: its last cursor value is whole
 }
 
 // from is where an incremental walk of scope starts: the committed cursor (minus the look-back window), or
@@ -351,8 +354,10 @@ func paramValue(r *request, v string) any {
 func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func(rec []byte, bad string, page string) error {
 	res := f.res
 	var curPath []string
+	var window *Window
 	if res.Incremental != nil {
 		curPath = strings.Split(res.Incremental.CursorField, ".")
+		window = res.Incremental.Window
 	}
 	pkPaths := make([][]string, len(res.PrimaryKey))
 	for i, p := range res.PrimaryKey {
@@ -374,9 +379,14 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 		}
 		var key string // the primary key as text (keyText)
 		if bad == "" && len(pkPaths) > 0 {
-			var missing string
-			if key, missing = keyText(rec, pkPaths); missing != "" {
-				bad = "no primary key field " + missing
+			key, bad = keyText(rec, pkPaths)
+		}
+		if bad == "" && window != nil {
+			if _, err := window.parse(r.cursor); err != nil {
+				// Window bounds and marks are written in window.format; cursors of another kind would not
+				// compare with them. Nothing of this walk is committed yet: the first record stops it.
+				return fmt.Errorf("%s %s: record cursor %s: %w: incremental.window.format must match the cursor field %s",
+					res.Method, page, res.Incremental.CursorField, err, res.Incremental.CursorField)
 			}
 		}
 		if bad != "" {
@@ -456,15 +466,17 @@ func (f *fetcher) send(ctx context.Context, r record) error {
 }
 
 // keyText is the primary key of rec as text: each field's text (a number as written), joined by joinKey;
-// missing names the first field that rec lacks.
-func keyText(rec []byte, paths [][]string) (key, missing string) {
+// bad says which field is missing, null or not a scalar.
+func keyText(rec []byte, paths [][]string) (key, bad string) {
 	texts := make([]string, len(paths))
 	for i, p := range paths {
 		v, ok := lookup(rec, p)
 		if !ok {
-			return "", strings.Join(p, ".")
+			return "", "no primary key field " + strings.Join(p, ".")
 		}
-		texts[i], _ = scalarText(v)
+		if texts[i], ok = scalarText(v); !ok {
+			return "", "primary key field " + strings.Join(p, ".") + " is null or not a scalar"
+		}
 	}
 	return joinKey(texts), ""
 }

@@ -71,6 +71,12 @@ sources:
 	if err := f.run(t, cfg, Options{}); err == nil || !strings.Contains(err.Error(), "no primary key field account.id") {
 		t.Errorf("a record without account.id: %v; want it refused, naming the field", err)
 	}
+	mu.Lock()
+	recs[len(recs)-1] = `{"account":{"id":null},"id":3,"updated_at":"2026-01-01T10:20:00Z"}`
+	mu.Unlock()
+	if err := f.run(t, cfg, Options{}); err == nil || !strings.Contains(err.Error(), "primary key field account.id is null or not a scalar") {
+		t.Errorf("a record whose account.id is null: %v; want it refused, naming the field", err)
+	}
 	for _, bad := range []string{"[id, id]", "[id, {a: b}]"} {
 		if _, err := ParseConfig([]byte(strings.Replace(`
 sources:

@@ -183,3 +183,50 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenEndpointErrors: an error of the token endpoint is never an API answer: a 404 there fails the run
+// even for a resource with empty_on: [404] (which would otherwise commit empty date windows and lose their
+// records), and its retries do not spend max_requests, which counts requests to the API.
+func TestTokenEndpointErrors(t *testing.T) {
+	t.Parallel()
+	api := newWindowAPI(time.Now())
+	var broken atomic.Bool
+	broken.Store(true)
+	tokens := &tokenAPI{tokenFails: 2}
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		if r.URL.Path == "/token" && broken.Load() {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		if r.URL.Path == "/token" {
+			tokens.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r, n)
+	})
+	cfg := f.config(t, fmt.Sprintf(`    max_requests: 40
+    auth:
+      kind: oauth2_client_credentials
+      token_url: %s/token
+      client_id: %s
+      client_secret_file: %s`, f.srv.URL, oauthClient, tokenFileWith(t, oauthSecret)), api.resource("")+"\n        empty_on: [404]")
+	err := f.run(t, cfg, Options{}, oauthSecret)
+	if err == nil || !strings.Contains(err.Error(), "oauth2 token request: POST "+f.srv.URL+"/token: 404 Not Found") {
+		t.Fatalf("a token endpoint answering 404: %v; want the run failed", err)
+	}
+	if n := queryOne[int64](t, f.db, `select count(*) from elt.cursors`); n != 0 {
+		t.Errorf("%d cursors committed while no token could be had", n)
+	}
+	// The endpoint answers 503 twice, then a token: three token requests, none counted against the quota,
+	// so the walk gets all its 40 requests and finishes.
+	broken.Store(false)
+	if err := f.run(t, cfg, Options{}, oauthSecret); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(api.ids(), sortedIDs(t, f)); diff != "" {
+		t.Errorf("staged (-source +staging):\n%s", diff)
+	}
+	if got := tokens.tokenReq.Load(); got != 3 {
+		t.Errorf("%d token requests, want 3 (two 503s, then a token)", got)
+	}
+}

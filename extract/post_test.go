@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,7 +142,27 @@ sources:
 			t.Errorf("a refused search: %v; want the request with its body", err)
 		}
 	})
+	t.Run("a redirect that drops the body", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+			http.Redirect(w, r, "/elsewhere", http.StatusSeeOther)
+		})
+		cfg := f.config(t, "", `        method: POST
+        mode: replace`)
+		if err := f.run(t, cfg, Options{}); err == nil || !strings.Contains(err.Error(), "redirected as a GET, refused") || f.n.Load() != 1 {
+			t.Errorf("a 303 to a POST: %v after %d requests; want it refused at once", err, f.n.Load())
+		}
+	})
+	// The body is JSON as YAML means it: numbers, booleans, null, a date as written.
+	c := mustConfig(t, "sources:\n  - name: fx\n    base_url: http://127.0.0.1:1\n    resources:\n      - {name: r, path: /r, mode: replace, method: POST, body: {n: 2, f: 1.5, b: true, z: null, d: 2024-01-01, s: '7', l: [1, x]}}")
+	r := newRequest(c.Sources[0].Resources[0], mustURL(t, "http://127.0.0.1:1/r"), nil)
+	if got, want := string(r.payload()), `{"b":true,"d":"2024-01-01","f":1.5,"l":[1,"x"],"n":2,"s":"7","z":null}`; got != want {
+		t.Errorf("body sent %s, want %s", got, want)
+	}
 	for _, bad := range []string{
+		"{name: r, path: /r, mode: replace, method: POST, body: {size: .nan}}",
+		"{name: r, path: /r, mode: replace, method: POST, body: {filter: {[a]: open}}}",
+		"{name: r, path: /r, mode: replace, method: POST, body: [1, 2]}",
 		"{name: r, path: /r, mode: replace, body: {a: 1}}",
 		"{name: r, path: /r, mode: replace, params_in: body}",
 		"{name: r, path: /r, mode: replace, method: PUT}",
@@ -151,4 +172,13 @@ sources:
 			t.Errorf("%s: accepted", bad)
 		}
 	}
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

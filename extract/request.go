@@ -25,7 +25,7 @@ type request struct {
 func newRequest(res *Resource, u *url.URL, vars map[string]string) *request {
 	r := &request{method: res.Method, url: u, inBody: res.ParamsIn == "body"}
 	if res.Method == http.MethodPost {
-		r.body, _ = fillPlaceholders(res.Body, vars).(map[string]any)
+		r.body, _ = fillPlaceholders(map[string]any(res.Body), vars).(map[string]any)
 		if r.body == nil {
 			r.body = map[string]any{}
 		}
@@ -92,14 +92,15 @@ func (r *request) payload() []byte {
 	if r.method != http.MethodPost {
 		return nil
 	}
-	b, _ := json.Marshal(r.body) // YAML maps and scalars, strings and numbers: always encodable
+	b, _ := json.Marshal(r.body) // JSONBody values, strings and integers: always encodable
 	return b
 }
 
 // cursorValue is an incremental value as a body takes it: an integer cursor (Unix seconds, a sequence)
-// as a JSON number, anything else as a string.
+// written canonically and exact in a float64 as a JSON number, anything else ("000123", a timestamp, a big
+// id) as a string.
 func cursorValue(v string) any {
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && strconv.FormatInt(n, 10) == v && n > -(1<<53) && n < 1<<53 {
 		return n
 	}
 	return v

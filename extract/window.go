@@ -50,8 +50,9 @@ func (f *fetcher) walkWindows(ctx context.Context, res *Resource, vars map[strin
 	if err != nil {
 		return fmt.Errorf("incremental.window: cursor %w", err)
 	}
-	limit := f.x.started.Add(-time.Duration(w.Lag))
 	g := time.Duration(w.Granularity)
+	// Whole granules: the last window's end is a bound the API takes (whole seconds by default).
+	limit := f.x.started.Add(-time.Duration(w.Lag)).Truncate(g)
 	for s := from; s.Before(limit); {
 		e := s.Add(time.Duration(w.Step))
 		if e.After(limit) {
@@ -61,11 +62,14 @@ func (f *fetcher) walkWindows(ctx context.Context, res *Resource, vars map[strin
 		if err != nil {
 			return err
 		}
-		end := e
+		begin, end := s, e
+		if w.Start == "exclusive" {
+			begin = s.Add(-g)
+		}
 		if w.End == "inclusive" {
 			end = e.Add(-g)
 		}
-		start.set(inc.Param, paramValue(start, w.format(s)))
+		start.set(inc.Param, paramValue(start, w.format(begin)))
 		start.set(w.EndParam, paramValue(start, w.format(end)))
 		if err := f.x.client.walk(ctx, res, start, emit, func() error { return f.flush(ctx) }); err != nil {
 			return err

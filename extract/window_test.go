@@ -20,6 +20,7 @@ type windowAPI struct {
 	base      time.Time
 	stamps    []time.Time
 	inclusive bool // to is inclusive (t <= to), else exclusive (t < to)
+	after     bool // from is exclusive (t > from), else inclusive (t >= from)
 	unix      bool // bounds and t are Unix seconds
 	delay     time.Duration
 	requests  atomic.Int64
@@ -57,13 +58,17 @@ func (a *windowAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, _ int64) {
 	q := r.URL.Query()
 	from, err1 := a.read(q.Get("from"))
 	to, err2 := a.read(q.Get("to"))
-	if err1 != nil || err2 != nil || to.Sub(from) > 24*time.Hour || to.Before(from) {
+	span := 24 * time.Hour
+	if a.after {
+		span += time.Second // (s - 1s, s + 1 day)
+	}
+	if err1 != nil || err2 != nil || to.Sub(from) > span || to.Before(from) {
 		http.Error(w, `{"error":"from and to are required, at most a day apart"}`, http.StatusBadRequest)
 		return
 	}
 	var in []int
 	for i, t := range a.stamps {
-		if !t.Before(from) && (t.Before(to) || (a.inclusive && t.Equal(to))) {
+		if (t.After(from) || (!a.after && t.Equal(from))) && (t.Before(to) || (a.inclusive && t.Equal(to))) {
 			in = append(in, i)
 		}
 	}
@@ -98,6 +103,9 @@ func (a *windowAPI) resource(extra string) string {
 	if a.inclusive {
 		end = "inclusive"
 	}
+	if a.after {
+		end += ", start: exclusive"
+	}
 	return fmt.Sprintf(`        pagination: {kind: cursor}
         incremental:
           cursor_field: t
@@ -118,13 +126,13 @@ func sortedIDs(t *testing.T, f *fixture) []string {
 func TestDateWindows(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name            string
-		inclusive, unix bool
-	}{{"exclusive", false, false}, {"inclusive", true, false}, {"unix", false, true}} {
+		name                   string
+		inclusive, unix, after bool
+	}{{"exclusive", false, false, false}, {"inclusive", true, false, false}, {"unix", false, true, false}, {"exclusive start", false, false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			api := newWindowAPI(time.Now())
-			api.inclusive, api.unix = tc.inclusive, tc.unix
+			api.inclusive, api.unix, api.after = tc.inclusive, tc.unix, tc.after
 			f := newFixture(t, api.ServeHTTP)
 			extra := ""
 			if tc.unix {
@@ -158,6 +166,30 @@ func TestDateWindows(t *testing.T) {
 				t.Errorf("staged after the second run (-source +staging):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestWindowFormatMustMatchTheCursor: window bounds in Unix seconds over records whose cursor is RFC 3339
+// would never compare with the marks: the first record stops the run, saying so, and nothing is committed.
+func TestWindowFormatMustMatchTheCursor(t *testing.T) {
+	t.Parallel()
+	api := newWindowAPI(time.Now())
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		q := r.URL.Query()
+		for _, k := range []string{"from", "to"} { // Unix seconds in, RFC 3339 cursors out
+			s, _ := strconv.ParseInt(q.Get(k), 10, 64)
+			q.Set(k, time.Unix(s, 0).UTC().Format(time.RFC3339))
+		}
+		r.URL.RawQuery = q.Encode()
+		api.ServeHTTP(w, r, n)
+	})
+	cfg := f.config(t, "", strings.Replace(api.resource(", format: unix"), api.base.Format(time.RFC3339), strconv.FormatInt(api.base.Unix(), 10), 1))
+	err := f.run(t, cfg, Options{})
+	if err == nil || !strings.Contains(err.Error(), "is not a number of Unix seconds (format unix): incremental.window.format must match the cursor field t") {
+		t.Fatalf("unix windows over RFC 3339 cursors: %v", err)
+	}
+	if n := queryOne[int64](t, f.db, `select count(*) from elt.cursors`); n != 0 {
+		t.Errorf("%d cursors committed", n)
 	}
 }
 
