@@ -48,6 +48,10 @@ type Source struct {
 	// BatchTime ends a batch (at the next cursor boundary) after this long even if it is smaller, so that a
 	// slow API never keeps a batch transaction, and elt refresh behind it, waiting for long (default 10s).
 	BatchTime Duration `yaml:"batch_time"`
+	// CopySessions is how many database sessions load the batches of an append resource side by side (COPY
+	// parses jsonb on the server, one core per session), their commits kept in order: 0 for the client's
+	// cores, at most 4; 1 streams each batch through one session.
+	CopySessions int `yaml:"copy_sessions"`
 	// MaxRequests is the most HTTP requests one run sends to this source (retries included; 0: no limit): a
 	// run that meets it stops at a batch boundary and is recorded partial; the next run resumes there.
 	MaxRequests int `yaml:"max_requests"`
@@ -537,6 +541,9 @@ func (s *Source) validate() error {
 	}
 	if s.BatchTime <= 0 {
 		s.BatchTime = Duration(10 * time.Second)
+	}
+	if s.CopySessions < 0 {
+		return errors.New("copy_sessions must not be negative")
 	}
 	if s.MaxRequests < 0 || s.MaxDuration < 0 {
 		return errors.New("max_requests and max_duration must not be negative")

@@ -86,7 +86,8 @@ func (f *fixture) ids(t *testing.T) []string {
 
 func stagingIDs(t *testing.T, db *pgtest.DB, table string) []string {
 	t.Helper()
-	rows, err := db.Pool.Query(context.Background(), `select record->>'id' from staging.`+table+` order by id`)
+	// Load order: batch, then staging id (parallel copy sessions interleave ids across batches).
+	rows, err := db.Pool.Query(context.Background(), `select record->>'id' from staging.`+table+` order by batch_id, id`)
 	if err != nil {
 		t.Fatal(err)
 	}

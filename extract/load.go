@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -188,7 +190,7 @@ func (b *batchSource) Next() bool {
 			b.rejects = append(b.rejects, r)
 			continue
 		}
-		if b.limit > 0 && (b.n > 0 || b.marks > 0) && (b.n >= b.limit || b.late.Load()) && (r.scope != b.row.scope || compareCursor(r.cursor, b.row.cursor) != 0) {
+		if b.limit > 0 && (b.n > 0 || b.marks > 0) && (b.n+b.marks >= b.limit || b.late.Load()) && (r.scope != b.row.scope || compareCursor(r.cursor, b.row.cursor) != 0) {
 			b.peeked = &r
 			return false
 		}
@@ -236,8 +238,11 @@ func (b *batchSource) cursorMax() *string {
 var stagingColumns = []string{"batch_id", "record", "parent"}
 
 // loadAppend commits the stream in batches: each batch's COPY, elt.batches row, cursors and run counters in
-// one transaction.
+// one transaction; with several copy sessions, loadParallel.
 func (x *sourceRun) loadAppend(ctx context.Context, res *Resource, in <-chan item, saved map[string]string) error {
+	if n := x.copySessions(); n > 1 {
+		return x.loadParallel(ctx, res, in, saved, n)
+	}
 	b := &batchSource{in: in, saved: saved}
 	table := pgx.Identifier{"staging", res.Table}
 	for b.waitFirst() {
@@ -454,7 +459,9 @@ func (x *sourceRun) endBatch(ctx context.Context, tx pgx.Tx, res *Resource, b *b
 		}
 	}
 	b.max = b.cursorMax()
-	if _, err := tx.Exec(ctx, `update elt.batches set records = $2, bytes = $3, cursor_max = $4 where batch_id = $1`,
+	// committed_at is the commit's time (the transaction's last statement), not its start: with parallel copy
+	// sessions a batch may start before the one it commits after.
+	if _, err := tx.Exec(ctx, `update elt.batches set records = $2, bytes = $3, cursor_max = $4, committed_at = clock_timestamp() where batch_id = $1`,
 		b.batchID, b.n, b.bytes, b.max); err != nil {
 		return fmt.Errorf("finish batch: %w", err)
 	}
@@ -502,4 +509,160 @@ func copyErr(res *Resource, err error) error {
 		return fmt.Errorf("copy into staging.%s: a record is not valid for jsonb (%s: %s); the batch was rolled back", res.Table, pe.Code, pe.Message)
 	}
 	return fmt.Errorf("copy into staging.%s: %w", res.Table, err)
+}
+
+// copySessions is how many sessions load an append resource's batches: copy_sessions, or the client's cores
+// (at most 4), and never more than the pool can give besides the source's lock connection.
+func (x *sourceRun) copySessions() int {
+	n := x.src.CopySessions
+	if n == 0 {
+		n = min(runtime.NumCPU(), 4)
+	}
+	return max(1, min(n, int(x.pool.Config().MaxConns)-1))
+}
+
+// sliceSource is a pgx.CopyFromSource over a batch held in memory.
+type sliceSource struct {
+	rows    []record
+	i       int
+	batchID int64
+}
+
+func (s *sliceSource) Next() bool { s.i++; return s.i <= len(s.rows) }
+func (s *sliceSource) Err() error { return nil }
+func (s *sliceSource) Values() ([]any, error) {
+	r := s.rows[s.i-1]
+	if r.parent == nil {
+		return []any{s.batchID, r.data, nil}, nil
+	}
+	return []any{s.batchID, r.data, r.parent}, nil
+}
+
+// loadParallel commits the stream in batches as loadAppend does, with up to sessions batches loading at
+// once, each in its own session and transaction: the server parses one batch's jsonb per core. The batches
+// are cut from the stream in order, as loadAppend cuts them (at cursor boundaries), and held in memory;
+// batch k takes its elt.batches row (batch ids follow the stream) and commits (cursors and run counters
+// included) only after batch k-1 has, so a committed cursor still means every record up to it is in. A
+// batch that fails rolls back, and so do the batches after it; those before it stay committed.
+func (x *sourceRun) loadParallel(ctx context.Context, res *Resource, in <-chan item, saved map[string]string, sessions int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	// A failed batch stops the dispatch and the batches after it (each checks, once the one before it is
+	// done); those before it go on to commit.
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	failed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr
+	}
+	closed := make(chan struct{})
+	close(closed)
+	prevBegun, prevDone := closed, closed // of the batch before the next one
+	prevOK := &atomic.Bool{}              // that batch committed (set before its done closes)
+	prevOK.Store(true)
+	slots := make(chan struct{}, sessions)
+	table := pgx.Identifier{"staging", res.Table}
+	b := &batchSource{in: in, saved: saved}
+	for failed() == nil && b.waitFirst() {
+		b.reset(x.src.BatchSize, time.Duration(x.src.BatchTime))
+		var rows []record
+		for b.Next() {
+			rows = append(rows, b.row)
+		}
+		if b.err != nil {
+			break // the stream failed: the batch being cut is dropped, those handed on still commit
+		}
+		job := &batchSource{saved: saved, cursors: b.cursors, n: b.n, bytes: b.bytes, marks: b.marks,
+			rejects: append([]record(nil), b.rejects...)}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		// Connections are taken in stream order: a later batch never holds the connection an earlier one,
+		// which it waits for, needs.
+		conn, err := x.pool.Acquire(ctx)
+		if err != nil {
+			<-slots
+			fail(fmt.Errorf("acquire a connection: %w", err))
+			break
+		}
+		begun, done, ok := make(chan struct{}), make(chan struct{}), &atomic.Bool{}
+		waitBegun, waitDone, earlierOK := prevBegun, prevDone, prevOK
+		prevBegun, prevDone, prevOK = begun, done, ok
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			defer close(done)
+			defer conn.Release()
+			var once sync.Once
+			signal := func() { once.Do(func() { close(begun) }) }
+			defer signal()
+			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				if err := wait(ctx, waitBegun); err != nil {
+					return err
+				}
+				err := x.beginBatch(ctx, tx, res, job)
+				signal()
+				if err != nil {
+					return err
+				}
+				if _, err := tx.CopyFrom(ctx, table, stagingColumns, &sliceSource{rows: rows, batchID: job.batchID}); err != nil {
+					return copyErr(res, err)
+				}
+				rows = nil // the server has them
+				if err := wait(ctx, waitDone); err != nil {
+					return err
+				}
+				if !earlierOK.Load() {
+					return errEarlierBatch // it failed: this one must not commit past it
+				}
+				if err := x.upsertCursors(ctx, tx, res, job, false); err != nil {
+					return err
+				}
+				return x.endBatch(ctx, tx, res, job)
+			})
+			if err != nil {
+				if !errors.Is(err, errEarlierBatch) {
+					fail(err)
+				}
+				return
+			}
+			x.committed(res, job) // before done: the next batch reads saved and x.records after it
+			ok.Store(true)
+		}()
+	}
+	wg.Wait()
+	b.reset(0, 0)
+	if err := failed(); err != nil {
+		return err
+	}
+	return b.err
+}
+
+// errEarlierBatch rolls back a batch whose predecessor failed.
+var errEarlierBatch = errors.New("an earlier batch failed")
+
+// wait blocks until ch is closed or ctx is done.
+func wait(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
