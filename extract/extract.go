@@ -110,7 +110,7 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 	if err := pool.QueryRow(ctx, `insert into elt.runs (kind, target) values ('extract', $1) returning run_id`, src.Name).Scan(&x.runID); err != nil {
 		return fmt.Errorf("extract %s: start run: %w", src.Name, err)
 	}
-	log.Info("extract started", "run_id", x.runID)
+	log.Info("extract started", "run_id", x.runID, "copy_sessions", x.copySessions())
 	start := time.Now()
 	left := 0 // index of the first resource not finished
 	for i, res := range src.Resources {

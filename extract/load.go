@@ -574,9 +574,12 @@ func (x *sourceRun) loadParallel(ctx context.Context, res *Resource, in <-chan i
 	slots := make(chan struct{}, sessions)
 	table := pgx.Identifier{"staging", res.Table}
 	b := &batchSource{in: in, saved: saved}
+	// A batch is held in memory until its session has copied it: smaller batches than one session's keep
+	// memory flat and the sessions' copies overlapping.
+	size := min(x.src.BatchSize, parallelBatch)
 	for failed() == nil && b.waitFirst() {
-		b.reset(x.src.BatchSize, time.Duration(x.src.BatchTime))
-		var rows []record
+		b.reset(size, time.Duration(x.src.BatchTime))
+		rows := make([]record, 0, size)
 		for b.Next() {
 			rows = append(rows, b.row)
 		}
@@ -653,6 +656,9 @@ func (x *sourceRun) loadParallel(ctx context.Context, res *Resource, in <-chan i
 	}
 	return b.err
 }
+
+// parallelBatch caps the records of a batch loaded beside others (held in memory until copied).
+const parallelBatch = 10000
 
 // errEarlierBatch rolls back a batch whose predecessor failed.
 var errEarlierBatch = errors.New("an earlier batch failed")
