@@ -162,11 +162,11 @@ func (b *batchSource) waitFirst() bool {
 
 func (b *batchSource) reset(limit int, d time.Duration) {
 	b.limit, b.n, b.bytes, b.marks = limit, 0, 0, 0
-	b.late.Store(false)
-	if b.timer != nil {
+	if b.timer != nil { // stopped before late is cleared: the old batch's timer never ends the new batch
 		b.timer.Stop()
 		b.timer = nil
 	}
+	b.late.Store(false)
 	if d > 0 {
 		b.timer = time.AfterFunc(d, func() { b.late.Store(true) })
 	}
@@ -586,13 +586,17 @@ func (x *sourceRun) loadParallel(ctx context.Context, res *Resource, in <-chan i
 		if b.err != nil {
 			break // the stream failed: the batch being cut is dropped, those handed on still commit
 		}
+		if failed() != nil {
+			break // a batch failed while this one was being cut: it could not commit
+		}
 		job := &batchSource{saved: saved, cursors: b.cursors, n: b.n, bytes: b.bytes, marks: b.marks,
 			rejects: append([]record(nil), b.rejects...)}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil {
+		if err := ctx.Err(); err != nil {
+			fail(err) // cancelled: the batch cut is not loaded, and the run must say so
 			break
 		}
 		// Connections are taken in stream order: a later batch never holds the connection an earlier one,

@@ -153,6 +153,7 @@ for n in $SIZES; do
 		# environment, never on a command line.
 		export DLT_BENCH_USER=dlt_bench DLT_BENCH_PASSWORD="dlt-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 		psql "$url_dlt" -X -q -v ON_ERROR_STOP=1 <<-EOF
+		set client_min_messages = warning;
 		drop role if exists dlt_bench;
 		create role dlt_bench login password '$DLT_BENCH_PASSWORD';
 		grant connect, create on database ${db}_dlt to dlt_bench;
