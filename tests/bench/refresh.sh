@@ -6,6 +6,8 @@
 #      the HTTP extractor, which would take far longer on a small machine; then elt refresh (initial build);
 #   2. +1%: EVENTS/100 new events on the latest day in a new batch; elt refresh (incremental), timed, while a
 #      reader polls the marts with dashboard queries (pgbench, 20 queries/s) and logs every latency;
+#   2b. +1% again, all of it for one customer (ONE_CUSTOMER, default 7); elt refresh (incremental), timed,
+#      step by step: what the steps cost when one customer changed against when all of them did;
 #   3. elt refresh --full, timed, with the same reader; then the marts are compared with those of step 2
 #      (md5 of every row): the incremental and full paths must agree.
 #
@@ -104,8 +106,8 @@ SQL
 
 # Events of a span of days, non-decreasing in time like the export API's order, in one new batch: skewed
 # customers (a few big ones), skewed users and features.
-gen_events() { # first_id count first_day days
-    "${PSQL[@]}" -v customers="$CUSTOMERS" -v users="$USERS" -v first_id="$1" -v events="$2" -v first_day="$3" -v days="$4" <<'SQL'
+gen_events() { # first_id count first_day days [customer: all of them for that one]
+    "${PSQL[@]}" -v customers="$CUSTOMERS" -v users="$USERS" -v first_id="$1" -v events="$2" -v first_day="$3" -v days="$4" -v only="${5:-0}" <<'SQL'
 insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
 select max(run_id), 'bench', 'events', 'events', :events, 0 from elt.runs;
 insert into staging.events (batch_id, record)
@@ -123,7 +125,7 @@ select (select max(batch_id) from elt.batches),
            'properties', jsonb_build_object('client', (array['web', 'ios', 'android'])[1 + i % 3], 'duration_ms', i % 5000))
 from (
     select i,
-           1 + floor(power(random(), 1.7) * :customers)::int as c,
+           coalesce(nullif(:only, 0), 1 + floor(power(random(), 1.7) * :customers)::int) as c,
            :'first_day'::date::timestamp + (i::float8 / :events) * (:days * interval '1 day') as ts
     from generate_series(0, :events - 1) as i
 ) as g;
@@ -195,7 +197,15 @@ reader_start incr
 incr_ms=$(DATABASE_URL=$runner timed "$ELT" refresh)
 reader_stop incr
 read -r incr_n incr_max incr_q <"$work/incr.result"
-incr_steps=$(psql -X -At "$db" -c "select string_agg(format('%s %s ms', name, (extract(epoch from finished_at - started_at) * 1000)::int), '; ' order by seq) from elt.refresh_steps where run_id = (select max(run_id) from elt.runs where kind = 'refresh') and kind <> 'check'")
+steps_sql="select string_agg(format('%s %s ms', name, (extract(epoch from finished_at - started_at) * 1000)::int), '; ' order by seq) from elt.refresh_steps where run_id = (select max(run_id) from elt.runs where kind = 'refresh') and kind <> 'check'"
+incr_steps=$(psql -X -At "$db" -c "$steps_sql")
+
+ONE_CUSTOMER=${ONE_CUSTOMER:-7}
+log "adding $NEW_EVENTS events on $LATEST, all of customer $ONE_CUSTOMER"
+gen_events "$((EVENTS + NEW_EVENTS))" "$NEW_EVENTS" "$LATEST" 1 "$ONE_CUSTOMER"
+log "incremental refresh, one customer changed"
+one_ms=$(DATABASE_URL=$runner timed "$ELT" refresh)
+one_steps=$(psql -X -At "$db" -c "$steps_sql")
 digest_incr=$(marts_digest)
 
 log "full rebuild"
@@ -215,6 +225,7 @@ cat <<EOF
 history: $EVENTS events, $CUSTOMERS customers, $(psql -X -At "$db" -c 'select count(*) from core.users') users, $DAYS days; new: $NEW_EVENTS events on $LATEST
 initial refresh (empty core, all history):  $((initial_ms / 1000)).$(printf %03d $((initial_ms % 1000))) s
 incremental refresh (+1%):                  $((incr_ms / 1000)).$(printf %03d $((incr_ms % 1000))) s
+incremental refresh (+1%, one customer):    $((one_ms / 1000)).$(printf %03d $((one_ms % 1000))) s
 full rebuild (--full):                      $((full_ms / 1000)).$(printf %03d $((full_ms % 1000))) s
 ratio incremental / full:                   $(awk -v a="$incr_ms" -v b="$full_ms" 'BEGIN { printf "%.3f", a / b }')
 reader, idle (5 s):          $idle_n queries, longest $idle_max ms (query time alone $idle_q ms)
@@ -222,6 +233,7 @@ reader, during incremental:  $incr_n queries, longest $incr_max ms (query time a
 reader, during --full:       $full_n queries, longest $full_max ms (query time alone $full_q ms)
 marts identical after incremental and --full: $same
 incremental steps: $incr_steps
+incremental steps, one customer changed: $one_steps
 rollups: $sizes
 EOF
 [ "$same" = yes ]
