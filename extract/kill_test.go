@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -61,8 +62,15 @@ func TestKilledRunsLeaveNoDuplicatesOrGaps(t *testing.T) {
 		faults: demoapi.Faults{Slow: 2 * time.Millisecond}})
 	yaml := fmt.Sprintf(demoConfig, b.srv.URL, tokenFile(t), 300, 100)
 	ctx := context.Background()
+	// The runs killed alternate between one copy session (batches streamed) and three (batches loaded side by
+	// side, committed in order).
+	parallel := strings.Replace(yaml, "    batch_size:", "    copy_sessions: 3\n    batch_size:", 1)
 	for i, killAt := range []int64{0, 1, 5, 12, 20, 33} {
-		cmd := startHelper(t, b.db.URL, yaml)
+		y := strings.Replace(yaml, "    batch_size:", "    copy_sessions: 1\n    batch_size:", 1)
+		if i%2 == 1 {
+			y = parallel
+		}
+		cmd := startHelper(t, b.db.URL, y)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			if n := queryOne[int64](t, b.db, `select count(*) from elt.batches`); n >= killAt || time.Now().After(deadline) {
