@@ -44,7 +44,7 @@ func (c credentials) accessToken(ctx context.Context, hc *http.Client, timeout t
 		return o.token, nil
 	}
 	o.token = ""
-	tok, lifetime, err := c.fetchToken(ctx, hc, timeout)
+	tok, lifetime, given, err := c.fetchToken(ctx, hc, timeout)
 	if err != nil {
 		return "", err
 	}
@@ -56,9 +56,12 @@ func (c credentials) accessToken(ctx context.Context, hc *http.Client, timeout t
 	all = append(all, tok)
 	o.issued.Store(&all)
 	o.expires = time.Time{}
-	if lifetime > 0 {
+	switch {
+	case lifetime > 0:
 		// Renew a little early, so that a token never expires between being sent and being checked.
 		o.expires = time.Now().Add(lifetime - min(lifetime/10, 30*time.Second))
+	case lifetime == 0 && given:
+		o.expires = time.Now() // expires_in: 0: good for the request it was asked for, no longer
 	}
 	return tok, nil
 }
@@ -74,7 +77,8 @@ func (c credentials) refused(tok string) {
 
 // fetchToken asks the token endpoint for a token. Its errors are those of an API request (httpError,
 // reachError), so a 5xx, 429 or network error is retried by the request's retry policy and a 4xx is not.
-func (c credentials) fetchToken(ctx context.Context, hc *http.Client, timeout time.Duration) (string, time.Duration, error) {
+// given says whether the answer had expires_in.
+func (c credentials) fetchToken(ctx context.Context, hc *http.Client, timeout time.Duration) (tok string, lifetime time.Duration, given bool, err error) {
 	a := c.auth
 	form := url.Values{"grant_type": {"client_credentials"}}
 	if len(a.Scopes) > 0 {
@@ -92,7 +96,7 @@ func (c credentials) fetchToken(ctx context.Context, hc *http.Client, timeout ti
 	defer cancel()
 	req, err := http.NewRequestWithContext(tctx, http.MethodPost, a.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", 0, fmt.Errorf("oauth2 token request: %w", err)
+		return "", 0, false, fmt.Errorf("oauth2 token request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -103,9 +107,9 @@ func (c credentials) fetchToken(ctx context.Context, hc *http.Client, timeout ti
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", 0, ctx.Err()
+			return "", 0, false, ctx.Err()
 		}
-		return "", 0, fmt.Errorf("oauth2 token request: %w", &reachError{method: http.MethodPost, url: shown, err: err})
+		return "", 0, false, fmt.Errorf("oauth2 token request: %w", &reachError{method: http.MethodPost, url: shown, err: err})
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -113,29 +117,28 @@ func (c credentials) fetchToken(ctx context.Context, hc *http.Client, timeout ti
 		he := &httpError{method: http.MethodPost, url: shown, status: resp.StatusCode, body: c.redactAll(oneLine(head)), token: true,
 			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 		if he.retryable() {
-			return "", 0, fmt.Errorf("oauth2 token request: %w", he)
+			return "", 0, false, fmt.Errorf("oauth2 token request: %w", he)
 		}
-		return "", 0, fmt.Errorf("oauth2 token request: %w (check token_url, client_id, the client secret and scopes)", he)
+		return "", 0, false, fmt.Errorf("oauth2 token request: %w (check token_url, client_id, the client secret and scopes)", he)
 	}
 	var tr tokenResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&tr); err != nil {
-		return "", 0, fmt.Errorf("oauth2 token request: POST %s: the answer is not a JSON token response", shown)
+		return "", 0, false, fmt.Errorf("oauth2 token request: POST %s: the answer is not a JSON token response", shown)
 	}
 	if tr.AccessToken == "" {
-		return "", 0, fmt.Errorf("oauth2 token request: POST %s: the answer has no access_token", shown)
+		return "", 0, false, fmt.Errorf("oauth2 token request: POST %s: the answer has no access_token", shown)
 	}
 	if tt := strings.ToLower(tr.TokenType); tt != "" && tt != "bearer" {
-		return "", 0, fmt.Errorf("oauth2 token request: POST %s: token_type %q, only bearer tokens are supported", shown, tr.TokenType)
+		return "", 0, false, fmt.Errorf("oauth2 token request: POST %s: token_type %q, only bearer tokens are supported", shown, tr.TokenType)
 	}
-	var lifetime time.Duration
 	if s := strings.Trim(string(tr.ExpiresIn), `"`); s != "" && s != "null" {
 		secs, err := strconv.ParseFloat(s, 64)
 		if err != nil || secs < 0 {
-			return "", 0, fmt.Errorf("oauth2 token request: POST %s: expires_in %s is not a number of seconds", shown, tr.ExpiresIn)
+			return "", 0, false, fmt.Errorf("oauth2 token request: POST %s: expires_in %s is not a number of seconds", shown, tr.ExpiresIn)
 		}
-		lifetime = time.Duration(secs * float64(time.Second))
+		lifetime, given = time.Duration(secs*float64(time.Second)), true
 	}
-	return tr.AccessToken, lifetime, nil
+	return tr.AccessToken, lifetime, given, nil
 }
 
 // clientBasic is the client's HTTP Basic credentials for the token endpoint: id and secret each

@@ -27,6 +27,7 @@ type tokenAPI struct {
 	refuseAll  bool          // the API refuses every token
 	tokenFails int64         // the token endpoint answers 503 to this many requests first
 	wantBody   bool          // the client authenticates in the form body, not with Basic
+	zero       bool          // expires_in: 0 (each token good for one request)
 
 	mu       sync.Mutex
 	issued   map[string]time.Time // token: expiry
@@ -68,6 +69,9 @@ func (a *tokenAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if a.lifetime > 0 {
 			exp = time.Now().Add(a.lifetime)
 			expiresIn = fmt.Sprintf(`,"expires_in":"%g"`, a.lifetime.Seconds()) // a string, as some servers send it
+		}
+		if a.zero {
+			expiresIn = `,"expires_in":0`
 		}
 		a.issued[tok] = exp
 		a.order = append(a.order, tok)
@@ -132,6 +136,7 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 		{name: "wrong client secret", api: &tokenAPI{}, secret: "not-the-secret-77", wantTokens: 0,
 			wantErr: "oauth2 token request: POST "},
 		{name: "token endpoint busy once", api: &tokenAPI{tokenFails: 1}, wantTokens: 1, wantLog: "retrying request"},
+		{name: "expires_in 0: a token per request", api: &tokenAPI{zero: true}, wantTokens: 9},
 		{name: "client in the body, scopes", api: &tokenAPI{wantBody: true},
 			auth: "\n      client_auth: body\n      scopes: [read:items, read:users]", wantTokens: 1},
 	} {

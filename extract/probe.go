@@ -43,8 +43,8 @@ func Probe(ctx context.Context, src *Source, log *slog.Logger) (string, time.Dur
 	if inc := res.Incremental; inc != nil && inc.Param != "" && inc.Initial != "" {
 		r.set(inc.Param, paramValue(r, inc.Initial))
 		if w := inc.Window; w != nil {
-			if from, err := w.parse(inc.Initial); err == nil {
-				r.set(w.EndParam, paramValue(r, w.format(from.Add(time.Duration(w.Step)))))
+			if s, e, ok := w.firstWindow(inc.Initial, time.Now()); ok {
+				w.setBounds(r, inc.Param, s, e)
 			}
 		}
 	}

@@ -62,15 +62,7 @@ func (f *fetcher) walkWindows(ctx context.Context, res *Resource, vars map[strin
 		if err != nil {
 			return err
 		}
-		begin, end := s, e
-		if w.Start == "exclusive" {
-			begin = s.Add(-g)
-		}
-		if w.End == "inclusive" {
-			end = e.Add(-g)
-		}
-		start.set(inc.Param, paramValue(start, w.format(begin)))
-		start.set(w.EndParam, paramValue(start, w.format(end)))
+		w.setBounds(start, inc.Param, s, e)
 		if err := f.x.client.walk(ctx, res, start, emit, func() error { return f.flush(ctx) }); err != nil {
 			return err
 		}
@@ -80,6 +72,34 @@ func (f *fetcher) walkWindows(ctx context.Context, res *Resource, vars map[strin
 		s = e
 	}
 	return nil
+}
+
+// setBounds puts the window [s, e) into r as the API takes it: the start minus granularity for an exclusive
+// start, the end minus granularity for an inclusive end.
+func (w *Window) setBounds(r *request, param string, s, e time.Time) {
+	g := time.Duration(w.Granularity)
+	if w.Start == "exclusive" {
+		s = s.Add(-g)
+	}
+	if w.End == "inclusive" {
+		e = e.Add(-g)
+	}
+	r.set(param, paramValue(r, w.format(s)))
+	r.set(w.EndParam, paramValue(r, w.format(e)))
+}
+
+// firstWindow is the window a first run asks for first: from initial, one step, up to now minus lag.
+func (w *Window) firstWindow(initial string, now time.Time) (s, e time.Time, ok bool) {
+	s, err := w.parse(initial)
+	if err != nil {
+		return s, e, false
+	}
+	limit := now.Add(-time.Duration(w.Lag)).Truncate(time.Duration(w.Granularity))
+	e = s.Add(time.Duration(w.Step))
+	if e.After(limit) {
+		e = limit
+	}
+	return s, e, s.Before(e)
 }
 
 // mark hands on the end of a window walked whole: every record up to cursor is in. The records held back
