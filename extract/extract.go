@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,9 @@ type Options struct {
 	Progress io.Writer
 	// ProgressEvery is the interval of progress log lines when Progress is nil (default 10s; <0: none).
 	ProgressEvery time.Duration
+	// SourcesAtOnce is how many sources are extracted at the same time (0: two; 1: one after another). It
+	// is bounded by the pool: every source running holds a connection for its lock and needs one to load.
+	SourcesAtOnce int
 }
 
 // Run extracts the selected sources of cfg into staging, one source after another. A source that fails does
@@ -52,17 +56,38 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg *Config, opts Options) err
 	if len(sources) == 0 {
 		return errors.New("extract: no sources in the config")
 	}
-	// Every source's failure, one per line, each keeping its chain (errors.Is(err, ErrLocked)).
-	var errs []error
-	for _, src := range sources {
+	// Sources do not depend on each other: up to atOnce run at the same time, each with its own lock, run row
+	// and client, and a share of the pool's connections for its copy sessions.
+	atOnce := opts.SourcesAtOnce
+	if atOnce <= 0 {
+		atOnce = 2
+	}
+	maxConns := int(pool.Config().MaxConns)
+	atOnce = max(1, min(atOnce, len(sources), maxConns/2))
+	sessionsCap := max(1, (maxConns-atOnce)/atOnce)
+	if atOnce > 1 && opts.Progress != nil {
+		// One updating terminal line cannot show several sources: progress comes as log lines instead.
+		opts.Progress = nil
+	}
+	// Every source's failure, one per line in source order, each keeping its chain (errors.Is(err, ErrLocked)).
+	errs := make([]error, len(sources))
+	slots := make(chan struct{}, atOnce)
+	var wg sync.WaitGroup
+	for i, src := range sources {
+		slots <- struct{}{}
 		if ctx.Err() != nil {
-			errs = append(errs, fmt.Errorf("extract %s: cancelled before it started: %w", src.Name, ctx.Err()))
+			<-slots
+			errs[i] = fmt.Errorf("extract %s: cancelled before it started: %w", src.Name, ctx.Err())
 			continue
 		}
-		if err := runSource(ctx, pool, src, opts); err != nil {
-			errs = append(errs, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			errs[i] = runSource(ctx, pool, src, opts, sessionsCap)
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -75,11 +100,13 @@ type sourceRun struct {
 	client  *client
 	runID   int64
 	started time.Time // the run's start: date windows end at it minus their lag
-	records int64     // committed records, all resources
-	fetched atomic.Int64
+	// sessionsCap bounds the copy sessions: the pool's connections are shared with the sources running beside.
+	sessionsCap int
+	records     int64 // committed records, all resources
+	fetched     atomic.Int64
 }
 
-func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Options) (err error) {
+func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Options, sessionsCap int) (err error) {
 	log := opts.Log.With("source", src.Name)
 	creds, err := resolveCredentials(src.Auth)
 	if err != nil {
@@ -106,7 +133,8 @@ func runSource(ctx context.Context, pool *pgxpool.Pool, src *Source, opts Option
 		}
 		return fmt.Errorf("extract %s: close interrupted runs: %w", src.Name, err)
 	}
-	x := &sourceRun{pool: pool, src: src, opts: opts, log: log, client: newClient(src, creds, log), started: time.Now()}
+	x := &sourceRun{pool: pool, src: src, opts: opts, log: log, client: newClient(src, creds, log), started: time.Now(),
+		sessionsCap: sessionsCap}
 	if err := pool.QueryRow(ctx, `insert into elt.runs (kind, target) values ('extract', $1) returning run_id`, src.Name).Scan(&x.runID); err != nil {
 		return fmt.Errorf("extract %s: start run: %w", src.Name, err)
 	}

@@ -276,8 +276,14 @@ func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan it
 	fresh := res.Table + "__new"
 	var swapStart time.Time
 	err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
-		if err := x.beginBatch(ctx, tx, res, b); err != nil {
-			return err
+		// The batch's id now, its elt.batches row at the end, with the fresh table's foreign key: a
+		// transaction that inserted into elt.batches first and then added the key would hold ROW EXCLUSIVE
+		// on it and ask for SHARE ROW EXCLUSIVE, and two replace loads (two sources at once) would deadlock.
+		if _, err := tx.Exec(ctx, `select elt.lock_staging_shared()`); err != nil {
+			return fmt.Errorf("lock staging: %w", err)
+		}
+		if err := tx.QueryRow(ctx, `select nextval(pg_catalog.pg_get_serial_sequence('elt.batches', 'batch_id'))`).Scan(&b.batchID); err != nil {
+			return fmt.Errorf("start batch: %w", err)
 		}
 		if err := createFresh(ctx, tx, res, fresh); err != nil {
 			return err
@@ -291,6 +297,18 @@ func (x *sourceRun) loadReplace(ctx context.Context, res *Resource, in <-chan it
 		x.log.Info("all records loaded into a fresh table: swapping it in and committing", "resource", res.Name,
 			"table", "staging."+res.Table, "records", n)
 		swapStart = time.Now()
+		// Waits for other sources' open batches (they hold ROW EXCLUSIVE) and makes theirs wait until this
+		// commits: the swap is short.
+		if _, err := tx.Exec(ctx, `lock table elt.batches in share row exclusive mode`); err != nil {
+			return fmt.Errorf("lock elt.batches: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `insert into elt.batches (batch_id, run_id, source, resource, staging_table, records, bytes)
+			overriding system value values ($1, $2, $3, $4, $5, 0, 0)`, b.batchID, x.runID, x.src.Name, res.Name, res.Table); err != nil {
+			return fmt.Errorf("start batch: %w", err)
+		}
+		if err := addBatchKey(ctx, tx, fresh); err != nil {
+			return err
+		}
 		if err := x.swap(ctx, tx, res, fresh); err != nil {
 			return err
 		}
@@ -339,9 +357,17 @@ func createFresh(ctx context.Context, tx pgx.Tx, res *Resource, fresh string) er
 	if _, err := tx.Exec(ctx, `alter table `+nw+` alter column id restart with `+strconv.FormatInt(next, 10)); err != nil {
 		return fmt.Errorf("create fresh table: %w", err)
 	}
+	return nil
+}
+
+// addBatchKey gives the fresh table its foreign key to elt.batches, once it is loaded: adding it locks
+// elt.batches in SHARE ROW EXCLUSIVE mode until the commit, which every batch insert of every other source
+// (and every new staging table) would wait for; taken at the end, it is held for the check and the swap only.
+func addBatchKey(ctx context.Context, tx pgx.Tx, fresh string) error {
+	nw := pgx.Identifier{"staging", fresh}.Sanitize()
 	fk := pgx.Identifier{fresh + "_batch_fkey"}.Sanitize()
 	if _, err := tx.Exec(ctx, `alter table `+nw+` add constraint `+fk+` foreign key (batch_id) references elt.batches (batch_id)`); err != nil {
-		return fmt.Errorf("create fresh table: %w", err)
+		return fmt.Errorf("fresh table's foreign key: %w", err)
 	}
 	return nil
 }
@@ -512,13 +538,14 @@ func copyErr(res *Resource, err error) error {
 }
 
 // copySessions is how many sessions load an append resource's batches: copy_sessions, or the client's cores
-// (at most 4), and never more than the pool can give besides the source's lock connection.
+// (at most 4), and never more than the pool can give besides the source's lock connection and the sources
+// running beside it (sessionsCap).
 func (x *sourceRun) copySessions() int {
 	n := x.src.CopySessions
 	if n == 0 {
 		n = min(runtime.NumCPU(), 4)
 	}
-	return max(1, min(n, int(x.pool.Config().MaxConns)-1))
+	return max(1, min(n, int(x.pool.Config().MaxConns)-1, x.sessionsCap))
 }
 
 // sliceSource is a pgx.CopyFromSource over a batch held in memory.

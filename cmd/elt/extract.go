@@ -13,6 +13,7 @@ type ExtractCmd struct {
 	Sources     []string `arg:"" optional:"" name:"source" help:"Sources to extract, by name (default: every source in the config file, in order)."`
 	FullRefresh bool     `name:"full-refresh" help:"Reload each resource from scratch: load a fresh copy, swap it in atomically at the end, and reset its incremental cursor."`
 	Limit       int      `name:"limit" placeholder:"N" help:"Stop each resource after about N records (at a cursor boundary, so the next run resumes exactly there); for trying a new source."`
+	AtOnce      int      `name:"sources-at-once" placeholder:"N" default:"2" help:"Extract up to N sources at the same time (${default}; 1: one after another). With more than one at once, progress is logged, not drawn on one line."`
 }
 
 // Help is the long help of elt extract.
@@ -36,7 +37,7 @@ func (c *ExtractCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) erro
 		return err
 	}
 	defer pool.Close()
-	opts := extract.Options{Sources: c.Sources, FullRefresh: c.FullRefresh, Limit: c.Limit, Log: log}
+	opts := extract.Options{Sources: c.Sources, FullRefresh: c.FullRefresh, Limit: c.Limit, Log: log, SourcesAtOnce: c.AtOnce}
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		opts.Progress = os.Stderr
 	}
