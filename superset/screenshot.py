@@ -19,6 +19,30 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 
+def login(driver, url, user, password):
+    """Logs in through the login form. The form is a React page (Superset 6.x): keys typed before its
+    scripts have taken the inputs over are lost on a slow machine, so the form is filled again, from a fresh
+    page, until the browser leaves /login (three tries, 30 s each)."""
+    for attempt in range(3):
+        driver.get(url.rstrip("/") + "/login/")
+        short = WebDriverWait(driver, 30)
+        short.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "input[name=username], #username")))
+        time.sleep(1 + attempt * 2)  # let the scripts take the form over
+        name = driver.find_element(By.CSS_SELECTOR, "input[name=username], #username")
+        name.clear()
+        name.send_keys(user)
+        secret = driver.find_element(By.CSS_SELECTOR, "input[name=password], #password")
+        secret.clear()
+        # Enter in the password field submits the form.
+        secret.send_keys(password + Keys.ENTER)
+        try:
+            short.until(lambda d: "/login" not in d.current_url)
+            return
+        except Exception:  # still on the login page: fill it again
+            if attempt == 2:
+                raise
+
+
 def main():
     url, user, password_file, slug, out = sys.argv[1:6]
     with open(password_file, encoding="utf-8") as f:
@@ -30,12 +54,7 @@ def main():
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:
         wait = WebDriverWait(driver, 90)
-        driver.get(url.rstrip("/") + "/login/")
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[name=username], #username")))
-        driver.find_element(By.CSS_SELECTOR, "input[name=username], #username").send_keys(user)
-        # Enter in the password field submits the form (the login page is a React form in 6.x).
-        driver.find_element(By.CSS_SELECTOR, "input[name=password], #password").send_keys(password + Keys.ENTER)
-        wait.until(lambda d: "/login" not in d.current_url)
+        login(driver, url, user, password)
         driver.get(f"{url.rstrip('/')}/superset/dashboard/{slug}/")
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-test=chart-container], .dashboard-component-chart-holder")))
         deadline = time.time() + 90
