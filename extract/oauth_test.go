@@ -129,7 +129,7 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 		wantLog    string
 	}{
 		{name: "one token for the walk", api: &tokenAPI{}, wantTokens: 1},
-		{name: "expires mid-walk", api: &tokenAPI{lifetime: time.Second, delay: 150 * time.Millisecond}, wantTokens: 2},
+		{name: "expires mid-walk", api: &tokenAPI{lifetime: 3 * time.Second, delay: 400 * time.Millisecond}, wantTokens: 2},
 		{name: "revoked, a new one cures", api: &tokenAPI{revokeAt: 3}, wantTokens: 2, wantLog: "access token refused (401)"},
 		{name: "refused, a new one does not", api: &tokenAPI{refuseAll: true}, wantTokens: 2,
 			wantErr: "the API refused a freshly issued access token too"},

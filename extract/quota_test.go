@@ -59,7 +59,7 @@ func TestQuotaStopsAtABoundaryAndResumes(t *testing.T) {
         incremental: {cursor_field: u, param: since}`)
 			runs := 0
 			before := 0
-			for ; runs < 20; runs++ {
+			for ; runs < 40; runs++ {
 				err := f.run(t, cfg, Options{})
 				if err == nil {
 					break
@@ -70,7 +70,9 @@ func TestQuotaStopsAtABoundaryAndResumes(t *testing.T) {
 				}
 				// Whole cursor values only: the last value committed has its three records.
 				ids := f.ids(t)
-				if len(ids)%3 != 0 || len(ids) <= before {
+				// max_requests is exact, so every run gets past its first new value; max_duration depends on how
+				// fast the machine is, and a slow moment may leave a run no further than the one before.
+				if len(ids)%3 != 0 || len(ids) < before || (tc.delay == 0 && len(ids) == before) {
 					t.Fatalf("run %d committed records %v after %d: not whole cursor values, or no progress", runs+1, ids, before)
 				}
 				before = len(ids)

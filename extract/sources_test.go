@@ -14,8 +14,8 @@ import (
 )
 
 // TestSourcesRunAtOnce: two sources are extracted at the same time: each API holds its first request open
-// until the other's has arrived, which one after another would never do (each then gives up after 10 s and
-// answers 503 with nothing to retry). With SourcesAtOnce 1 they run one after another and the same wait
+// until the other's has arrived, which one after another would never do (each then gives up and
+// answers 503 after 8 s, with no retries). With SourcesAtOnce 1 they run one after another and the same wait
 // fails, so the test can tell.
 func TestSourcesRunAtOnce(t *testing.T) {
 	t.Parallel()
@@ -34,7 +34,7 @@ func TestSourcesRunAtOnce(t *testing.T) {
 						close(arrived[name])
 						select {
 						case <-arrived[other]:
-						case <-time.After(3 * time.Second):
+						case <-time.After(8 * time.Second):
 							http.Error(w, "the other source never came", http.StatusServiceUnavailable)
 							return
 						}
