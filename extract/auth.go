@@ -134,6 +134,18 @@ func replaceSecret(s, secret string) string {
 var sensitiveParams = []string{"token", "access_token", "api_key", "apikey", "key", "secret", "password",
 	"client_secret", "signature", "sig", "auth"}
 
+// sensitiveName reports whether a parameter or field named k holds a secret: one of sensitiveParams, or a
+// name ending in _<one> or -<one> (client_secret, x-api-key).
+func sensitiveName(k string) bool {
+	lk := strings.ToLower(k)
+	for _, s := range sensitiveParams {
+		if lk == s || strings.HasSuffix(lk, "_"+s) || strings.HasSuffix(lk, "-"+s) {
+			return true
+		}
+	}
+	return false
+}
+
 // redactURL renders raw without user info and with the values of sensitive query parameters (and extra
 // ones) replaced.
 func redactURL(raw string, extra []string) string {
@@ -148,13 +160,7 @@ func redactURL(raw string, extra []string) string {
 		q := u.Query()
 		changed := false
 		for k := range q {
-			lk := strings.ToLower(k)
-			hit := false
-			for _, s := range sensitiveParams {
-				if lk == s || strings.HasSuffix(lk, "_"+s) || strings.HasSuffix(lk, "-"+s) {
-					hit = true
-				}
-			}
+			hit := sensitiveName(k)
 			for _, s := range extra {
 				if k == s {
 					hit = true

@@ -93,12 +93,76 @@ func (c *client) show(u *url.URL) string {
 	return c.creds.redactAll(redactURL(u.String(), extra))
 }
 
+// redactBody is the JSON of a request body with the values of fields named like secrets (sensitiveParams:
+// token, api_key, password, ...) replaced, at any depth, as URLs lose those parameters' values.
+func redactBody(body map[string]any) []byte {
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case map[string]any:
+			out := make(map[string]any, len(v))
+			for k, e := range v {
+				if sensitiveName(k) {
+					out[k] = "REDACTED"
+				} else {
+					out[k] = walk(e)
+				}
+			}
+			return out
+		case []any:
+			out := make([]any, len(v))
+			for i, e := range v {
+				out[i] = walk(e)
+			}
+			return out
+		}
+		return v
+	}
+	b, _ := json.Marshal(walk(body))
+	return b
+}
+
+// bodySecrets lists the string values of a request body's fields named like secrets, to be redacted from
+// what the API answers too (an error body that echoes the request).
+func bodySecrets(body map[string]any) []string {
+	var out []string
+	var walk func(v any, sensitive bool)
+	walk = func(v any, sensitive bool) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				walk(e, sensitive || sensitiveName(k))
+			}
+		case []any:
+			for _, e := range v {
+				walk(e, sensitive)
+			}
+		case string:
+			if sensitive && v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	walk(body, false)
+	return out
+}
+
+// answer redacts text the API sent back for request r: the source's secrets, and the secret-named values of
+// r's body.
+func (c *client) answer(r *request, text string) string {
+	text = c.creds.redactAll(text)
+	for _, v := range bodySecrets(r.body) {
+		text = replaceSecret(text, v)
+	}
+	return text
+}
+
 // describe renders a page request for logs and errors: its URL (show) and, for a POST, the start of its
 // body (which names the page when the page parameters are in it).
 func (c *client) describe(r *request) string {
 	s := c.show(r.url)
 	if b := r.payload(); b != nil {
-		body := c.creds.redactAll(string(b))
+		body := c.creds.redactAll(string(redactBody(r.body)))
 		if len(body) > 200 {
 			body = body[:200] + "..."
 		}
@@ -239,13 +303,13 @@ func (c *client) once(ctx context.Context, r *request, shown, accept string, rea
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		return &httpError{
 			method: r.method, url: shown, status: resp.StatusCode,
-			body:       c.creds.redactAll(oneLine(head)),
+			body:       c.answer(r, oneLine(head)),
 			retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		}
 	}
 	if err := checkContentType(resp.Header.Get("Content-Type"), accept); err != nil {
 		head, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return fmt.Errorf("%s %s: %w: %s", r.method, shown, err, c.creds.redactAll(oneLine(head)))
+		return fmt.Errorf("%s %s: %w: %s", r.method, shown, err, c.answer(r, oneLine(head)))
 	}
 	c.pages.Add(1)
 	resp.Body = &countingReader{r: resp.Body, n: &c.bytes, progress: idle.touch}

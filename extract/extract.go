@@ -63,6 +63,11 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg *Config, opts Options) err
 		atOnce = 2
 	}
 	maxConns := int(pool.Config().MaxConns)
+	if maxConns < 2 {
+		// A source's lock holds a connection for the whole run and its batches need another: with one,
+		// the first batch would wait for ever.
+		return fmt.Errorf("extract: the connection pool allows %d connection; elt extract needs at least 2 (pool_max_conns in the database URL)", maxConns)
+	}
 	atOnce = max(1, min(atOnce, len(sources), maxConns/2))
 	sessionsCap := max(1, (maxConns-atOnce)/atOnce)
 	if atOnce > 1 && opts.Progress != nil {

@@ -134,11 +134,12 @@ sources:
 		api := &searchAPI{n: 3}
 		f := newFixture(t, api.ServeHTTP)
 		cfg := f.config(t, "", `        method: POST
-        body: {query: {status: archived}}
+        body: {query: {status: archived, api_key: sekrit-9876}}
         mode: replace
         pagination: {kind: cursor, cursor_param: page.after, size_param: page.size, size: 2}`)
-		err := f.run(t, cfg, Options{})
-		if err == nil || !strings.Contains(err.Error(), `POST `+f.srv.URL+`/items {"page":{"size":2},"query":{"status":"archived"}}: 400 Bad Request`) {
+		err := f.run(t, cfg, Options{}, "sekrit-9876")
+		// The request with its body, the value of a field named like a secret left out.
+		if err == nil || !strings.Contains(err.Error(), `POST `+f.srv.URL+`/items {"page":{"size":2},"query":{"api_key":"REDACTED","status":"archived"}}: 400 Bad Request`) {
 			t.Errorf("a refused search: %v; want the request with its body", err)
 		}
 	})

@@ -2,6 +2,8 @@ package extract
 
 import (
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -75,5 +77,26 @@ func TestSourcesRunAtOnce(t *testing.T) {
 				t.Errorf("sources one after another: %v; want the first to give up waiting for the second", err)
 			}
 		})
+	}
+}
+
+// TestPoolOfOneConnection: a source's lock holds a connection for the whole run and its batches need another:
+// a pool of one is refused at once, saying what to change, instead of waiting for ever.
+func TestPoolOfOneConnection(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	c := mustConfig(t, "sources:\n  - name: fx\n    base_url: http://127.0.0.1:1\n    resources:\n      - {name: r, path: /r, mode: replace}")
+	if err := Run(t.Context(), pool, c, Options{ProgressEvery: -1}); err == nil || !strings.Contains(err.Error(), "needs at least 2 (pool_max_conns") {
+		t.Errorf("a pool of one connection: %v", err)
 	}
 }
