@@ -93,35 +93,6 @@ func (c *client) show(u *url.URL) string {
 	return c.creds.redactAll(redactURL(u.String(), extra))
 }
 
-// redactBody is the JSON of a request body with the values of fields named like secrets (sensitiveParams:
-// token, api_key, password, ...) replaced, at any depth, as URLs lose those parameters' values.
-func redactBody(body map[string]any) []byte {
-	var walk func(v any) any
-	walk = func(v any) any {
-		switch v := v.(type) {
-		case map[string]any:
-			out := make(map[string]any, len(v))
-			for k, e := range v {
-				if sensitiveName(k) {
-					out[k] = "REDACTED"
-				} else {
-					out[k] = walk(e)
-				}
-			}
-			return out
-		case []any:
-			out := make([]any, len(v))
-			for i, e := range v {
-				out[i] = walk(e)
-			}
-			return out
-		}
-		return v
-	}
-	b, _ := json.Marshal(walk(body))
-	return b
-}
-
 // bodySecrets lists the string values of a request body's fields named like secrets, to be redacted from
 // what the API answers too (an error body that echoes the request).
 func bodySecrets(body map[string]any) []string {
@@ -158,11 +129,11 @@ func (c *client) answer(r *request, text string) string {
 }
 
 // describe renders a page request for logs and errors: its URL (show) and, for a POST, the start of its
-// body (which names the page when the page parameters are in it).
+// body (which names the page when the page parameters are in it), redacted as the API's answers are.
 func (c *client) describe(r *request) string {
 	s := c.show(r.url)
 	if b := r.payload(); b != nil {
-		body := c.creds.redactAll(string(redactBody(r.body)))
+		body := c.answer(r, string(b))
 		if len(body) > 200 {
 			body = body[:200] + "..."
 		}
@@ -418,10 +389,7 @@ func (c *countingReader) Close() error { return c.r.Close() }
 func (c *client) walk(ctx context.Context, res *Resource, start *request, emit func(rec []byte, bad string, page string) error, pageDone func() error) error {
 	pg := newPager(&res.Pagination, start)
 	wanted := pg.wanted()
-	accept := "application/json"
-	if res.Format == "ndjson" {
-		accept = "application/x-ndjson"
-	}
+	accept := res.accept()
 	for {
 		var meta map[string]json.RawMessage
 		var header http.Header

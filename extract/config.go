@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -138,6 +139,14 @@ type Resource struct {
 
 	source *Source
 	parent *Resource
+}
+
+// accept is the Accept header of the resource's requests.
+func (r *Resource) accept() string {
+	if r.Format == "ndjson" {
+		return "application/x-ndjson"
+	}
+	return "application/json"
 }
 
 // Pagination describes one of the pagination kinds and its stop rules.
@@ -594,12 +603,8 @@ func (a *Auth) validate() error {
 		if a.Name == "" {
 			return errors.New("api_key needs name (the header or query parameter)")
 		}
-		switch a.In {
-		case "":
-			a.In = "header"
-		case "header", "query":
-		default:
-			return fmt.Errorf("api_key in must be header or query, not %q", a.In)
+		if err := choose(&a.In, "api_key in", "header", "header", "query"); err != nil {
+			return err
 		}
 	case "oauth2_client_credentials":
 		u, err := url.Parse(a.TokenURL)
@@ -615,12 +620,8 @@ func (a *Auth) validate() error {
 		if a.ClientSecretEnv == "" && a.ClientSecretFile == "" {
 			return errors.New("oauth2_client_credentials needs client_secret_env or client_secret_file")
 		}
-		switch a.ClientAuth {
-		case "":
-			a.ClientAuth = "basic"
-		case "basic", "body":
-		default:
-			return fmt.Errorf("client_auth must be basic or body, not %q", a.ClientAuth)
+		if err := choose(&a.ClientAuth, "client_auth", "basic", "basic", "body"); err != nil {
+			return err
 		}
 		for k := range a.TokenParams {
 			if k == "grant_type" || k == "scope" || k == "client_id" || k == "client_secret" {
@@ -647,47 +648,33 @@ func (r *Resource) validate(byName map[string]*Resource) error {
 	if !nameRE.MatchString(r.Table) || len(r.Table) > 50 {
 		return fmt.Errorf("table %q must be a lower-case name in schema staging", r.Table)
 	}
-	switch r.Format {
-	case "":
-		r.Format = "json"
-	case "json", "ndjson":
-	default:
-		return fmt.Errorf("format must be json or ndjson, not %q", r.Format)
+	if err := choose(&r.Format, "format", "json", "json", "ndjson"); err != nil {
+		return err
 	}
 	if r.Records == "." {
 		r.Records = ""
 	}
-	switch r.Method {
-	case "", "GET", "get":
-		r.Method = "GET"
-		if r.Body != nil {
-			return errors.New("body needs method: POST")
-		}
-	case "POST", "post":
-		r.Method = "POST"
-	default:
-		return fmt.Errorf("method must be GET or POST, not %q", r.Method)
+	if r.Method == "get" || r.Method == "post" {
+		r.Method = strings.ToUpper(r.Method)
 	}
-	switch r.ParamsIn {
-	case "":
-		r.ParamsIn = "query"
-		if r.Method == "POST" {
-			r.ParamsIn = "body"
-		}
-	case "query":
-	case "body":
-		if r.Method != "POST" {
-			return errors.New("params_in: body needs method: POST")
-		}
-	default:
-		return fmt.Errorf("params_in must be query or body, not %q", r.ParamsIn)
+	if err := choose(&r.Method, "method", "GET", "GET", "POST"); err != nil {
+		return err
 	}
-	switch r.Mode {
-	case "":
-		r.Mode = "append"
-	case "append", "replace":
-	default:
-		return fmt.Errorf("mode must be append or replace, not %q", r.Mode)
+	if r.Method == "GET" && r.Body != nil {
+		return errors.New("body needs method: POST")
+	}
+	paramsIn := "query"
+	if r.Method == "POST" {
+		paramsIn = "body"
+	}
+	if r.ParamsIn == "body" && r.Method != "POST" {
+		return errors.New("params_in: body needs method: POST")
+	}
+	if err := choose(&r.ParamsIn, "params_in", paramsIn, "query", "body"); err != nil {
+		return err
+	}
+	if err := choose(&r.Mode, "mode", "append", "append", "replace"); err != nil {
+		return err
 	}
 	if r.Mode == "append" && r.Incremental == nil {
 		return errors.New("append mode needs incremental (a cursor field) to load each record once; use mode: replace for a full snapshot")
@@ -806,30 +793,16 @@ func (w *Window) validate(inc *Incremental) error {
 	if w.EndParam == inc.Param {
 		return errors.New("end_param must differ from incremental.param")
 	}
-	switch w.End {
-	case "":
-		w.End = "exclusive"
-	case "exclusive", "inclusive":
-	default:
-		return fmt.Errorf("end must be exclusive or inclusive, not %q", w.End)
+	if err := choose(&w.End, "end", "exclusive", "exclusive", "inclusive"); err != nil {
+		return err
 	}
-	switch w.Start {
-	case "":
-		w.Start = "inclusive"
-	case "exclusive", "inclusive":
-	default:
-		return fmt.Errorf("start must be inclusive or exclusive, not %q", w.Start)
+	if err := choose(&w.Start, "start", "inclusive", "inclusive", "exclusive"); err != nil {
+		return err
 	}
-	switch w.Format {
-	case "":
-		w.Format = "rfc3339"
-	case "rfc3339", "unix":
-	default:
-		return fmt.Errorf("format must be rfc3339 or unix, not %q", w.Format)
+	if err := choose(&w.Format, "format", "rfc3339", "rfc3339", "unix"); err != nil {
+		return err
 	}
-	if w.Granularity == 0 {
-		w.Granularity = Duration(time.Second)
-	}
+	w.Granularity = cmp.Or(w.Granularity, Duration(time.Second))
 	g := time.Duration(w.Granularity)
 	if g < 0 || g > time.Duration(w.Step) || (w.Format == "unix" && g%time.Second != 0) {
 		return errors.New("granularity must be positive, at most step, and whole seconds with format unix")
@@ -839,6 +812,18 @@ func (w *Window) validate(inc *Incremental) error {
 	}
 	if _, err := w.parse(inc.Initial); err != nil {
 		return fmt.Errorf("incremental.initial: %w", err)
+	}
+	return nil
+}
+
+// choose sets *v to def when it is empty, or checks that it is one of allowed; name is its key, for the
+// error ("mode must be append or replace, not \"x\"").
+func choose(v *string, name, def string, allowed ...string) error {
+	switch {
+	case *v == "":
+		*v = def
+	case !slices.Contains(allowed, *v):
+		return fmt.Errorf("%s must be %s or %s, not %q", name, strings.Join(allowed[:len(allowed)-1], ", "), allowed[len(allowed)-1], *v)
 	}
 	return nil
 }

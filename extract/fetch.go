@@ -318,36 +318,36 @@ func (f *fetcher) from(res *Resource, scope string) string {
 	return from
 }
 
-// startRequest builds the first request of a resource walk: path, parameters, body and the incremental
-// filter.
+// startRequest builds the first request of a resource walk (firstRequest), starting at the committed cursor
+// for the resource this fetcher loads (not for a parent it walks for a child's sake).
 func (f *fetcher) startRequest(res *Resource, vars map[string]string, scope string) (*request, error) {
-	u, err := resolvePath(f.x.src.BaseURL, res.Path, vars)
+	from := ""
+	if res.Incremental != nil && res == f.res {
+		from = f.from(res, scope)
+	}
+	return firstRequest(f.x.src.BaseURL, res, vars, from)
+}
+
+// firstRequest is the first request of a walk of res: path and params (a child's {placeholders} filled from
+// vars, its parent's fields), body, and from as the incremental filter ("" for none).
+func firstRequest(base string, res *Resource, vars map[string]string, from string) (*request, error) {
+	u, err := resolvePath(base, res.Path, vars)
 	if err != nil {
 		return nil, err
 	}
 	q := u.Query()
 	for k, v := range res.Params {
-		for name, val := range vars { // a child's {placeholders} take its parent's fields, as in path
+		for name, val := range vars {
 			v = strings.ReplaceAll(v, "{"+name+"}", val)
 		}
 		q.Set(k, v)
 	}
 	u.RawQuery = q.Encode()
 	r := newRequest(res, u, vars)
-	if inc := res.Incremental; inc != nil && inc.Param != "" && res == f.res {
-		if from := f.from(res, scope); from != "" {
-			r.set(inc.Param, paramValue(r, from))
-		}
+	if inc := res.Incremental; inc != nil && inc.Param != "" && from != "" {
+		r.setCursor(inc.Param, from)
 	}
 	return r, nil
-}
-
-// paramValue is an incremental value as a parameter: text in a query, an integer as a JSON number in a body.
-func paramValue(r *request, v string) any {
-	if r.inBody {
-		return cursorValue(v)
-	}
-	return v
 }
 
 // emitter returns the record callback of one walk: checks, incremental filter, limit, then batching.
@@ -365,6 +365,7 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 	}
 	committed, hasCommitted := f.cs.values[scope]
 	lower, hasLower := f.cs.lower[scope]
+	checked := window == nil // the first record's cursor is of the kind window.format says
 	return func(rec []byte, bad string, page string) error {
 		r := record{data: rec, parent: parent, scope: scope, page: page}
 		if bad == "" {
@@ -377,17 +378,17 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 			}
 			r.cursor = c
 		}
-		var key string // the primary key as text (keyText)
-		if bad == "" && len(pkPaths) > 0 {
-			key, bad = keyText(rec, pkPaths)
+		if bad == "" {
+			bad = keyBad(rec, pkPaths)
 		}
-		if bad == "" && window != nil {
+		if bad == "" && !checked {
+			// Window bounds and marks are written in window.format; cursors of another kind would not
+			// compare with them. Nothing of this walk is committed yet: its first record stops it.
 			if _, err := window.parse(r.cursor); err != nil {
-				// Window bounds and marks are written in window.format; cursors of another kind would not
-				// compare with them. Nothing of this walk is committed yet: the first record stops it.
 				return fmt.Errorf("%s %s: record cursor %s: %w: incremental.window.format must match the cursor field %s",
 					res.Method, page, res.Incremental.CursorField, err, res.Incremental.CursorField)
 			}
+			checked = true
 		}
 		if bad != "" {
 			if !res.Rejects {
@@ -406,7 +407,7 @@ func (f *fetcher) emitter(ctx context.Context, scope string, parent []byte) func
 				if !hasLower || compareCursor(r.cursor, lower) < 0 {
 					return nil // loaded by an earlier run
 				}
-				if _, ok := f.cs.loaded[loadedKey(scope, key, r.cursor)]; ok {
+				if _, ok := f.cs.loaded[loadedKey(scope, keyText(rec, pkPaths), r.cursor)]; ok {
 					return nil // in the look-back window, already loaded
 				}
 			}
@@ -465,20 +466,31 @@ func (f *fetcher) send(ctx context.Context, r record) error {
 	return nil
 }
 
-// keyText is the primary key of rec as text: each field's text (a number as written), joined by joinKey;
-// bad says which field is missing, null or not a scalar.
-func keyText(rec []byte, paths [][]string) (key, bad string) {
-	texts := make([]string, len(paths))
-	for i, p := range paths {
+// keyBad says which field of the primary key rec lacks, or holds null or no scalar; "" when the key is
+// whole. It reads without copying: it runs for every record, the key's text (keyText) only in a look-back
+// window.
+func keyBad(rec []byte, paths [][]string) string {
+	for _, p := range paths {
 		v, ok := lookup(rec, p)
 		if !ok {
-			return "", "no primary key field " + strings.Join(p, ".")
+			return "no primary key field " + strings.Join(p, ".")
 		}
-		if texts[i], ok = scalarText(v); !ok {
-			return "", "primary key field " + strings.Join(p, ".") + " is null or not a scalar"
+		if len(v) == 0 || v[0] == 'n' || v[0] == '{' || v[0] == '[' { // what scalarText has no text for
+			return "primary key field " + strings.Join(p, ".") + " is null or not a scalar"
 		}
 	}
-	return joinKey(texts), ""
+	return ""
+}
+
+// keyText is the primary key of a record keyBad passed, as text: each field's text (a number as written),
+// joined by joinKey.
+func keyText(rec []byte, paths [][]string) string {
+	texts := make([]string, len(paths))
+	for i, p := range paths {
+		v, _ := lookup(rec, p)
+		texts[i], _ = scalarText(v)
+	}
+	return joinKey(texts)
 }
 
 // joinKey joins the texts of a key's fields, each quoted, so that no two keys join alike; one field is

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,3 +190,39 @@ func queryOne[T any](t testing.TB, db *pgtest.DB, sql string, args ...any) T {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// fxSource is a config of one source "fx" at url, no retries, with the resources lines given (each starting
+// "      - name: ...").
+func fxSource(url, resources string) string {
+	return fmt.Sprintf("\nsources:\n  - name: fx\n    base_url: %s\n    max_retries: -1\n    resources:\n%s", url, resources)
+}
+
+// sinceAPI serves, as {"data":[...]}, those of its records whose updated_at is at least the request's
+// updated_since, in their order, and keeps the updated_since values asked: an incremental API whose data a
+// test changes between runs (set).
+type sinceAPI struct {
+	mu    sync.Mutex
+	recs  []string
+	since []string
+}
+
+func (a *sinceAPI) set(recs ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recs = recs
+}
+
+func (a *sinceAPI) serve(w http.ResponseWriter, r *http.Request, _ int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := r.URL.Query().Get("updated_since")
+	a.since = append(a.since, s)
+	var out []string
+	for _, rec := range a.recs {
+		if v, _ := fieldText([]byte(rec), []string{"updated_at"}); v >= s {
+			out = append(out, rec)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(out, ","))
+}

@@ -273,39 +273,23 @@ func TestFullRefresh(t *testing.T) {
 
 func TestLookBackLoadsLateRecordsOnce(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	recs := []string{`{"id":"a","updated_at":"2026-01-01T10:00:00Z"}`, `{"id":"b","updated_at":"2026-01-01T10:05:00Z"}`}
-	var since []string
-	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		s := r.URL.Query().Get("updated_since")
-		since = append(since, s)
-		var out []string
-		for _, rec := range recs {
-			v, _ := fieldText([]byte(rec), []string{"updated_at"})
-			if v >= s {
-				out = append(out, rec)
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(out, ","))
-	})
+	a, b := `{"id":"a","updated_at":"2026-01-01T10:00:00Z"}`, `{"id":"b","updated_at":"2026-01-01T10:05:00Z"}`
+	api := &sinceAPI{}
+	api.set(a, b)
+	f := newFixture(t, api.serve)
 	cfg := f.config(t, "", `        incremental: {cursor_field: updated_at, param: updated_since, initial: "2026-01-01T00:00:00Z", look_back: 10m}`)
 	if err := f.run(t, cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
 	// c arrived late with an older updated_at than b; d is new; b is sent again unchanged.
-	recs = []string{recs[0], `{"id":"c","updated_at":"2026-01-01T10:03:00Z"}`, recs[1], `{"id":"d","updated_at":"2026-01-01T10:10:00Z"}`}
-	mu.Unlock()
+	api.set(a, `{"id":"c","updated_at":"2026-01-01T10:03:00Z"}`, b, `{"id":"d","updated_at":"2026-01-01T10:10:00Z"}`)
 	if err := f.run(t, cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"a", "b", "c", "d"}, f.ids(t)); diff != "" {
 		t.Errorf("staged (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"2026-01-01T00:00:00Z", "2026-01-01T09:55:00Z"}, since); diff != "" {
+	if diff := cmp.Diff([]string{"2026-01-01T00:00:00Z", "2026-01-01T09:55:00Z"}, api.since); diff != "" {
 		t.Errorf("updated_since sent (-want +got):\n%s", diff)
 	}
 }
@@ -537,28 +521,12 @@ func TestLookBackNeverMovesTheCursorBack(t *testing.T) {
 	a := `{"id":"a","updated_at":"2026-01-01T10:00:00Z"}`
 	b := `{"id":"b","updated_at":"2026-01-01T10:05:00Z"}`
 	c := `{"id":"c","updated_at":"2026-01-01T10:03:00Z"}`
-	var mu sync.Mutex
-	var recs []string
-	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		s := r.URL.Query().Get("updated_since")
-		var out []string
-		for _, rec := range recs {
-			v, _ := fieldText([]byte(rec), []string{"updated_at"})
-			if v >= s {
-				out = append(out, rec)
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(out, ","))
-	})
+	api := &sinceAPI{}
+	f := newFixture(t, api.serve)
 	cfg := f.config(t, "", `        incremental: {cursor_field: updated_at, param: updated_since, initial: "2026-01-01T00:00:00Z", look_back: 10m}`)
 	var cursors []string
 	for _, served := range [][]string{{a, b}, {c}, {a, c, b}} {
-		mu.Lock()
-		recs = served
-		mu.Unlock()
+		api.set(served...)
 		if err := f.run(t, cfg, Options{}); err != nil {
 			t.Fatal(err)
 		}
@@ -604,13 +572,7 @@ func TestParentSeenTwiceWalksChildrenOnce(t *testing.T) {
 		}
 		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(out, ","))
 	})
-	cfg := mustConfig(t, fmt.Sprintf(`
-sources:
-  - name: fx
-    base_url: %s
-    max_retries: -1
-    resources:
-      - name: parents
+	cfg := mustConfig(t, fxSource(f.srv.URL, `      - name: parents
         path: /parents
         records: data
         primary_key: id
@@ -622,7 +584,7 @@ sources:
         primary_key: id
         parent: {resource: parents, fields: {pid: id}}
         incremental: {cursor_field: updated_at, param: updated_since}
-`, f.srv.URL))
+`))
 	if err := f.run(t, cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -801,13 +763,7 @@ func TestChildParamsPlaceholders(t *testing.T) {
 		mu.Unlock()
 		fmt.Fprintf(w, `{"data":[{"id":"%s-k"}]}`, pid)
 	})
-	const tmpl = `
-sources:
-  - name: fx
-    base_url: %s
-    max_retries: -1
-    resources:
-      - name: parents
+	const tmpl = `      - name: parents
         path: /parents
         records: data
         primary_key: id
@@ -820,7 +776,7 @@ sources:
         mode: replace
         parent: {resource: parents, fields: {pid: id}}
 `
-	if err := f.run(t, mustConfig(t, fmt.Sprintf(tmpl, f.srv.URL, "{pid}")), Options{}); err != nil {
+	if err := f.run(t, mustConfig(t, fxSource(f.srv.URL, fmt.Sprintf(tmpl, "{pid}"))), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"p1-k", "p2-k"}, stagingIDs(t, f.db, "kids")); diff != "" {
@@ -830,7 +786,7 @@ sources:
 	if diff := cmp.Diff([]string{"p1", "p2"}, asked); diff != "" {
 		t.Errorf("params the API got (-want +got):\n%s", diff)
 	}
-	_, err := ParseConfig([]byte(fmt.Sprintf(tmpl, f.srv.URL, "{parent_id}")))
+	_, err := ParseConfig([]byte(fxSource(f.srv.URL, fmt.Sprintf(tmpl, "{parent_id}"))))
 	if err == nil || !strings.Contains(err.Error(), "params.parent: placeholder {parent_id} has no parent.fields entry") {
 		t.Errorf("a placeholder no field fills: %v", err)
 	}
@@ -940,13 +896,7 @@ func TestEmptyOnStatus(t *testing.T) {
 			fmt.Fprintf(w, `{"data":[{"id":"%s-k"}]}`, pid)
 		}
 	})
-	const tmpl = `
-sources:
-  - name: fx
-    base_url: %s
-    max_retries: -1
-    resources:
-      - name: parents
+	const tmpl = `      - name: parents
         path: /parents
         records: data
         primary_key: id
@@ -958,11 +908,11 @@ sources:
         mode: replace
         parent: {resource: parents, fields: {pid: id}}
 %s`
-	err := f.run(t, mustConfig(t, fmt.Sprintf(tmpl, f.srv.URL, "")), Options{})
+	err := f.run(t, mustConfig(t, fxSource(f.srv.URL, fmt.Sprintf(tmpl, ""))), Options{})
 	if err == nil || !strings.Contains(err.Error(), "/parents/p2/kids") || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("without empty_on: %v, want the 404 named", err)
 	}
-	if err := f.run(t, mustConfig(t, fmt.Sprintf(tmpl, f.srv.URL, "        empty_on: [404]\n")), Options{}); err != nil {
+	if err := f.run(t, mustConfig(t, fxSource(f.srv.URL, fmt.Sprintf(tmpl, "        empty_on: [404]\n"))), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"p1-k", "p3-k"}, stagingIDs(t, f.db, "kids")); diff != "" {
@@ -971,7 +921,7 @@ sources:
 	if !strings.Contains(f.logs.String(), "no records here: the API answered a status listed in empty_on") {
 		t.Errorf("the empty answer is not logged:\n%s", f.logs.String())
 	}
-	if _, err := ParseConfig([]byte(fmt.Sprintf(tmpl, f.srv.URL, "        empty_on: [401]\n"))); err == nil || !strings.Contains(err.Error(), "would hide a wrong or expired credential") {
+	if _, err := ParseConfig([]byte(fxSource(f.srv.URL, fmt.Sprintf(tmpl, "        empty_on: [401]\n")))); err == nil || !strings.Contains(err.Error(), "would hide a wrong or expired credential") {
 		t.Errorf("empty_on: [401]: %v", err)
 	}
 }

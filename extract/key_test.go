@@ -2,10 +2,8 @@ package extract
 
 import (
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,46 +15,27 @@ import (
 // of the key's fields is refused, naming it.
 func TestCompositePrimaryKey(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
 	rec := func(acct string, id int, at string) string {
 		return fmt.Sprintf(`{"account":{"id":%q},"id":%d,"updated_at":"2026-01-01T%s:00Z"}`, acct, id, at)
 	}
-	recs := []string{rec("x", 1, "10:00"), rec("y", 1, "10:05")}
-	f := newFixture(t, func(w http.ResponseWriter, r *http.Request, n int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		s := r.URL.Query().Get("updated_since")
-		var out []string
-		for _, rec := range recs {
-			if v, _ := fieldText([]byte(rec), []string{"updated_at"}); v >= s {
-				out = append(out, rec)
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"data":[%s]}`, strings.Join(out, ","))
-	})
+	api := &sinceAPI{}
+	api.set(rec("x", 1, "10:00"), rec("y", 1, "10:05"))
+	f := newFixture(t, api.serve)
 	config := func(key string) *Config {
-		return mustConfig(t, fmt.Sprintf(`
-sources:
-  - name: fx
-    base_url: %s
-    max_retries: -1
-    resources:
-      - name: items
+		return mustConfig(t, fxSource(f.srv.URL, fmt.Sprintf(`      - name: items
         path: /items
         records: data
         primary_key: %s
         incremental: {cursor_field: updated_at, param: updated_since, initial: "2026-01-01T00:00:00Z", look_back: 10m}
-`, f.srv.URL, key))
+`, key)))
 	}
 	cfg := config("[account.id, id]")
 	if err := f.run(t, cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
 	// y/1 at 10:00 arrives late: same id and cursor as x/1, another account. The others come again.
-	recs = []string{rec("x", 1, "10:00"), rec("y", 1, "10:00"), rec("y", 1, "10:05"), rec("x", 2, "10:10")}
-	mu.Unlock()
+	recs := []string{rec("x", 1, "10:00"), rec("y", 1, "10:00"), rec("y", 1, "10:05"), rec("x", 2, "10:10")}
+	api.set(recs...)
 	if err := f.run(t, cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -65,15 +44,11 @@ sources:
 		t.Errorf("staged (-want +got):\n%s", diff)
 	}
 
-	mu.Lock()
-	recs = append(recs, `{"id":3,"updated_at":"2026-01-01T10:20:00Z"}`)
-	mu.Unlock()
+	api.set(append(recs, `{"id":3,"updated_at":"2026-01-01T10:20:00Z"}`)...)
 	if err := f.run(t, cfg, Options{}); err == nil || !strings.Contains(err.Error(), "no primary key field account.id") {
 		t.Errorf("a record without account.id: %v; want it refused, naming the field", err)
 	}
-	mu.Lock()
-	recs[len(recs)-1] = `{"account":{"id":null},"id":3,"updated_at":"2026-01-01T10:20:00Z"}`
-	mu.Unlock()
+	api.set(append(recs, `{"account":{"id":null},"id":3,"updated_at":"2026-01-01T10:20:00Z"}`)...)
 	if err := f.run(t, cfg, Options{}); err == nil || !strings.Contains(err.Error(), "primary key field account.id is null or not a scalar") {
 		t.Errorf("a record whose account.id is null: %v; want it refused, naming the field", err)
 	}

@@ -211,11 +211,14 @@ func (b *batchSource) Next() bool {
 }
 
 // Values implements pgx.CopyFromSource: the raw bytes go to jsonb unchanged.
-func (b *batchSource) Values() ([]any, error) {
-	if b.row.parent == nil {
-		return []any{b.batchID, b.row.data, nil}, nil
+func (b *batchSource) Values() ([]any, error) { return b.row.values(b.batchID), nil }
+
+// values is the staging row of r in batch batchID (stagingColumns).
+func (r record) values(batchID int64) []any {
+	if r.parent == nil {
+		return []any{batchID, r.data, nil}
 	}
-	return []any{b.batchID, b.row.data, b.row.parent}, nil
+	return []any{batchID, r.data, r.parent}
 }
 
 // Err implements pgx.CopyFromSource.
@@ -555,15 +558,9 @@ type sliceSource struct {
 	batchID int64
 }
 
-func (s *sliceSource) Next() bool { s.i++; return s.i <= len(s.rows) }
-func (s *sliceSource) Err() error { return nil }
-func (s *sliceSource) Values() ([]any, error) {
-	r := s.rows[s.i-1]
-	if r.parent == nil {
-		return []any{s.batchID, r.data, nil}, nil
-	}
-	return []any{s.batchID, r.data, r.parent}, nil
-}
+func (s *sliceSource) Next() bool             { s.i++; return s.i <= len(s.rows) }
+func (s *sliceSource) Err() error             { return nil }
+func (s *sliceSource) Values() ([]any, error) { return s.rows[s.i-1].values(s.batchID), nil }
 
 // loadParallel commits the stream in batches as loadAppend does, with up to sessions batches loading at
 // once, each in its own session and transaction: the server parses one batch's jsonb per core. The batches
@@ -572,8 +569,6 @@ func (s *sliceSource) Values() ([]any, error) {
 // included) only after batch k-1 has, so a committed cursor still means every record up to it is in. A
 // batch that fails rolls back, and so do the batches after it; those before it stay committed.
 func (x *sourceRun) loadParallel(ctx context.Context, res *Resource, in <-chan item, saved map[string]string, sessions int) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var (
 		mu       sync.Mutex
 		firstErr error

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -57,9 +58,7 @@ var pageKinds = map[string]pageKind{
 	},
 	"page": {
 		defaults: func(p *Pagination) {
-			if p.PageParam == "" {
-				p.PageParam = "page"
-			}
+			p.PageParam = cmp.Or(p.PageParam, "page")
 			if p.FirstPage == nil {
 				one := 1
 				p.FirstPage = &one
@@ -74,15 +73,9 @@ var pageKinds = map[string]pageKind{
 	},
 	"offset": {
 		defaults: func(p *Pagination) {
-			if p.OffsetParam == "" {
-				p.OffsetParam = "offset"
-			}
-			if p.SizeParam == "" {
-				p.SizeParam = "limit"
-			}
-			if p.Size == 0 {
-				p.Size = 100
-			}
+			p.OffsetParam = cmp.Or(p.OffsetParam, "offset")
+			p.SizeParam = cmp.Or(p.SizeParam, "limit")
+			p.Size = cmp.Or(p.Size, 100)
 		},
 		needsStop: true,
 		start:     func(pg *pager) { pg.req.set(pg.cfg.OffsetParam, 0) },
@@ -93,23 +86,15 @@ var pageKinds = map[string]pageKind{
 	},
 	"cursor": {
 		defaults: func(p *Pagination) {
-			if p.CursorParam == "" {
-				p.CursorParam = "cursor"
-			}
-			if p.CursorPath == "" {
-				p.CursorPath = "next_cursor"
-			}
+			p.CursorParam = cmp.Or(p.CursorParam, "cursor")
+			p.CursorPath = cmp.Or(p.CursorPath, "next_cursor")
 		},
 		reads: func(p *Pagination) []string { return []string{p.CursorPath} },
 		next:  nextCursor,
 	},
 	"next_url": {
-		defaults: func(p *Pagination) {
-			if p.NextURLPath == "" {
-				p.NextURLPath = "next"
-			}
-		},
-		reads: func(p *Pagination) []string { return []string{p.NextURLPath} },
+		defaults: func(p *Pagination) { p.NextURLPath = cmp.Or(p.NextURLPath, "next") },
+		reads:    func(p *Pagination) []string { return []string{p.NextURLPath} },
 		next: func(pg *pager, meta map[string]json.RawMessage, _ http.Header) (bool, string, error) {
 			next, ok := scalarText(meta[pg.cfg.NextURLPath])
 			if !ok || next == "" {
@@ -120,12 +105,8 @@ var pageKinds = map[string]pageKind{
 	},
 	"header_cursor": {
 		defaults: func(p *Pagination) {
-			if p.CursorParam == "" {
-				p.CursorParam = "cursor"
-			}
-			if p.CursorHeader == "" {
-				p.CursorHeader = "X-Next-Cursor"
-			}
+			p.CursorParam = cmp.Or(p.CursorParam, "cursor")
+			p.CursorHeader = cmp.Or(p.CursorHeader, "X-Next-Cursor")
 		},
 		next: func(pg *pager, _ map[string]json.RawMessage, h http.Header) (bool, string, error) {
 			return pg.moveTo(strings.TrimSpace(h.Get(pg.cfg.CursorHeader)), "header "+pg.cfg.CursorHeader)
@@ -133,12 +114,8 @@ var pageKinds = map[string]pageKind{
 	},
 	"last_record": {
 		defaults: func(p *Pagination) {
-			if p.RecordField == "" {
-				p.RecordField = "id"
-			}
-			if p.CursorParam == "" {
-				p.CursorParam = "starting_after"
-			}
+			p.RecordField = cmp.Or(p.RecordField, "id")
+			p.CursorParam = cmp.Or(p.CursorParam, "starting_after")
 		},
 		next: nextAfterLast,
 	},

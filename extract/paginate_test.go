@@ -314,13 +314,7 @@ func TestLastRecordAndTotalHeader(t *testing.T) {
 	}))
 	defer srv.Close()
 	db := pgtest.New(t)
-	cfg := mustConfig(t, fmt.Sprintf(`
-sources:
-  - name: fx
-    base_url: %s
-    max_retries: -1
-    resources:
-      - name: items
+	cfg := mustConfig(t, fxSource(srv.URL, `      - name: items
         path: /items
         records: data
         primary_key: id
@@ -336,7 +330,7 @@ sources:
         primary_key: id
         mode: replace
         pagination: {kind: header_cursor}
-`, srv.URL))
+`))
 	if err := Run(context.Background(), db.Pool, cfg, Options{ProgressEvery: -1}); err != nil {
 		t.Fatal(err)
 	}

@@ -28,36 +28,27 @@ func Probe(ctx context.Context, src *Source, log *slog.Logger) (string, time.Dur
 		return "", 0, err
 	}
 	c := newClient(src, creds, log)
-	u, err := resolvePath(src.BaseURL, res.Path, nil)
+	// The request a run would send first: params, the incremental filter from its initial value (the first
+	// window, for a window walk), and the pagination's first-page parameters.
+	initial := ""
+	if res.Incremental != nil {
+		initial = res.Incremental.Initial
+	}
+	r, err := firstRequest(src.BaseURL, res, nil, initial)
 	if err != nil {
 		return "", 0, err
 	}
-	// The request a run would send first: params, the incremental filter from its initial value (the first
-	// window, for a window walk), and the pagination's first-page parameters.
-	q := u.Query()
-	for k, v := range res.Params {
-		q.Set(k, v)
-	}
-	u.RawQuery = q.Encode()
-	r := newRequest(res, u, nil)
-	if inc := res.Incremental; inc != nil && inc.Param != "" && inc.Initial != "" {
-		r.set(inc.Param, paramValue(r, inc.Initial))
-		if w := inc.Window; w != nil {
-			if s, e, ok := w.firstWindow(inc.Initial, time.Now()); ok {
+	if inc := res.Incremental; inc != nil && inc.Window != nil {
+		w := inc.Window
+		if s, err := w.parse(initial); err == nil {
+			if e := w.end(s, w.limit(time.Now())); s.Before(e) {
 				w.setBounds(r, inc.Param, s, e)
 			}
 		}
 	}
 	r = newPager(&res.Pagination, r).req
-	accept := "application/json"
-	if res.Format == "ndjson" {
-		accept = "application/x-ndjson"
-	}
 	shown := c.describe(r)
 	start := time.Now()
-	err = c.once(ctx, r, shown, accept, func(*http.Response, int, *idleTimer) error { return nil }, 0, new(string))
-	if err != nil {
-		return shown, time.Since(start), err
-	}
-	return shown, time.Since(start), nil
+	err = c.once(ctx, r, shown, res.accept(), func(*http.Response, int, *idleTimer) error { return nil }, 0, new(string))
+	return shown, time.Since(start), err
 }

@@ -14,10 +14,11 @@ import (
 
 // request is one page's request.
 type request struct {
-	method string
-	url    *url.URL
-	body   map[string]any // POST: the resource's body with elt's parameters; nil for GET
-	inBody bool           // elt's parameters go into body
+	method  string
+	url     *url.URL
+	body    map[string]any // POST: the resource's body with elt's parameters; nil for GET
+	inBody  bool           // elt's parameters go into body
+	encoded []byte         // body as JSON, once asked for (payload); set clears it
 }
 
 // newRequest is the first request of a walk of res at u: the resource's body with the child's
@@ -36,6 +37,7 @@ func newRequest(res *Resource, u *url.URL, vars map[string]string) *request {
 // set puts parameter k to v: a number (page, offset, size) stays a JSON number in a body.
 func (r *request) set(k string, v any) {
 	if r.inBody {
+		r.encoded = nil
 		m := r.body
 		path := strings.Split(k, ".")
 		for _, p := range path[:len(path)-1] {
@@ -87,23 +89,27 @@ func (r *request) get(k string) string {
 	}
 }
 
-// payload is the JSON body to send (nil for GET).
+// payload is the JSON body to send (nil for GET), encoded once per page (it is shown in logs and errors
+// and sent, again on a retry).
 func (r *request) payload() []byte {
 	if r.method != http.MethodPost {
 		return nil
 	}
-	b, _ := json.Marshal(r.body) // JSONBody values, strings and integers: always encodable
-	return b
+	if r.encoded == nil {
+		r.encoded, _ = json.Marshal(r.body) // JSONBody values, strings and integers: always encodable
+	}
+	return r.encoded
 }
 
-// cursorValue is an incremental value as a body takes it: an integer cursor (Unix seconds, a sequence)
-// written canonically and exact in a float64 as a JSON number, anything else ("000123", a timestamp, a big
-// id) as a string.
-func cursorValue(v string) any {
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && strconv.FormatInt(n, 10) == v && n > -(1<<53) && n < 1<<53 {
-		return n
+// setCursor puts parameter k to an incremental value (a cursor, a window bound): text in a query; in a body
+// an integer written canonically and exact in a float64 (Unix seconds, a sequence) as a JSON number, anything
+// else ("000123", a timestamp, a big id) as a string.
+func (r *request) setCursor(k, v string) {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && r.inBody && strconv.FormatInt(n, 10) == v && n > -(1<<53) && n < 1<<53 {
+		r.set(k, n)
+		return
 	}
-	return v
+	r.set(k, v)
 }
 
 // fillPlaceholders returns a copy of v (a body decoded from YAML) with {name} in its strings replaced by

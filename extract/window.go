@@ -50,14 +50,9 @@ func (f *fetcher) walkWindows(ctx context.Context, res *Resource, vars map[strin
 	if err != nil {
 		return fmt.Errorf("incremental.window: cursor %w", err)
 	}
-	g := time.Duration(w.Granularity)
-	// Whole granules: the last window's end is a bound the API takes (whole seconds by default).
-	limit := f.x.started.Add(-time.Duration(w.Lag)).Truncate(g)
+	limit := w.limit(f.x.started)
 	for s := from; s.Before(limit); {
-		e := s.Add(time.Duration(w.Step))
-		if e.After(limit) {
-			e = limit
-		}
+		e := w.end(s, limit)
 		start, err := f.startRequest(res, vars, scope)
 		if err != nil {
 			return err
@@ -66,7 +61,7 @@ func (f *fetcher) walkWindows(ctx context.Context, res *Resource, vars map[strin
 		if err := f.x.client.walk(ctx, res, start, emit, func() error { return f.flush(ctx) }); err != nil {
 			return err
 		}
-		if err := f.mark(ctx, scope, w.format(e.Add(-g))); err != nil {
+		if err := f.mark(ctx, scope, w.format(e.Add(-time.Duration(w.Granularity)))); err != nil {
 			return err
 		}
 		s = e
@@ -84,22 +79,22 @@ func (w *Window) setBounds(r *request, param string, s, e time.Time) {
 	if w.End == "inclusive" {
 		e = e.Add(-g)
 	}
-	r.set(param, paramValue(r, w.format(s)))
-	r.set(w.EndParam, paramValue(r, w.format(e)))
+	r.setCursor(param, w.format(s))
+	r.setCursor(w.EndParam, w.format(e))
 }
 
-// firstWindow is the window a first run asks for first: from initial, one step, up to now minus lag.
-func (w *Window) firstWindow(initial string, now time.Time) (s, e time.Time, ok bool) {
-	s, err := w.parse(initial)
-	if err != nil {
-		return s, e, false
+// limit is where the windows of a run started at started end: lag before it, in whole granules (the last
+// window's end is a bound the API takes: whole seconds by default).
+func (w *Window) limit(started time.Time) time.Time {
+	return started.Add(-time.Duration(w.Lag)).Truncate(time.Duration(w.Granularity))
+}
+
+// end is the end of the window that starts at s: a step later, or limit.
+func (w *Window) end(s, limit time.Time) time.Time {
+	if e := s.Add(time.Duration(w.Step)); e.Before(limit) {
+		return e
 	}
-	limit := now.Add(-time.Duration(w.Lag)).Truncate(time.Duration(w.Granularity))
-	e = s.Add(time.Duration(w.Step))
-	if e.After(limit) {
-		e = limit
-	}
-	return s, e, s.Before(e)
+	return limit
 }
 
 // mark hands on the end of a window walked whole: every record up to cursor is in. The records held back

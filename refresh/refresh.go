@@ -310,7 +310,6 @@ func (r *runner) watermark(ctx context.Context) (int64, error) {
 	return hi, nil
 }
 
-// step runs one step file (a transform or a mart step) in one transaction with its watermark update.
 // stillRunningEvery is how often a step that takes long says it is still going (a full rebuild of a big
 // step runs for minutes; silence looks like a hang to whoever watches).
 var stillRunningEvery = 10 * time.Second
@@ -334,6 +333,7 @@ func (r *runner) stillRunning(kind, name string, started time.Time) (stop func()
 	return func() { close(done) }
 }
 
+// step runs one step file (a transform or a mart step) in one transaction with its watermark update.
 func (r *runner) step(ctx context.Context, s step, hi int64) error {
 	started := time.Now()
 	seq, err := r.logStart(ctx, s.kind, s.name)
