@@ -50,8 +50,12 @@ bench: bench-extract bench-refresh bench-tenant
 bench-extract: build
 	bash tests/bench/extract.sh
 
+# The baseline of the refresh benchmark's A/B of full rebuilds: the last commit before split steps (one
+# transaction per step, one session).
+BASELINE_REF ?= 20b10d9
+
 bench-refresh: build
-	bash tests/bench/refresh.sh
+	BASELINE_REF=$(BASELINE_REF) bash tests/bench/refresh.sh
 
 bench-tenant: build
 	bash tests/bench/tenant.sh

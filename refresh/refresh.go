@@ -38,6 +38,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// Logger receives one line per step. Nil discards.
 	Logger *slog.Logger
+	// Sessions is how many sessions run the units of a split step ("-- split:") at once. Zero means the
+	// client's cores, at most DefaultSessions; never more than the pool's connections minus two (the run's own
+	// connection, which holds the refresh lock, and one for the step log).
+	Sessions int
 	// BeforeSteps, if not nil, runs after the batch watermark is read and before the first step, with that
 	// watermark (elt uses it to delete the data of purged customers that arrived since their purge).
 	BeforeSteps func(ctx context.Context, batchTo int64) error
@@ -130,14 +134,22 @@ type StepError struct {
 	File string
 	Line int
 	What string // what failed at that line when it is not a statement, e.g. "the -- tenants: query"
-	Err  error
+	// Unit names the failed unit of a split step: the split column and the unit's key, e.g. "tenant_key t7"
+	// (empty otherwise); Done of its Units had committed.
+	Unit        string
+	Done, Units int
+	Err         error
 }
 
-// Error names the file, line and SQL error.
+// Error names the file, line and SQL error (and in a split step the unit, and what committed).
 func (e *StepError) Error() string {
 	what := ""
 	if e.What != "" {
 		what = " (" + e.What + ")"
+	}
+	if e.Unit != "" {
+		return fmt.Sprintf("step %s failed at line %d in the unit of %s: %s; that unit was rolled back, %d of %d units had committed (each one key's own transaction), and the step's watermark did not move: the next run runs the whole step again",
+			e.File, e.Line, e.Unit, describePgError(e.Err), e.Done, e.Units)
 	}
 	return fmt.Sprintf("step %s failed at line %d%s: %s; the step was rolled back", e.File, e.Line, what, describePgError(e.Err))
 }
@@ -314,8 +326,9 @@ func (r *runner) watermark(ctx context.Context) (int64, error) {
 // step runs for minutes; silence looks like a hang to whoever watches).
 var stillRunningEvery = 10 * time.Second
 
-// stillRunning logs every stillRunningEvery that the step name is running, until the returned stop.
-func (r *runner) stillRunning(kind, name string, started time.Time) (stop func()) {
+// stillRunning logs every stillRunningEvery that the step name is running, with what progress returns (if
+// given), until the returned stop.
+func (r *runner) stillRunning(kind, name string, started time.Time, progress ...func() []any) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(stillRunningEvery)
@@ -325,8 +338,11 @@ func (r *runner) stillRunning(kind, name string, started time.Time) (stop func()
 			case <-done:
 				return
 			case <-t.C:
-				r.log.Info("refresh step still running", "kind", kind, "step", name,
-					"seconds", int64(time.Since(started).Seconds()))
+				attrs := []any{"kind", kind, "step", name, "seconds", int64(time.Since(started).Seconds())}
+				for _, p := range progress {
+					attrs = append(attrs, p()...)
+				}
+				r.log.Info("refresh step still running", attrs...)
 			}
 		}
 	}()
@@ -335,6 +351,9 @@ func (r *runner) stillRunning(kind, name string, started time.Time) (stop func()
 
 // step runs one step file (a transform or a mart step) in one transaction with its watermark update.
 func (r *runner) step(ctx context.Context, s step, hi int64) error {
+	if s.split != nil {
+		return r.splitStep(ctx, s, hi)
+	}
 	started := time.Now()
 	seq, err := r.logStart(ctx, s.kind, s.name)
 	if err != nil {
@@ -357,7 +376,7 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 			from = *mark
 		}
 		// The tenants query runs before a rebuild empties anything, so it may read the step's own tables.
-		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi}
+		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi, "rebuild": rebuild}
 		if s.tenants != "" {
 			keys, n, err := tenantKeys(ctx, tx, s.tenants, args)
 			if err != nil {

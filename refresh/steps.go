@@ -31,6 +31,18 @@ type step struct {
 	// when it is planned.
 	tenants     string
 	tenantsLine int
+	// split is the step's "-- split: column in (query)" line (nil without one): the step runs once per key
+	// the query returns, each key in its own transaction, on several sessions at once (splitStep).
+	split *split
+}
+
+// split is a "-- split: column in (query)" line: the tenant key column every table the step writes carries,
+// and the query listing the keys this run of the step touches.
+type split struct {
+	column string // sanitized identifier
+	name   string // as written, for messages
+	query  string
+	line   int
 }
 
 // A check is one data check of sql/checks/: a query returning the rows that violate a rule.
@@ -67,6 +79,8 @@ var (
 	stepFile     = regexp.MustCompile(`^[0-9]{3}_[a-z0-9_]+\.sql$`)
 	rebuildLine  = regexp.MustCompile(`(?m)^--\s*rebuild:\s*(.+)$`)
 	tenantsLine  = regexp.MustCompile(`(?m)^--\s*tenants:\s*(.+)$`)
+	splitLine    = regexp.MustCompile(`(?m)^--\s*split:\s*(.*)$`)
+	splitForm    = regexp.MustCompile(`(?is)^([a-z_][a-z0-9_]*)\s+in\s*\((.+)\)$`)
 	tenantsParam = regexp.MustCompile(`@tenants\b`)
 	// The only uses of @tenants a statement may make: the pruning filter, and reading it as text.
 	tenantsUse   = regexp.MustCompile(`(?i)\(\s*[a-z_][a-z0-9_]*(\s*\.\s*[a-z_][a-z0-9_]*)?\s*=\s*any\s*\(\s*@tenants\s*\)\s+or\s+@tenants\s+is\s+null\s*\)|@tenants\s*::\s*text\b`)
@@ -108,7 +122,10 @@ func loadPlan(fsys fs.FS) (plan, error) {
 			return p, fmt.Errorf("data check %s must hold exactly one select, found %d statements", name, len(stmts))
 		}
 		c := check{name: name, sha: hash(b), sql: strings.TrimSuffix(stmts[0].sql, ";")}
-		if c.tenants, c.tenantsLine, err = tenantsOf("data check", name, string(b), stmts); err != nil {
+		if splitLine.MatchString(string(b)) {
+			return p, fmt.Errorf("data check %s: a data check cannot be split (\"-- split:\" is for transform and mart steps)", name)
+		}
+		if c.tenants, c.tenantsLine, err = tenantsOf("data check", name, string(b), stmts, false); err != nil {
 			return p, err
 		}
 		p.checks = append(p.checks, c)
@@ -152,8 +169,14 @@ func loadSteps(fsys fs.FS, dir, kind string) ([]step, error) {
 				s.rebuild = append(s.rebuild, id)
 			}
 		}
-		if s.tenants, s.tenantsLine, err = tenantsOf(kind+" step", name, string(b), s.statements); err != nil {
+		if s.split, err = splitOf(kind+" step", name, string(b)); err != nil {
 			return nil, err
+		}
+		if s.tenants, s.tenantsLine, err = tenantsOf(kind+" step", name, string(b), s.statements, s.split != nil); err != nil {
+			return nil, err
+		}
+		if s.split != nil && s.tenants != "" {
+			return nil, fmt.Errorf("%s step %s: a step has a \"-- split:\" line or a \"-- tenants:\" line, not both (a split step binds each unit's key to @tenants)", kind, name)
 		}
 		for _, st := range s.statements {
 			for _, m := range stagingTable.FindAllStringSubmatch(st.sql, -1) {
@@ -168,10 +191,27 @@ func loadSteps(fsys fs.FS, dir, kind string) ([]step, error) {
 	return steps, nil
 }
 
+// splitOf reads the "-- split: column in (query)" line of a step file, if it has one.
+func splitOf(what, name, text string) (*split, error) {
+	ms := splitLine.FindAllStringSubmatchIndex(text, -1)
+	switch {
+	case len(ms) == 0:
+		return nil, nil
+	case len(ms) > 1:
+		return nil, fmt.Errorf("%s %s: more than one \"-- split:\" line", what, name)
+	}
+	line := 1 + strings.Count(text[:ms[0][0]], "\n")
+	m := splitForm.FindStringSubmatch(strings.TrimSuffix(strings.TrimSpace(text[ms[0][2]:ms[0][3]]), ";"))
+	if m == nil {
+		return nil, fmt.Errorf("%s %s: line %d: want \"-- split: column in (query)\" on one line, e.g. \"-- split: tenant_key in (select distinct tenant_key from queue)\"", what, name, line)
+	}
+	return &split{column: pgx.Identifier{m[1]}.Sanitize(), name: m[1], query: strings.TrimSpace(m[2]), line: line}, nil
+}
+
 // tenantsOf reads the "-- tenants:" line of a step or check file (what names it, e.g. "transform step") and
-// checks every use of @tenants in its statements: only with the line, and only in the forms that stay right
-// when @tenants is NULL.
-func tenantsOf(what, name, text string, stmts []statement) (query string, line int, err error) {
+// checks every use of @tenants in its statements: only with the line (or in a split step, which binds it to
+// each unit's key), and only in the forms that stay right when @tenants is NULL.
+func tenantsOf(what, name, text string, stmts []statement, split bool) (query string, line int, err error) {
 	switch ms := tenantsLine.FindAllStringSubmatchIndex(text, -1); {
 	case len(ms) > 1:
 		return "", 0, fmt.Errorf("%s %s: more than one \"-- tenants:\" line", what, name)
@@ -181,8 +221,8 @@ func tenantsOf(what, name, text string, stmts []statement) (query string, line i
 	}
 	for _, st := range stmts {
 		code := sqlComment.ReplaceAllString(st.sql, "")
-		if query == "" && tenantsParam.MatchString(code) {
-			return "", 0, fmt.Errorf("%s %s: line %d uses @tenants, which only a file with a \"-- tenants: <query>\" line has", what, name, st.line)
+		if query == "" && !split && tenantsParam.MatchString(code) {
+			return "", 0, fmt.Errorf("%s %s: line %d uses @tenants, which only a file with a \"-- tenants: <query>\" or \"-- split: column in (query)\" line has", what, name, st.line)
 		}
 		// @tenants is NULL when pruning would not pay (tenantKeys): any other use ("key = any(@tenants)"
 		// alone, some(), in (select unnest(...))) would then match nothing, or fail to type.

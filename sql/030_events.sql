@@ -4,10 +4,21 @@
 -- event to another day). The newest version wins by updated_at, then by load order (batch, then staging id);
 -- a late, older version is ignored.
 -- rebuild: core.events
+--
+-- The step runs in units of customers (the split: line below; docs/refresh.md, split steps): each unit in a
+-- transaction of its own, several at once on separate sessions (elt refresh --sessions). The customers are
+-- dealt, biggest first, into 8 units of about the same size, because every unit reads the batches' records of
+-- staging.events once (staging is ordered by load, not by customer): 8 reads instead of one per customer.
+-- @tenants is the unit's customers, so the statements read only their records and the planner opens only
+-- their partitions of core.events (and the default one). A rebuild empties the unit's customers' events in
+-- the unit's transaction.
+-- split: customer_id in (select customer_id, (row_number() over (order by n desc, customer_id) - 1) % 8 from (select s.record ->> 'customer_id' as customer_id, count(*) as n from staging.events as s where s.batch_id > @batch_from and s.batch_id <= @batch_to group by 1) as c order by n desc, customer_id)
+-- A unit's versions are sorted in memory rather than on disk.
+set local work_mem = '64MB';
 
 with incoming as (
-    select distinct on (s.record ->> 'customer_id', s.record ->> 'id')
-           s.record ->> 'customer_id'                  as customer_id,
+    select distinct on (s.customer_id, s.record ->> 'id')
+           s.customer_id,
            s.record ->> 'id'                           as event_id,
            s.record ->> 'user_id'                      as user_id,
            s.record ->> 'feature'                      as feature,
@@ -16,10 +27,14 @@ with incoming as (
            s.record -> 'properties'                    as properties,
            s.id                                        as staging_id,
            s.batch_id
-    from staging.events as s
-    where s.batch_id > @batch_from
-      and s.batch_id <= @batch_to
-    order by s.record ->> 'customer_id', s.record ->> 'id',
+    from (
+        select x.id, x.batch_id, x.record, x.record ->> 'customer_id' as customer_id
+        from staging.events as x
+        where x.batch_id > @batch_from
+          and x.batch_id <= @batch_to
+    ) as s
+    where (s.customer_id = any(@tenants) or @tenants is null)
+    order by s.customer_id, s.record ->> 'id',
              (s.record ->> 'updated_at')::timestamptz desc, s.batch_id desc, s.id desc
 ),
 -- The versions that win: new events, and newer versions of known ones (with the day they replace). This
@@ -31,7 +46,10 @@ winners as (
     left join lateral (
         select x.occurred_at, x.updated_at, x.batch_id, x.staging_id
         from core.events as x
-        where x.customer_id = i.customer_id and x.event_id = i.event_id
+        where x.customer_id = i.customer_id
+          and (x.customer_id = any(@tenants) or @tenants is null)
+          and x.event_id = i.event_id
+          and not @rebuild -- a rebuild has just emptied these customers' events: nothing to probe
     ) as e on true
     where e.updated_at is null
        or (i.updated_at, i.batch_id, i.staging_id) > (e.updated_at, e.batch_id, e.staging_id)

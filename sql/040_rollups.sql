@@ -12,19 +12,22 @@
 -- rebuild: marts.rollup_user_day, marts.rollup_feature_day, marts.rollup_user_week, marts.rollup_user_month
 -- rebuild: marts.rollup_user, marts.rollup_customer_day
 --
--- The tables partitioned by customer (core.events, rollup_user_day, rollup_customer_day, rollup_feature_day)
--- have a partition per tenant. Every reference to them carries "(customer_id = any(@tenants) or
--- @tenants is null)": @tenants is the customers of the queued days (the tenants: line below, which elt runs
--- first and binds as an array), so PostgreSQL plans, opens and locks only those customers' partitions (and
--- the default one) instead of every tenant's. When they are more than a quarter of the tenants, elt binds
--- NULL instead, and the condition folds away: the run touches most partitions anyway, and a long array
--- would cost an index probe per key (docs/refresh.md, prune by tenant).
--- tenants: select distinct customer_id from marts.dirty_days
+-- The step runs in units of customers (the split: line below; docs/refresh.md, split steps): each unit's days
+-- in a transaction of their own, several units at once on separate sessions (elt refresh --sessions). The
+-- queue's customers are dealt, most changed days first, into at most 8 units of about the same size (a unit
+-- has a fixed cost, a few dozen statements planned, that one unit per customer would pay thousands of times
+-- when thousands of tenants changed). @tenants is the unit's customers: every reference to a table
+-- partitioned by customer (core.events, rollup_user_day, rollup_customer_day, rollup_feature_day) carries
+-- "(customer_id = any(@tenants) or @tenants is null)", so PostgreSQL plans, opens and locks only their
+-- partitions (and the default one) instead of every tenant's, and the private copy of the queue below holds
+-- their days only.
+-- split: customer_id in (select customer_id, (row_number() over (order by n desc, customer_id) - 1) % 8 from (select customer_id, count(*) as n from marts.dirty_days group by 1) as c order by n desc, customer_id)
 
--- A private copy of the queue with fresh statistics, so every statement below is planned for the number of
--- changed days of this run (a handful, or every day on --full).
+-- A private copy of the unit's queue with fresh statistics, so every statement below is planned for the
+-- number of changed days of this run (a handful, or every day on --full).
 create temp table pg_temp.refresh_days on commit drop as
-select customer_id, day from marts.dirty_days;
+select customer_id, day from marts.dirty_days
+where (customer_id = any(@tenants) or @tenants is null);
 analyze pg_temp.refresh_days;
 
 -- What the changed days held before, per user, to update the users' lifetime summaries by difference.
@@ -32,16 +35,22 @@ create temp table pg_temp.refresh_old_days on commit drop as
 select r.customer_id, r.user_id, r.day, r.events, r.first_at, r.last_at
 from marts.rollup_user_day as r
 join pg_temp.refresh_days as d on d.customer_id = r.customer_id and d.day = r.day
-where (r.customer_id = any(@tenants) or @tenants is null);
+where (r.customer_id = any(@tenants) or @tenants is null)
+  and not @rebuild;
 
+-- The deletes below find nothing on a rebuild (@rebuild: elt has just emptied the customer's rows of every
+-- table of the rebuild: lines), so they are skipped then rather than walking the rows just deleted.
 delete from marts.rollup_user_day as r
 using pg_temp.refresh_days as d
 where r.customer_id = d.customer_id
   and r.day = d.day
-  and (r.customer_id = any(@tenants) or @tenants is null);
+  and (r.customer_id = any(@tenants) or @tenants is null)
+  and not @rebuild;
 
 -- lateral: each changed day reads its own events through the (customer_id, occurred_at) index, whatever the
--- statistics say, so a nightly run never scans history. (--full, where every day changed, would be a little
+-- statistics say, so a nightly run never scans history. "offset 0" keeps PostgreSQL from pulling the
+-- subquery up into a join: with @tenants bound to one customer it would otherwise join every changed day with
+-- every event of that customer and filter the times afterwards (quadratic in the customer's days). (--full, where every day changed, would be a little
 -- faster with one scan of core.events, but a plan that depends on statistics is a risk for the nightly path.)
 insert into marts.rollup_user_day (customer_id, day, user_id, events, first_at, last_at)
 select d.customer_id, d.day, e.user_id, count(*), min(e.occurred_at), max(e.occurred_at)
@@ -54,6 +63,7 @@ cross join lateral (
       and x.occurred_at >= d.day::timestamp at time zone 'UTC'
       and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
       and x.user_id is not null
+    offset 0 -- keeps the subquery a lateral one (see above)
 ) as e
 group by d.customer_id, d.day, e.user_id
 order by d.customer_id, d.day, e.user_id;
@@ -62,7 +72,8 @@ delete from marts.rollup_customer_day as r
 using pg_temp.refresh_days as d
 where r.customer_id = d.customer_id
   and r.day = d.day
-  and (r.customer_id = any(@tenants) or @tenants is null);
+  and (r.customer_id = any(@tenants) or @tenants is null)
+  and not @rebuild;
 
 insert into marts.rollup_customer_day (customer_id, day, active_users, events)
 select r.customer_id, r.day, count(*), sum(r.events)
@@ -76,7 +87,8 @@ delete from marts.rollup_feature_day as r
 using pg_temp.refresh_days as d
 where r.customer_id = d.customer_id
   and r.day = d.day
-  and (r.customer_id = any(@tenants) or @tenants is null);
+  and (r.customer_id = any(@tenants) or @tenants is null)
+  and not @rebuild;
 
 insert into marts.rollup_feature_day (customer_id, day, feature, events, users)
 select d.customer_id, d.day, e.feature, count(*), count(distinct e.user_id)
@@ -89,6 +101,7 @@ cross join lateral (
       and x.occurred_at >= d.day::timestamp at time zone 'UTC'
       and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
       and x.feature is not null
+    offset 0 -- keeps the subquery a lateral one (see above)
 ) as e
 group by d.customer_id, d.day, e.feature
 order by d.customer_id, d.day, e.feature;
@@ -103,7 +116,8 @@ from pg_temp.refresh_days;
 delete from marts.rollup_user_week as r
 using pg_temp.refresh_periods as p
 where r.customer_id = p.customer_id
-  and r.week = p.week;
+  and r.week = p.week
+  and not @rebuild;
 
 insert into marts.rollup_user_week (customer_id, week, user_id, events)
 select r.customer_id, w.week, r.user_id, sum(r.events)
@@ -118,7 +132,8 @@ group by r.customer_id, w.week, r.user_id;
 delete from marts.rollup_user_month as r
 using pg_temp.refresh_periods as p
 where r.customer_id = p.customer_id
-  and r.month = p.month;
+  and r.month = p.month
+  and not @rebuild;
 
 insert into marts.rollup_user_month (customer_id, month, user_id, events)
 select r.customer_id, m.month, r.user_id, sum(r.events)

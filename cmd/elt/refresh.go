@@ -14,6 +14,7 @@ import (
 type RefreshCmd struct {
 	Full        bool          `name:"full" help:"Rebuild every step from everything in staging (no re-fetching), instead of only the batches loaded since the last run. Gives exactly what the incremental path gives."`
 	LockTimeout time.Duration `name:"lock-timeout" default:"1m" placeholder:"DURATION" help:"Longest wait of any step for a table lock held by another session; past it the run fails and can be run again (${default})."`
+	Sessions    int           `name:"sessions" default:"0" placeholder:"N" help:"Sessions that run the units of a split step (a \"-- split:\" line: one transaction per key) at once; 0: the client's cores, at most 4, and at most the pool's connections minus 2 (pool_max_conns in the database URL)."`
 }
 
 // Help is the long help of elt refresh.
@@ -46,7 +47,7 @@ func (c *RefreshCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) erro
 		return err
 	}
 	defer pool.Close()
-	opts := refresh.Options{Project: p.FS(), Schemas: p.Schemas, Full: c.Full, LockTimeout: c.LockTimeout, Logger: log}
+	opts := refresh.Options{Project: p.FS(), Schemas: p.Schemas, Full: c.Full, LockTimeout: c.LockTimeout, Sessions: c.Sessions, Logger: log}
 	if p.Tenants != nil {
 		layer, err := tenant.LoadLayer(ctx, pool, p)
 		if err != nil {

@@ -7,27 +7,33 @@
 -- Every insert is sorted, so that a customer's partition is laid out by its own data alone (see
 -- sql/040_rollups.sql).
 -- rebuild: marts.active_users_weekly, marts.active_users_monthly, marts.user_activity, marts.retention_weekly
--- Every reference to a table partitioned by customer carries "(customer_id = any(@tenants) or
--- @tenants is null)", as in sql/040_rollups.sql: only the changed customers' partitions are planned, opened
--- and locked when they are few.
--- tenants: select distinct customer_id from marts.dirty_days
+-- The step runs in units of customers, several at once, as sql/040_rollups.sql (the split: line below): each
+-- unit's marts and its part of the queue change in one transaction of their own, and every reference to a
+-- table partitioned by customer carries "(customer_id = any(@tenants) or @tenants is null)", so only the
+-- unit's partitions are planned, opened and locked.
+-- split: customer_id in (select customer_id, (row_number() over (order by n desc, customer_id) - 1) % 8 from (select customer_id, count(*) as n from marts.dirty_days group by 1) as c order by n desc, customer_id)
 
+-- On a rebuild (@rebuild) elt has just emptied the customer's rows of the tables this step rebuilds, so the
+-- deletes below, which would find nothing, are skipped.
 create temp table pg_temp.mart_periods on commit drop as
 select distinct customer_id,
        date_trunc('week', day::timestamp)::date  as week,
        date_trunc('month', day::timestamp)::date as month
-from marts.dirty_days;
+from marts.dirty_days
+where (customer_id = any(@tenants) or @tenants is null);
 analyze pg_temp.mart_periods;
 
 create temp table pg_temp.mart_customers on commit drop as
-select distinct customer_id from marts.dirty_days;
+select distinct customer_id from marts.dirty_days
+where (customer_id = any(@tenants) or @tenants is null);
 analyze pg_temp.mart_customers;
 
 delete from marts.active_users_weekly as m
 using (select distinct customer_id, week from pg_temp.mart_periods) as p
 where m.customer_id = p.customer_id
   and m.week = p.week
-  and (m.customer_id = any(@tenants) or @tenants is null);
+  and (m.customer_id = any(@tenants) or @tenants is null)
+  and not @rebuild;
 
 insert into marts.active_users_weekly (customer_id, week, active_users)
 select r.customer_id, r.week, count(*)
@@ -40,7 +46,8 @@ delete from marts.active_users_monthly as m
 using (select distinct customer_id, month from pg_temp.mart_periods) as p
 where m.customer_id = p.customer_id
   and m.month = p.month
-  and (m.customer_id = any(@tenants) or @tenants is null);
+  and (m.customer_id = any(@tenants) or @tenants is null)
+  and not @rebuild;
 
 insert into marts.active_users_monthly (customer_id, month, active_users)
 select r.customer_id, r.month, count(*)
@@ -55,7 +62,8 @@ order by r.customer_id, r.month;
 delete from marts.user_activity as m
 using pg_temp.mart_customers as c
 where m.customer_id = c.customer_id
-  and (m.customer_id = any(@tenants) or @tenants is null);
+  and (m.customer_id = any(@tenants) or @tenants is null)
+  and not @rebuild;
 
 insert into marts.user_activity (customer_id, user_id, first_seen, last_seen, active_days, events_30d)
 with as_of as (
@@ -83,7 +91,8 @@ order by u.customer_id, u.user_id;
 delete from marts.retention_weekly as m
 using pg_temp.mart_customers as c
 where m.customer_id = c.customer_id
-  and (m.customer_id = any(@tenants) or @tenants is null);
+  and (m.customer_id = any(@tenants) or @tenants is null)
+  and not @rebuild;
 
 insert into marts.retention_weekly (customer_id, cohort_week, week_number, cohort_users, active_users)
 with cohort as (
@@ -103,4 +112,5 @@ join size as s on s.customer_id = c.customer_id and s.cohort_week = c.cohort_wee
 group by c.customer_id, c.cohort_week, w.week, s.cohort_users
 order by c.customer_id, c.cohort_week, w.week;
 
-delete from marts.dirty_days;
+delete from marts.dirty_days
+where (customer_id = any(@tenants) or @tenants is null);

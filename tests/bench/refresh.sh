@@ -9,14 +9,19 @@
 #   2b. +1% again, all of it for one customer (ONE_CUSTOMER, default 7); elt refresh (incremental), timed,
 #      step by step: what the steps cost when one customer changed against when all of them did;
 #   3. elt refresh --full, timed, with the same reader; then the marts are compared with those of step 2
-#      (md5 of every row): the incremental and full paths must agree.
+#      (md5 of every row): the incremental and full paths must agree;
+#   4. with BASELINE_REF (a commit; make bench-refresh sets it): that commit's elt and project (a git worktree
+#      built in the temporary folder) rebuild the same database with --full, then this tree's elt again: an
+#      A/B of the two binaries in the same run, new / baseline = mean of this tree's two rebuilds over the
+#      baseline's; the marts of every rebuild must equal those of step 2.
 #
 # Prints a summary (and the reader's longest waits) for docs/benchmarks.md. Uses DATABASE_URL (superuser; a
 # database elt_bench_refresh is created there and dropped at the end) or else starts a throwaway cluster
 # (fsync on, shared_buffers=1GB) in a temporary folder and removes it at exit.
 #
 # Environment: ELT (default bin/elt), EVENTS, CUSTOMERS, USERS (base users per customer, 50: 50-149 each),
-# DAYS, LATEST (the latest day, 2026-11-24), KEEP=1 to keep the database.
+# DAYS, LATEST (the latest day, 2026-11-24), KEEP=1 to keep the database, SESSIONS (elt refresh --sessions),
+# BASELINE_REF.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -33,6 +38,9 @@ work=$(mktemp -d /tmp/elt-bench-refresh.XXXXXX)
 chmod 0755 "$work"
 cluster=""
 cleanup() {
+    if [ -n "${BASELINE_REF:-}" ] && [ -d "$work/baseline" ]; then
+        git worktree remove --force "$work/baseline" >/dev/null 2>&1 || true
+    fi
     if [ -n "$cluster" ]; then
         "$ELT" db --dir "$cluster" stop >/dev/null 2>&1 || true
     elif [ -n "${DATABASE_URL:-}" ] && [ "${KEEP:-0}" != 1 ]; then
@@ -43,6 +51,14 @@ cleanup() {
 trap cleanup EXIT
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+if [ -n "${BASELINE_REF:-}" ]; then
+    log "building the baseline, $BASELINE_REF, in a worktree"
+    git worktree add --detach "$work/baseline" "$BASELINE_REF" >/dev/null 2>&1
+    (cd "$work/baseline" && go build -o bin/elt ./cmd/elt)
+fi
+REFRESH_ARGS=()
+[ -n "${SESSIONS:-}" ] && REFRESH_ARGS=(--sessions "$SESSIONS")
 
 if [ -z "${DATABASE_URL:-}" ]; then
     cluster=$work/pg
@@ -182,7 +198,7 @@ SQL
 }
 
 log "initial refresh of the history"
-initial_ms=$(DATABASE_URL=$runner timed "$ELT" refresh)
+initial_ms=$(DATABASE_URL=$runner timed "$ELT" refresh "${REFRESH_ARGS[@]}")
 
 log "adding $NEW_EVENTS events on $LATEST"
 gen_events "$EVENTS" "$NEW_EVENTS" "$LATEST" 1
@@ -194,7 +210,7 @@ read -r idle_n idle_max idle_q <"$work/idle.result"
 
 log "incremental refresh"
 reader_start incr
-incr_ms=$(DATABASE_URL=$runner timed "$ELT" refresh)
+incr_ms=$(DATABASE_URL=$runner timed "$ELT" refresh "${REFRESH_ARGS[@]}")
 reader_stop incr
 read -r incr_n incr_max incr_q <"$work/incr.result"
 steps_sql="select string_agg(format('%s %s ms', name, (extract(epoch from finished_at - started_at) * 1000)::int), '; ' order by seq) from elt.refresh_steps where run_id = (select max(run_id) from elt.runs where kind = 'refresh') and kind <> 'check'"
@@ -204,19 +220,35 @@ ONE_CUSTOMER=${ONE_CUSTOMER:-7}
 log "adding $NEW_EVENTS events on $LATEST, all of customer $ONE_CUSTOMER"
 gen_events "$((EVENTS + NEW_EVENTS))" "$NEW_EVENTS" "$LATEST" 1 "$ONE_CUSTOMER"
 log "incremental refresh, one customer changed"
-one_ms=$(DATABASE_URL=$runner timed "$ELT" refresh)
+one_ms=$(DATABASE_URL=$runner timed "$ELT" refresh "${REFRESH_ARGS[@]}")
 one_steps=$(psql -X -At "$db" -c "$steps_sql")
 digest_incr=$(marts_digest)
 
 log "full rebuild"
 reader_start full
-full_ms=$(DATABASE_URL=$runner timed "$ELT" refresh --full)
+full_ms=$(DATABASE_URL=$runner timed "$ELT" refresh --full "${REFRESH_ARGS[@]}")
 reader_stop full
 read -r full_n full_max full_q <"$work/full.result"
 digest_full=$(marts_digest)
 
 same=yes
 [ "$digest_incr" = "$digest_full" ] || same=NO
+full_steps=$(psql -X -At "$db" -c "$steps_sql")
+
+ab=""
+if [ -n "${BASELINE_REF:-}" ]; then
+    log "full rebuild, baseline $BASELINE_REF"
+    base_ms=$(DATABASE_URL=$runner timed "$work/baseline/bin/elt" refresh --full --project "$work/baseline")
+    base_steps=$(psql -X -At "$db" -c "$steps_sql")
+    [ "$(marts_digest)" = "$digest_incr" ] || same=NO
+    log "full rebuild, this tree again"
+    full2_ms=$(DATABASE_URL=$runner timed "$ELT" refresh --full "${REFRESH_ARGS[@]}")
+    full2_steps=$(psql -X -At "$db" -c "$steps_sql")
+    [ "$(marts_digest)" = "$digest_incr" ] || same=NO
+    ab="A/B of full rebuilds, same database: this tree $full_ms ms and $full2_ms ms, baseline $BASELINE_REF $base_ms ms; ratio this tree / baseline: $(awk -v a="$full_ms" -v b="$full2_ms" -v c="$base_ms" 'BEGIN { printf "%.3f", (a + b) / 2 / c }')
+full steps, baseline: $base_steps
+full steps, this tree again: $full2_steps"
+fi
 
 sizes=$(psql -X -At "$db" -c "select string_agg(format('%s %s rows', relname, n_live_tup), ', ' order by relname) from pg_stat_user_tables where schemaname = 'marts'")
 cat <<EOF
@@ -233,6 +265,8 @@ reader, during incremental:  $incr_n queries, longest $incr_max ms (query time a
 reader, during --full:       $full_n queries, longest $full_max ms (query time alone $full_q ms)
 marts identical after incremental and --full: $same
 incremental steps: $incr_steps
+full steps: $full_steps
+$ab
 incremental steps, one customer changed: $one_steps
 rollups: $sizes
 EOF

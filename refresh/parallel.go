@@ -1,0 +1,303 @@
+package refresh
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DefaultSessions is how many sessions run the units of a split step when Options.Sessions is zero: the
+// client's cores, at most this many (each unit keeps one server backend busy).
+const DefaultSessions = 4
+
+// sessions is how many connections the units of a split step of n units run on: Options.Sessions (or the
+// client's cores, at most DefaultSessions), never more than the units, nor than the pool holds besides the run's
+// own connection and one for the step log.
+func (r *runner) sessions(n int) int {
+	want := r.opts.Sessions
+	if want <= 0 {
+		want = min(runtime.NumCPU(), DefaultSessions)
+	}
+	return max(1, min(want, n, int(r.pool.Config().MaxConns)-2))
+}
+
+// unitKey is one unit of a split step: its keys as text (for messages) and the array literal of them that
+// @tenants binds.
+type unitKey struct {
+	keys  []string
+	array string
+}
+
+// text names the unit in messages: its key, or its first key and how many more.
+func (u unitKey) text() string {
+	if len(u.keys) == 1 {
+		return u.keys[0]
+	}
+	return fmt.Sprintf("%s and %d more", u.keys[0], len(u.keys)-1)
+}
+
+// arrayLiteral is the PostgreSQL array literal of keys: every element double-quoted, so that PostgreSQL reads
+// each one with the input function of the column's type.
+func arrayLiteral(keys []string) string {
+	q := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"` + q.Replace(k) + `"`)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// splitStep runs a step with a "-- split: column in (query)" line. The query runs first, in its own
+// transaction with @batch_from and @batch_to (before anything is emptied, so it may read the step's own
+// tables), and lists the keys this run touches; then every key is a unit: the step's statements in one
+// transaction of their own, with @tenants bound to that one key (so "(column = any(@tenants) or @tenants is
+// null)" prunes every partitioned table to the key's partition), on one of several sessions at once, in the
+// query's order (list the biggest keys first: the sessions then end together). A rebuilding step empties, in
+// each unit, the rows of that key of its "-- rebuild:" tables, so readers see a key's old rows until its unit
+// commits; once every unit committed, one last transaction deletes the rows of keys the query no longer
+// returned, refreshes statistics and moves the step's watermark. A failed unit rolls back alone; units that
+// committed stay (the statements must be idempotent per key, as an incremental step already is: rerunning the
+// batches above the watermark gives the same rows), no further unit starts, and the watermark stays, so the
+// next run runs the whole step again.
+func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
+	started := time.Now()
+	seq, err := r.logStart(ctx, s.kind, s.name)
+	if err != nil {
+		return err
+	}
+	var from, rows int64
+	var rebuild bool
+	var keys []unitKey
+	var done, sessions int
+	var mu sync.Mutex // guards keys, rows, done
+	progress := func() []any {
+		mu.Lock()
+		defer mu.Unlock()
+		return []any{"units_done", done, "units", len(keys)}
+	}
+	defer r.stillRunning(s.kind, s.name, started, progress)()
+	res := func() StepResult {
+		return StepResult{Kind: s.kind, Name: s.name, BatchFrom: from, BatchTo: hi, Rows: rows, Started: started, Duration: time.Since(started), sha: s.sha}
+	}
+	fail := func(err error) error {
+		r.logEnd(seq, res(), err)
+		return err
+	}
+
+	var all string
+	var failed *StepError
+	err = r.stepTx(ctx, func(tx pgx.Tx) error {
+		var mark *int64
+		if err := tx.QueryRow(ctx, `select (select batch_id from elt.refresh_watermarks where step = $1)`, s.name).Scan(&mark); err != nil {
+			return err
+		}
+		from, rebuild = 0, mark == nil
+		if !rebuild {
+			from = *mark
+		}
+		k, a, err := splitKeys(ctx, tx, s, pgx.NamedArgs{"batch_from": from, "batch_to": hi})
+		mu.Lock()
+		keys, all = k, a
+		mu.Unlock()
+		if err != nil {
+			failed = &StepError{File: s.name, Line: s.split.line, What: "the -- split: query", Err: err}
+		}
+		return err
+	})
+	if err != nil {
+		if failed != nil {
+			return fail(failed)
+		}
+		return fail(fmt.Errorf("step %s: %w", s.name, describePgError(err)))
+	}
+
+	sessions = r.sessions(len(keys))
+	if len(keys) > 0 {
+		var unitErr *StepError
+		next := 0
+		take := func() (unitKey, bool) { // the next key, unless every key was taken or a unit failed
+			mu.Lock()
+			defer mu.Unlock()
+			if next == len(keys) || unitErr != nil {
+				return unitKey{}, false
+			}
+			next++
+			return keys[next-1], true
+		}
+		// Every session is taken before the first unit starts; fewer than asked for (a busy pool) just run
+		// more units each.
+		var conns []*pgxpool.Conn
+		for range sessions {
+			conn, err := r.pool.Acquire(ctx)
+			if err != nil {
+				if len(conns) == 0 {
+					return fail(fmt.Errorf("step %s: connect a session for its units: %w", s.name, err))
+				}
+				r.log.Warn("refresh step runs on fewer sessions", "step", s.name, "sessions", len(conns), "err", err)
+				break
+			}
+			conns = append(conns, conn)
+		}
+		sessions = len(conns)
+		var wg sync.WaitGroup
+		for _, conn := range conns {
+			wg.Go(func() {
+				defer conn.Release()
+				for {
+					key, ok := take()
+					if !ok {
+						return
+					}
+					t0 := time.Now()
+					n, err := r.unit(ctx, conn, s, key, from, hi, rebuild)
+					r.log.Debug("refresh unit", "step", s.name, s.split.name, key.text(), "rows", n, "ms", time.Since(t0).Milliseconds(), "failed", err != nil)
+					mu.Lock()
+					if err != nil {
+						if unitErr == nil {
+							unitErr = err
+						}
+					} else {
+						rows += n
+						done++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if unitErr != nil {
+			unitErr.Done, unitErr.Units = done, len(keys)
+			return fail(unitErr)
+		}
+	}
+
+	err = r.stepTx(ctx, func(tx pgx.Tx) error {
+		if rebuild {
+			// What the units did not cover: rows of keys the split query no longer returns (a customer whose
+			// records went away). Identifiers went through pgx.Identifier.Sanitize.
+			for _, table := range s.rebuild {
+				if _, err := tx.Exec(ctx, "delete from "+table+" where not ("+s.split.column+" = any(@keys))", pgx.QueryExecModeExec, pgx.NamedArgs{"keys": all}); err != nil {
+					failed = &StepError{File: s.name, Line: s.split.line, What: "deleting the rows of keys the -- split: query no longer returns", Err: err}
+					return err
+				}
+			}
+		}
+		if err := analyzeRebuilt(ctx, tx, s, rows, rebuild); err != nil {
+			failed = &StepError{File: s.name, Line: 1, Err: err}
+			return err
+		}
+		return setWatermark(ctx, tx, s.name, hi)
+	})
+	if err != nil {
+		if failed != nil {
+			return fail(failed)
+		}
+		return fail(fmt.Errorf("step %s: %w", s.name, describePgError(err)))
+	}
+	r.logEnd(seq, res(), nil)
+	r.log.Info(s.kind, "step", s.name, "batches", fmt.Sprintf("(%d,%d]", from, hi), "rebuild", rebuild, "rows", rows,
+		"units", len(keys), "sessions", sessions, "ms", time.Since(started).Milliseconds())
+	return nil
+}
+
+// splitKeys runs the split query of s and returns its units in the order of their first row, and the array
+// literal of every key. The query returns a key per row, and optionally a second column: keys with the same
+// value there form one unit (several small keys in one transaction); without it every key is a unit. A NULL
+// key is an error: the rows it stands for would be in no unit.
+func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]unitKey, string, error) {
+	// "\n" before the closing parenthesis: a trailing -- comment in the query stays a comment. Text results,
+	// so that every key type reads the same way.
+	rows, err := tx.Query(ctx, "select * from (\n"+s.split.query+"\n) as q", pgx.QueryExecModeExec, pgx.QueryResultFormats{pgx.TextFormatCode}, args)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	if n := len(rows.FieldDescriptions()); n != 1 && n != 2 {
+		return nil, "", fmt.Errorf("it returns %d columns: want the %s (and optionally the unit it belongs to)", n, s.split.name)
+	}
+	var units []unitKey
+	var all []string
+	seen := map[string]bool{}
+	unitOf := map[string]int{}
+	for rows.Next() {
+		raw := rows.RawValues()
+		if raw[0] == nil {
+			return nil, "", fmt.Errorf("it returned a NULL %s: the rows it stands for would be in no unit; fix those rows, or leave NULL out of the query and out of the step", s.split.name)
+		}
+		key := string(raw[0])
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		all = append(all, key)
+		group := key
+		if len(raw) == 2 {
+			if raw[1] == nil {
+				return nil, "", fmt.Errorf("it returned a NULL unit for %s %s", s.split.name, key)
+			}
+			group = "\x00" + string(raw[1])
+		}
+		i, ok := unitOf[group]
+		if !ok {
+			i = len(units)
+			unitOf[group] = i
+			units = append(units, unitKey{})
+		}
+		units[i].keys = append(units[i].keys, key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	for i := range units {
+		units[i].array = arrayLiteral(units[i].keys)
+	}
+	return units, arrayLiteral(all), nil
+}
+
+// unit runs the statements of split step s for one key in one transaction on conn, and returns the rows they
+// wrote.
+func (r *runner) unit(ctx context.Context, conn *pgxpool.Conn, s step, key unitKey, from, hi int64, rebuild bool) (int64, *StepError) {
+	args := pgx.NamedArgs{"batch_from": from, "batch_to": hi, "tenants": key.array, "rebuild": rebuild}
+	var rows int64
+	failed := &StepError{File: s.name, Line: 1, Unit: s.split.name + " " + key.text()}
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
+			return err
+		}
+		if rebuild {
+			// This key's rows only, with DELETE (see step): readers keep seeing them until the unit commits.
+			for _, table := range s.rebuild {
+				if _, err := tx.Exec(ctx, "delete from "+table+" where "+s.split.column+" = any(@tenants)", pgx.QueryExecModeExec, args); err != nil {
+					return err
+				}
+			}
+		}
+		for _, st := range s.statements {
+			tag, err := tx.Exec(ctx, st.sql, pgx.QueryExecModeExec, args)
+			if err != nil {
+				failed.Line = st.line + errorLine(st.sql, err) - 1
+				return err
+			}
+			if tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE") {
+				rows += tag.RowsAffected()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		failed.Err = err
+		return 0, failed
+	}
+	return rows, nil
+}
