@@ -42,8 +42,9 @@ func (u unitKey) text() string {
 	return fmt.Sprintf("%s and %d more", u.keys[0], len(u.keys)-1)
 }
 
-// arrayLiteral is the PostgreSQL array literal of keys: every element double-quoted, so that PostgreSQL reads
-// each one with the input function of the column's type.
+// arrayLiteral is the PostgreSQL array literal of keys, written as PostgreSQL writes one (an element is
+// double-quoted only when it must be), so that @tenants::text reads the same as array_agg(key)::text.
+// PostgreSQL reads each element with the input function of the column's type.
 func arrayLiteral(keys []string) string {
 	q := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	var b strings.Builder
@@ -52,7 +53,10 @@ func arrayLiteral(keys []string) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`"` + q.Replace(k) + `"`)
+		if k == "" || strings.EqualFold(k, "null") || strings.ContainsAny(k, "{},\"\\ \t\n\r\v\f") {
+			k = `"` + q.Replace(k) + `"`
+		}
+		b.WriteString(k)
 	}
 	b.WriteByte('}')
 	return b.String()
