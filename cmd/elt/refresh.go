@@ -29,6 +29,9 @@ func (c *RefreshCmd) Help() string {
   4. materialized views of the project's schemas, refreshed concurrently (readers are never blocked) in
      dependency order.
 
+A step with a "-- split: column in (query)" line runs in units of the keys its query returns (customers),
+each unit in a transaction of its own, --sessions of them at once.
+
 Only batches committed since the last run are processed, so the cost follows the new data. A step file that
 changed since it last ran (elt.refresh_files keeps the hash of each) makes the run a full rebuild, and the
 log says which file changed; a changed check re-checks all rows. Two runs never overlap: a second one exits at
