@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,7 +100,7 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 		return err
 	}
 
-	var all string
+	var allKeys []string
 	var failed *StepError
 	err = r.stepTx(ctx, func(tx pgx.Tx) error {
 		var mark *int64
@@ -110,9 +111,9 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 		if !rebuild {
 			from = *mark
 		}
-		k, a, err := splitKeys(ctx, tx, s, pgx.NamedArgs{"batch_from": from, "batch_to": hi})
+		k, a, err := splitKeys(ctx, tx, s, pgx.NamedArgs{"batch_from": from, "batch_to": hi, "rebuild": rebuild})
 		mu.Lock()
-		keys, all = k, a
+		keys, allKeys = k, a
 		mu.Unlock()
 		if err != nil {
 			failed = &StepError{File: s.name, Line: s.split.line, What: "the -- split: query", Err: err}
@@ -189,9 +190,15 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 	err = r.stepTx(ctx, func(tx pgx.Tx) error {
 		if rebuild {
 			// What the units did not cover: rows of keys the split query no longer returns (a customer whose
-			// records went away). Identifiers went through pgx.Identifier.Sanitize.
+			// records went away), but for the keys of units that committed in an earlier attempt at this
+			// rebuild. Identifiers went through pgx.Identifier.Sanitize.
+			var earlier []string
+			if err := tx.QueryRow(ctx, `select coalesce(array_agg(unit_key), '{}') from elt.refresh_units where step = $1`, s.name).Scan(&earlier); err != nil {
+				return err
+			}
+			keep := arrayLiteral(append(slices.Clone(allKeys), earlier...))
 			for _, table := range s.rebuild {
-				if _, err := tx.Exec(ctx, "delete from "+table+" where not ("+s.split.column+" = any(@keys))", pgx.QueryExecModeExec, pgx.NamedArgs{"keys": all}); err != nil {
+				if _, err := tx.Exec(ctx, "delete from "+table+" where not ("+s.split.column+" = any(@keys))", pgx.QueryExecModeExec, pgx.NamedArgs{"keys": keep}); err != nil {
 					failed = &StepError{File: s.name, Line: s.split.line, What: "deleting the rows of keys the -- split: query no longer returns", Err: err}
 					return err
 				}
@@ -199,6 +206,9 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 		}
 		if err := analyzeRebuilt(ctx, tx, s, rows, rebuild); err != nil {
 			failed = &StepError{File: s.name, Line: 1, Err: err}
+			return err
+		}
+		if _, err := tx.Exec(ctx, `delete from elt.refresh_units where step = $1`, s.name); err != nil {
 			return err
 		}
 		return setWatermark(ctx, tx, s.name, hi)
@@ -215,20 +225,19 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 	return nil
 }
 
-// splitKeys runs the split query of s and returns its units in the order of their first row, and the array
-// literal of every key. The query returns a key per row, and optionally a second column: keys with the same
+// splitKeys runs the split query of s and returns its units in the order of their first row, and every key. The query returns a key per row, and optionally a second column: keys with the same
 // value there form one unit (several small keys in one transaction); without it every key is a unit. A NULL
 // key is an error: the rows it stands for would be in no unit.
-func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]unitKey, string, error) {
+func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]unitKey, []string, error) {
 	// "\n" before the closing parenthesis: a trailing -- comment in the query stays a comment. Text results,
 	// so that every key type reads the same way.
 	rows, err := tx.Query(ctx, "select * from (\n"+s.split.query+"\n) as q", pgx.QueryExecModeExec, pgx.QueryResultFormats{pgx.TextFormatCode}, args)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	if n := len(rows.FieldDescriptions()); n != 1 && n != 2 {
-		return nil, "", fmt.Errorf("it returns %d columns: want the %s (and optionally the unit it belongs to)", n, s.split.name)
+		return nil, nil, fmt.Errorf("it returns %d columns: want the %s (and optionally the unit it belongs to)", n, s.split.name)
 	}
 	var units []unitKey
 	var all []string
@@ -237,7 +246,7 @@ func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]un
 	for rows.Next() {
 		raw := rows.RawValues()
 		if raw[0] == nil {
-			return nil, "", fmt.Errorf("it returned a NULL %s: the rows it stands for would be in no unit; fix those rows, or leave NULL out of the query and out of the step", s.split.name)
+			return nil, nil, fmt.Errorf("it returned a NULL %s: the rows it stands for would be in no unit; fix those rows, or leave NULL out of the query and out of the step", s.split.name)
 		}
 		key := string(raw[0])
 		if seen[key] {
@@ -248,7 +257,7 @@ func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]un
 		group := key
 		if len(raw) == 2 {
 			if raw[1] == nil {
-				return nil, "", fmt.Errorf("it returned a NULL unit for %s %s", s.split.name, key)
+				return nil, nil, fmt.Errorf("it returned a NULL unit for %s %s", s.split.name, key)
 			}
 			group = "\x00" + string(raw[1])
 		}
@@ -261,12 +270,12 @@ func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]un
 		units[i].keys = append(units[i].keys, key)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	for i := range units {
 		units[i].array = arrayLiteral(units[i].keys)
 	}
-	return units, arrayLiteral(all), nil
+	return units, all, nil
 }
 
 // unit runs the statements of split step s for one key in one transaction on conn, and returns the rows they
@@ -295,6 +304,14 @@ func (r *runner) unit(ctx context.Context, conn *pgxpool.Conn, s step, key unitK
 			}
 			if tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE") {
 				rows += tag.RowsAffected()
+			}
+		}
+		if rebuild {
+			// Remembered with the unit's rows: if this rebuild stops before its end and runs again, its split
+			// query may no longer return these keys (a step that empties its queue per unit), and the end of
+			// that rebuild must keep their rows.
+			if _, err := tx.Exec(ctx, `insert into elt.refresh_units (step, unit_key) select $1, unnest($2::text[]) on conflict do nothing`, s.name, key.keys); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -154,8 +154,8 @@ func TestSplitStepFailure(t *testing.T) {
 	}
 }
 
-// TestSplitUnitsRunAtOnce: two units that each wait (up to 3 s) until the other holds its lock pass with two
-// sessions, and the same step fails with one: the units really run at the same time.
+// TestSplitUnitsRunAtOnce: two units that each wait (up to 3 s) until the other holds its lock (and then hold
+// theirs half a second more) pass with two sessions, and the same step fails with one: the units really run at the same time.
 func TestSplitUnitsRunAtOnce(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
@@ -168,6 +168,8 @@ begin
     perform pg_catalog.pg_advisory_xact_lock(4242, me);
     for i in 1..300 loop
         if exists (select from pg_catalog.pg_locks where locktype = 'advisory' and classid = 4242 and objid = 3 - me and granted) then
+            -- Holding the lock a while longer, so the other unit, polling every 10 ms, sees it too.
+            perform pg_catalog.pg_sleep(0.5);
             return;
         end if;
         perform pg_catalog.pg_sleep(0.01);
@@ -268,5 +270,44 @@ func TestSplitKeysQuoted(t *testing.T) {
 	}
 	if len(got) != len(keys) {
 		t.Errorf("%d rows, want %d", len(got), len(keys))
+	}
+}
+
+// TestInterruptedSplitRebuild: a rebuild of a split step that empties its queue per unit (as the default
+// project's mart step does) stops at a failing unit; the rebuild run again finds only the keys still queued,
+// and still keeps the rows of the units that committed the first time (elt.refresh_units), while the rows of
+// a key that is in no unit at all go.
+func TestInterruptedSplitRebuild(t *testing.T) {
+	t.Parallel()
+	db := splitDB(t)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `update core.split_data set v = 0 where k = 'c';
+		update core.split_keys set unit = ord;
+		insert into core.split_out values ('gone', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{"sql/010_queue.sql": &fstest.MapFile{Data: []byte(`-- rebuild: core.split_out
+-- split: k in (select k, unit from core.split_keys order by ord)
+insert into core.split_out (k, v) select k, 100 / v from core.split_data where (k = any(@tenants) or @tenants is null);
+delete from core.split_keys where (k = any(@tenants) or @tenants is null);
+`)}}
+	o := refresh.Options{Project: fsys, Sessions: 1}
+	if _, err := refresh.Run(ctx, db.Pool, o); err == nil {
+		t.Fatal("the unit of c should fail")
+	}
+	if diff := cmp.Diff([]string{"a", "b"}, strings2(t, db, `select unit_key from elt.refresh_units order by 1`)); diff != "" {
+		t.Errorf("keys remembered after the failed unit (-want +got):\n%s", diff)
+	}
+	if _, err := db.Pool.Exec(ctx, `update core.split_data set v = 4 where k = 'c'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := refresh.Run(ctx, db.Pool, o); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"a=100", "b=50", "c=25", "d=10", "d=20"}, strings2(t, db, `select k || '=' || v from core.split_out order by k, v`)); diff != "" {
+		t.Errorf("rows after the rebuild ran again (-want +got):\n%s", diff)
+	}
+	if n := mustCount(t, db.Pool, `select count(*) from elt.refresh_units`); n != 0 {
+		t.Errorf("%d keys still remembered after the rebuild finished", n)
 	}
 }

@@ -148,7 +148,7 @@ func (e *StepError) Error() string {
 		what = " (" + e.What + ")"
 	}
 	if e.Unit != "" {
-		return fmt.Sprintf("step %s failed at line %d in the unit of %s: %s; that unit was rolled back, %d of %d units had committed (each one key's own transaction), and the step's watermark did not move: the next run runs the whole step again",
+		return fmt.Sprintf("step %s failed at line %d in the unit of %s: %s; that unit was rolled back, %d of %d units had committed (each unit is a transaction of its own), and the step's watermark did not move: the next run runs the whole step again",
 			e.File, e.Line, e.Unit, describePgError(e.Err), e.Done, e.Units)
 	}
 	return fmt.Sprintf("step %s failed at line %d%s: %s; the step was rolled back", e.File, e.Line, what, describePgError(e.Err))
@@ -291,6 +291,9 @@ func (r *runner) reset(ctx context.Context, p plan, changes fileChanges) error {
 		switch {
 		case full:
 			if _, err := tx.Exec(ctx, `delete from elt.refresh_watermarks`); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `delete from elt.refresh_units`); err != nil {
 				return err
 			}
 		case changes.checks:

@@ -79,8 +79,8 @@ var (
 	stepFile     = regexp.MustCompile(`^[0-9]{3}_[a-z0-9_]+\.sql$`)
 	rebuildLine  = regexp.MustCompile(`(?m)^--\s*rebuild:\s*(.+)$`)
 	tenantsLine  = regexp.MustCompile(`(?m)^--\s*tenants:\s*(.+)$`)
-	splitLine    = regexp.MustCompile(`(?m)^--\s*split:\s*(.*)$`)
-	splitForm    = regexp.MustCompile(`(?is)^([a-z_][a-z0-9_]*)\s+in\s*\((.+)\)$`)
+	splitLine    = regexp.MustCompile(`(?m)^--[ \t]*split:[ \t]*(.*)$`)
+	splitForm    = regexp.MustCompile(`(?s)^([a-z_][a-z0-9_]*)\s+(?i:in)\s*\((.+)\)$`)
 	tenantsParam = regexp.MustCompile(`@tenants\b`)
 	// The only uses of @tenants a statement may make: the pruning filter, and reading it as text.
 	tenantsUse   = regexp.MustCompile(`(?i)\(\s*[a-z_][a-z0-9_]*(\s*\.\s*[a-z_][a-z0-9_]*)?\s*=\s*any\s*\(\s*@tenants\s*\)\s+or\s+@tenants\s+is\s+null\s*\)|@tenants\s*::\s*text\b`)
@@ -203,7 +203,7 @@ func splitOf(what, name, text string) (*split, error) {
 	line := 1 + strings.Count(text[:ms[0][0]], "\n")
 	m := splitForm.FindStringSubmatch(strings.TrimSuffix(strings.TrimSpace(text[ms[0][2]:ms[0][3]]), ";"))
 	if m == nil {
-		return nil, fmt.Errorf("%s %s: line %d: want \"-- split: column in (query)\" on one line, e.g. \"-- split: tenant_key in (select distinct tenant_key from queue)\"", what, name, line)
+		return nil, fmt.Errorf("%s %s: line %d: want \"-- split: column in (query)\" on one line, the column in lower case and nothing after the closing parenthesis, e.g. \"-- split: tenant_key in (select distinct tenant_key from queue)\"", what, name, line)
 	}
 	return &split{column: pgx.Identifier{m[1]}.Sanitize(), name: m[1], query: strings.TrimSpace(m[2]), line: line}, nil
 }
