@@ -64,17 +64,18 @@ func arrayLiteral(keys []string) string {
 }
 
 // splitStep runs a step with a "-- split: column in (query)" line. The query runs first, in its own
-// transaction with @batch_from and @batch_to (before anything is emptied, so it may read the step's own
-// tables), and lists the keys this run touches; then every key is a unit: the step's statements in one
-// transaction of their own, with @tenants bound to that one key (so "(column = any(@tenants) or @tenants is
-// null)" prunes every partitioned table to the key's partition), on one of several sessions at once, in the
-// query's order (list the biggest keys first: the sessions then end together). A rebuilding step empties, in
-// each unit, the rows of that key of its "-- rebuild:" tables, so readers see a key's old rows until its unit
-// commits; once every unit committed, one last transaction deletes the rows of keys the query no longer
-// returned, refreshes statistics and moves the step's watermark. A failed unit rolls back alone; units that
-// committed stay (the statements must be idempotent per key, as an incremental step already is: rerunning the
-// batches above the watermark gives the same rows), no further unit starts, and the watermark stays, so the
-// next run runs the whole step again.
+// transaction with @batch_from, @batch_to and @rebuild (before anything is emptied, so it may read the step's
+// own tables), and lists the keys this run touches, grouped into units (splitKeys); then every unit runs the
+// step's statements in one transaction of its own, with @tenants bound to the unit's keys (so "(column =
+// any(@tenants) or @tenants is null)" prunes every partitioned table to their partitions), on one of several
+// sessions at once, in the query's order (list the biggest units first: the sessions then end together). A
+// rebuilding step empties, in each unit, the rows of the unit's keys of its "-- rebuild:" tables, so readers
+// see a key's old rows until its unit commits; once every unit committed, one last transaction deletes the
+// rows of keys neither the query nor an earlier attempt at this rebuild (elt.refresh_units) returned,
+// refreshes statistics and moves the step's watermark. A failed unit rolls back alone; units that committed
+// stay (the statements must be idempotent per key, as an incremental step already is: rerunning the batches
+// above the watermark gives the same rows), no further unit starts, and the watermark stays, so the next run
+// runs the whole step again.
 func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 	started := time.Now()
 	seq, err := r.logStart(ctx, s.kind, s.name)
@@ -103,13 +104,9 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 	var allKeys []string
 	var failed *StepError
 	err = r.stepTx(ctx, func(tx pgx.Tx) error {
-		var mark *int64
-		if err := tx.QueryRow(ctx, `select (select batch_id from elt.refresh_watermarks where step = $1)`, s.name).Scan(&mark); err != nil {
+		var err error
+		if from, rebuild, err = stepMark(ctx, tx, s.name); err != nil {
 			return err
-		}
-		from, rebuild = 0, mark == nil
-		if !rebuild {
-			from = *mark
 		}
 		k, a, err := splitKeys(ctx, tx, s, pgx.NamedArgs{"batch_from": from, "batch_to": hi, "rebuild": rebuild})
 		mu.Lock()
@@ -121,10 +118,7 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 		return err
 	})
 	if err != nil {
-		if failed != nil {
-			return fail(failed)
-		}
-		return fail(fmt.Errorf("step %s: %w", s.name, describePgError(err)))
+		return fail(stepFailure(s.name, failed, err))
 	}
 
 	sessions = r.sessions(len(keys))
@@ -214,10 +208,7 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 		return setWatermark(ctx, tx, s.name, hi)
 	})
 	if err != nil {
-		if failed != nil {
-			return fail(failed)
-		}
-		return fail(fmt.Errorf("step %s: %w", s.name, describePgError(err)))
+		return fail(stepFailure(s.name, failed, err))
 	}
 	r.logEnd(seq, res(), nil)
 	r.log.Info(s.kind, "step", s.name, "batches", fmt.Sprintf("(%d,%d]", from, hi), "rebuild", rebuild, "rows", rows,
@@ -225,9 +216,10 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 	return nil
 }
 
-// splitKeys runs the split query of s and returns its units in the order of their first row, and every key. The query returns a key per row, and optionally a second column: keys with the same
-// value there form one unit (several small keys in one transaction); without it every key is a unit. A NULL
-// key is an error: the rows it stands for would be in no unit.
+// splitKeys runs the split query of s and returns its units in the order of their first row, and every key.
+// The query returns a key per row, and optionally a second column: keys with the same value there form one
+// unit (several small keys in one transaction); without it every key is a unit. A NULL key is an error: the
+// rows it stands for would be in no unit.
 func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]unitKey, []string, error) {
 	// "\n" before the closing parenthesis: a trailing -- comment in the query stays a comment. Text results,
 	// so that every key type reads the same way.
@@ -278,33 +270,24 @@ func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]un
 	return units, all, nil
 }
 
-// unit runs the statements of split step s for one key in one transaction on conn, and returns the rows they
-// wrote.
+// unit runs the statements of split step s for one unit of keys in one transaction on conn, and returns the
+// rows they wrote.
 func (r *runner) unit(ctx context.Context, conn *pgxpool.Conn, s step, key unitKey, from, hi int64, rebuild bool) (int64, *StepError) {
 	args := pgx.NamedArgs{"batch_from": from, "batch_to": hi, "tenants": key.array, "rebuild": rebuild}
 	var rows int64
-	failed := &StepError{File: s.name, Line: 1, Unit: s.split.name + " " + key.text()}
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
-			return err
-		}
+	var failed *StepError
+	err := r.inTx(ctx, conn, func(tx pgx.Tx) error {
 		if rebuild {
-			// This key's rows only, with DELETE (see step): readers keep seeing them until the unit commits.
+			// The unit's keys' rows only, with DELETE (see step): readers keep seeing them until the unit
+			// commits.
 			for _, table := range s.rebuild {
 				if _, err := tx.Exec(ctx, "delete from "+table+" where "+s.split.column+" = any(@tenants)", pgx.QueryExecModeExec, args); err != nil {
 					return err
 				}
 			}
 		}
-		for _, st := range s.statements {
-			tag, err := tx.Exec(ctx, st.sql, pgx.QueryExecModeExec, args)
-			if err != nil {
-				failed.Line = st.line + errorLine(st.sql, err) - 1
-				return err
-			}
-			if tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE") {
-				rows += tag.RowsAffected()
-			}
+		if rows, failed = execStatements(ctx, tx, s, args); failed != nil {
+			return failed.Err
 		}
 		if rebuild {
 			// Remembered with the unit's rows: if this rebuild stops before its end and runs again, its split
@@ -317,7 +300,10 @@ func (r *runner) unit(ctx context.Context, conn *pgxpool.Conn, s step, key unitK
 		return nil
 	})
 	if err != nil {
-		failed.Err = err
+		if failed == nil {
+			failed = &StepError{File: s.name, Line: 1, Err: err}
+		}
+		failed.Unit = s.split.name + " " + key.text()
 		return 0, failed
 	}
 	return rows, nil

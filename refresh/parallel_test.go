@@ -39,6 +39,12 @@ insert into core.split_data values ('a', 1), ('b', 2), ('c', 4), ('d', 5), ('d',
 	return db
 }
 
+// splitOut is what the split steps of these tests wrote, as key=value in order.
+func splitOut(t *testing.T, db *pgtest.DB) []string {
+	t.Helper()
+	return strings2(t, db, `select k || '=' || v from core.split_out order by k, v`)
+}
+
 func strings2(t *testing.T, db *pgtest.DB, sql string) []string {
 	t.Helper()
 	rows, _ := db.Pool.Query(context.Background(), sql)
@@ -74,11 +80,8 @@ func TestSplitStepUnits(t *testing.T) {
 	if n := mustCount(t, db.Pool, `select count(distinct txid) from core.split_seen`); n != 3 {
 		t.Errorf("%d transactions for 3 units", n)
 	}
-	out := func() []string {
-		return strings2(t, db, `select k || '=' || v from core.split_out order by k, v`)
-	}
 	want := []string{"a=100", "b=50", "c=25", "d=10", "d=20"}
-	if diff := cmp.Diff(want, out()); diff != "" {
+	if diff := cmp.Diff(want, splitOut(t, db)); diff != "" {
 		t.Errorf("rows written (-want +got):\n%s", diff)
 	}
 
@@ -92,7 +95,7 @@ func TestSplitStepUnits(t *testing.T) {
 	if diff := cmp.Diff([]string{"{a,c} false", "{b} false", "{d} false"}, seen()); diff != "" {
 		t.Errorf("units of an incremental run (-want +got):\n%s", diff)
 	}
-	if n := len(out()); n != 10 {
+	if n := len(splitOut(t, db)); n != 10 {
 		t.Errorf("an incremental run emptied rows: %d left, want 10", n)
 	}
 
@@ -107,7 +110,7 @@ func TestSplitStepUnits(t *testing.T) {
 	if diff := cmp.Diff([]string{"{a,c} true", "{b} true"}, seen()); diff != "" {
 		t.Errorf("units of --full (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"a=100", "b=50", "c=25"}, out()); diff != "" {
+	if diff := cmp.Diff([]string{"a=100", "b=50", "c=25"}, splitOut(t, db)); diff != "" {
 		t.Errorf("rows after --full (-want +got):\n%s", diff)
 	}
 }
@@ -137,7 +140,7 @@ func TestSplitStepFailure(t *testing.T) {
 			t.Errorf("error %q lacks %q", err, w)
 		}
 	}
-	if diff := cmp.Diff([]string{"a=100", "c=25"}, strings2(t, db, `select k || '=' || v from core.split_out order by k`)); diff != "" {
+	if diff := cmp.Diff([]string{"a=100", "c=25"}, splitOut(t, db)); diff != "" {
 		t.Errorf("what stayed after the failed unit (-want +got):\n%s", diff)
 	}
 	if n := mustCount(t, db.Pool, `select count(*) from elt.refresh_watermarks where step = 'sql/010_split.sql'`); n != 0 {
@@ -149,7 +152,7 @@ func TestSplitStepFailure(t *testing.T) {
 	if _, err := refresh.Run(ctx, db.Pool, o); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"a=100", "b=50", "c=25", "d=10", "d=20"}, strings2(t, db, `select k || '=' || v from core.split_out order by k, v`)); diff != "" {
+	if diff := cmp.Diff([]string{"a=100", "b=50", "c=25", "d=10", "d=20"}, splitOut(t, db)); diff != "" {
 		t.Errorf("rows after the run that followed (-want +got):\n%s", diff)
 	}
 }
@@ -304,7 +307,7 @@ delete from core.split_keys where (k = any(@tenants) or @tenants is null);
 	if _, err := refresh.Run(ctx, db.Pool, o); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"a=100", "b=50", "c=25", "d=10", "d=20"}, strings2(t, db, `select k || '=' || v from core.split_out order by k, v`)); diff != "" {
+	if diff := cmp.Diff([]string{"a=100", "b=50", "c=25", "d=10", "d=20"}, splitOut(t, db)); diff != "" {
 		t.Errorf("rows after the rebuild ran again (-want +got):\n%s", diff)
 	}
 	if n := mustCount(t, db.Pool, `select count(*) from elt.refresh_units`); n != 0 {

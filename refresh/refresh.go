@@ -175,12 +175,56 @@ type runner struct {
 
 // stepTx runs fn in a transaction on the run's connection configured by setLocals.
 func (r *runner) stepTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+	return r.inTx(ctx, r.conn, fn)
+}
+
+// inTx runs fn in a transaction on conn configured by setLocals (the run's connection, or a session of a
+// split step's units).
+func (r *runner) inTx(ctx context.Context, conn *pgxpool.Conn, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
 			return err
 		}
 		return fn(tx)
 	})
+}
+
+// stepMark reads the watermark of step name, locking its row for tx: from is the batch it processed up to
+// (exclusive lower bound of this run), and rebuild says it has none, so it rebuilds.
+func stepMark(ctx context.Context, tx pgx.Tx, name string) (from int64, rebuild bool, err error) {
+	var mark *int64
+	if err := tx.QueryRow(ctx, `select (select batch_id from elt.refresh_watermarks where step = $1 for update)`, name).Scan(&mark); err != nil {
+		return 0, false, err
+	}
+	if mark == nil {
+		return 0, true, nil
+	}
+	return *mark, false, nil
+}
+
+// execStatements runs the statements of s in tx with args and returns the rows they wrote; on a failure, the
+// StepError names the line of the failing statement in the file.
+func execStatements(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) (int64, *StepError) {
+	var rows int64
+	for _, st := range s.statements {
+		tag, err := tx.Exec(ctx, st.sql, pgx.QueryExecModeExec, args)
+		if err != nil {
+			return rows, &StepError{File: s.name, Line: st.line + errorLine(st.sql, err) - 1, Err: err}
+		}
+		if tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE") {
+			rows += tag.RowsAffected()
+		}
+	}
+	return rows, nil
+}
+
+// stepFailure is the error of a step whose transaction failed with err: failed, when the step said what
+// failed where, else err with the step's name.
+func stepFailure(name string, failed *StepError, err error) error {
+	if failed != nil {
+		return failed
+	}
+	return fmt.Errorf("step %s: %w", name, describePgError(err))
 }
 
 // Run performs one refresh: it takes the refresh lock (failing with ErrBusy if another run holds it), reads the
@@ -370,13 +414,9 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 		// A step without a watermark rebuilds: on its first run, during a full run (which deleted every
 		// watermark first), and on the run after an interrupted full run, whose steps that did not commit
 		// must still rebuild over what the steps before them rebuilt.
-		var mark *int64
-		if err := tx.QueryRow(ctx, `select (select batch_id from elt.refresh_watermarks where step = $1 for update)`, s.name).Scan(&mark); err != nil {
+		var err error
+		if from, rebuild, err = stepMark(ctx, tx, s.name); err != nil {
 			return err
-		}
-		from, rebuild = 0, mark == nil
-		if !rebuild {
-			from = *mark
 		}
 		// The tenants query runs before a rebuild empties anything, so it may read the step's own tables.
 		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi, "rebuild": rebuild}
@@ -402,15 +442,8 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 				}
 			}
 		}
-		for _, st := range s.statements {
-			tag, err := tx.Exec(ctx, st.sql, pgx.QueryExecModeExec, args)
-			if err != nil {
-				failed = &StepError{File: s.name, Line: st.line + errorLine(st.sql, err) - 1, Err: err}
-				return err
-			}
-			if tag.Insert() || tag.Update() || tag.Delete() || strings.HasPrefix(tag.String(), "MERGE") {
-				rows += tag.RowsAffected()
-			}
+		if rows, failed = execStatements(ctx, tx, s, args); failed != nil {
+			return failed.Err
 		}
 		if err := analyzeRebuilt(ctx, tx, s, rows, rebuild); err != nil {
 			failed = &StepError{File: s.name, Line: 1, Err: err}
@@ -420,11 +453,7 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 	})
 	res := StepResult{Kind: s.kind, Name: s.name, BatchFrom: from, BatchTo: hi, Rows: rows, Started: started, Duration: time.Since(started), sha: s.sha}
 	if err != nil {
-		if failed == nil {
-			err = fmt.Errorf("step %s: %w", s.name, describePgError(err))
-		} else {
-			err = failed
-		}
+		err = stepFailure(s.name, failed, err)
 		r.logEnd(seq, res, err)
 		return err
 	}
