@@ -15,6 +15,7 @@ type Customer struct {
 	Name      string    `json:"name"`
 	Plan      string    `json:"plan"`
 	Country   string    `json:"country"`
+	TimeZone  string    `json:"timezone"` // IANA zone of the customer's offices, from Country
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -62,7 +63,16 @@ var (
 	clientWeight    = []uint64{60, 15, 12, 13}
 	plans           = []string{"enterprise", "pro", "starter", "free"}
 	countries       = []string{"IT", "DE", "FR", "US", "GB", "ES", "NL", "SE", "BR", "JP", "IN", "CA", "AU", "PL", "IE"}
-	brands          = []string{
+	// zones is the IANA zone of each country's customers: among them offsets west and east of UTC, one of
+	// half an hour (India) and zones whose daylight saving time starts on other dates (Europe, America,
+	// Australia).
+	zones = map[string]string{
+		"IT": "Europe/Rome", "DE": "Europe/Berlin", "FR": "Europe/Paris", "US": "America/New_York",
+		"GB": "Europe/London", "ES": "Europe/Madrid", "NL": "Europe/Amsterdam", "SE": "Europe/Stockholm",
+		"BR": "America/Sao_Paulo", "JP": "Asia/Tokyo", "IN": "Asia/Kolkata", "CA": "America/Toronto",
+		"AU": "Australia/Sydney", "PL": "Europe/Warsaw", "IE": "Europe/Dublin",
+	}
+	brands = []string{
 		"Acme", "Borealis", "Cobalt", "Dune", "Ember", "Fjord", "Granite", "Harbor", "Indigo", "Juniper",
 		"Kestrel", "Lumen", "Meridian", "Nimbus", "Orchid", "Pioneer", "Quartz", "Redwood", "Summit", "Tundra",
 		"Umber", "Vertex", "Willow", "Xenon", "Yarrow", "Zephyr", "Alder", "Beacon", "Cinder", "Delta",
@@ -185,11 +195,13 @@ func (d *dataset) buildCustomers(o Options) (sizes []int, intensity []float64) {
 		case q <= 0.75:
 			plan = plans[2]
 		}
+		country := countries[r.intn(int64(len(countries)))]
 		d.customers[i] = Customer{
 			ID:        "cus_" + string(appendPadded(nil, uint64(i+1), 4)),
 			Name:      brand + " " + sector,
 			Plan:      plan,
-			Country:   countries[r.intn(int64(len(countries)))],
+			Country:   country,
+			TimeZone:  zones[country],
 			CreatedAt: unix(created),
 			UpdatedAt: unix(created + r.intn(d.now-created)),
 		}

@@ -19,6 +19,8 @@ func (c Customer) AppendJSON(dst []byte) []byte {
 	dst = appendString(dst, c.Plan)
 	dst = append(dst, `,"country":`...)
 	dst = appendString(dst, c.Country)
+	dst = append(dst, `,"timezone":`...)
+	dst = appendString(dst, c.TimeZone)
 	dst = append(dst, `,"created_at":`...)
 	dst = appendTime(dst, c.CreatedAt.Unix())
 	dst = append(dst, `,"updated_at":`...)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -73,7 +74,11 @@ var project = os.DirFS(pgtest.RepoRoot())
 // schemas are the default project's schemas.
 var schemas = []string{"core", "marts"}
 
-// opts completes o with the default project.
+// clock is the run's clock (@as_of) of the tests that do not set their own: a fixed time, so that what is
+// "today" and "complete" does not depend on when the tests run.
+var clock = time.Date(2026, 4, 15, 12, 0, 0, 0, time.UTC)
+
+// opts completes o with the default project and, without a clock of its own, the fixed clock.
 func opts(o refresh.Options) refresh.Options {
 	if o.Project == nil {
 		o.Project = project
@@ -81,15 +86,24 @@ func opts(o refresh.Options) refresh.Options {
 	if o.Schemas == nil {
 		o.Schemas = schemas
 	}
+	if o.AsOf.IsZero() {
+		o.AsOf = clock
+	}
 	return o
 }
 
-// run refreshes and fails the test on error.
+// run refreshes at the fixed clock and fails the test on error.
 func run(t testing.TB, pool *pgxpool.Pool, full bool) *refresh.Result {
 	t.Helper()
-	res, err := refresh.Run(context.Background(), pool, opts(refresh.Options{Full: full}))
+	return runAt(t, pool, full, clock)
+}
+
+// runAt refreshes with the run's clock at asOf and fails the test on error.
+func runAt(t testing.TB, pool *pgxpool.Pool, full bool, asOf time.Time) *refresh.Result {
+	t.Helper()
+	res, err := refresh.Run(context.Background(), pool, opts(refresh.Options{Full: full, AsOf: asOf}))
 	if err != nil {
-		t.Fatalf("refresh (full=%v): %v", full, err)
+		t.Fatalf("refresh (full=%v, as of %s): %v", full, asOf.Format(time.RFC3339), err)
 	}
 	return res
 }
@@ -97,7 +111,7 @@ func run(t testing.TB, pool *pgxpool.Pool, full bool) *refresh.Result {
 // snapshotTables are the tables compared by the golden and equality tests, with the columns compared
 // (staging_id and batch_id of core depend on load order, not on the data).
 var snapshotTables = []struct{ name, columns string }{
-	{"core.customers", "customer_id, name, plan, country, created_at, updated_at"},
+	{"core.customers", "customer_id, name, plan, country, created_at, updated_at, time_zone"},
 	{"core.users", "customer_id, user_id, email, name, role, created_at, updated_at"},
 	{"core.events", "customer_id, event_id, user_id, feature, occurred_at, updated_at, properties"},
 	{"marts.rollup_customer_day", "*"},
@@ -106,11 +120,15 @@ var snapshotTables = []struct{ name, columns string }{
 	{"marts.rollup_feature_day", "*"},
 	{"marts.user_activity", "*"},
 	{"marts.retention_weekly", "*"},
+	{"marts.active_users_rolling", "*"},
+	{"marts.user_lifecycle", "*"},
+	{"marts.retention_signup", "*"},
 }
 
 // rollupTables are compared between the incremental and full paths too.
 var rollupTables = []string{
 	"marts.rollup_user_day", "marts.rollup_user_week", "marts.rollup_user_month", "marts.rollup_user", "marts.customer_overview",
+	"marts.customer_clock",
 }
 
 // snapshot renders a table as sorted tab-separated lines (header first), in UTC, as psql would print them.
@@ -173,8 +191,21 @@ func customer(id, name, plan, updated string) rec {
 	return rec{record: map[string]any{"id": id, "name": name, "plan": plan, "country": "IT", "created_at": "2026-01-01T00:00:00Z", "updated_at": updated}}
 }
 
+// customerIn is a customer record with a time zone.
+func customerIn(zone, id, name, plan, updated string) rec {
+	r := customer(id, name, plan, updated)
+	r.record["timezone"] = zone
+	return r
+}
+
 func user(id, customerID, role, updated string) rec {
 	return rec{record: map[string]any{"id": id, "customer_id": customerID, "email": id + "@example.com", "name": "User " + id, "role": role, "created_at": "2026-01-01T00:00:00Z", "updated_at": updated}}
+}
+
+// signedUp sets the signup time (created_at) of user record r.
+func signedUp(r rec, at string) rec {
+	r.record["created_at"] = at
+	return r
 }
 
 // childUser is a user as extracted from /customers/{id}/users: without customer_id, the customer in parent.

@@ -108,7 +108,7 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 		if from, rebuild, err = stepMark(ctx, tx, s.name); err != nil {
 			return err
 		}
-		k, a, err := splitKeys(ctx, tx, s, pgx.NamedArgs{"batch_from": from, "batch_to": hi, "rebuild": rebuild})
+		k, a, err := splitKeys(ctx, tx, s, r.args(from, hi, rebuild))
 		mu.Lock()
 		keys, allKeys = k, a
 		mu.Unlock()
@@ -273,7 +273,8 @@ func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]un
 // unit runs the statements of split step s for one unit of keys in one transaction on conn, and returns the
 // rows they wrote.
 func (r *runner) unit(ctx context.Context, conn *pgxpool.Conn, s step, key unitKey, from, hi int64, rebuild bool) (int64, *StepError) {
-	args := pgx.NamedArgs{"batch_from": from, "batch_to": hi, "tenants": key.array, "rebuild": rebuild}
+	args := r.args(from, hi, rebuild)
+	args["tenants"] = key.array
 	var rows int64
 	var failed *StepError
 	err := r.inTx(ctx, conn, func(tx pgx.Tx) error {

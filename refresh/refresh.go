@@ -45,6 +45,10 @@ type Options struct {
 	// BeforeSteps, if not nil, runs after the batch watermark is read and before the first step, with that
 	// watermark (elt uses it to delete the data of purged customers that arrived since their purge).
 	BeforeSteps func(ctx context.Context, batchTo int64) error
+	// AsOf is the run's clock, bound to @as_of in every step: what "today" and "complete" mean for the marts
+	// (a period is complete once it ended before AsOf, in the customer's time zone). The zero value means the
+	// time the run started; tests and replays set it to reproduce a run.
+	AsOf time.Time
 }
 
 // Result describes a finished (or failed) run.
@@ -170,7 +174,14 @@ type runner struct {
 	log     *slog.Logger
 	result  *Result
 	seq     int
-	timeout string // lock_timeout setting value
+	timeout string    // lock_timeout setting value
+	asOf    time.Time // @as_of
+}
+
+// args are the named parameters of a step's statements (and of its tenants: and split: queries): the batch
+// window (from, hi], whether the step rebuilds, and the run's clock.
+func (r *runner) args(from, hi int64, rebuild bool) pgx.NamedArgs {
+	return pgx.NamedArgs{"batch_from": from, "batch_to": hi, "rebuild": rebuild, "as_of": r.asOf}
 }
 
 // stepTx runs fn in a transaction on the run's connection configured by setLocals.
@@ -265,7 +276,10 @@ func Run(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error)
 	}
 	defer unlock(conn)
 
-	r := &runner{pool: pool, conn: conn, opts: opts, log: log, result: &Result{Mode: "incremental"}, timeout: strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10)}
+	r := &runner{pool: pool, conn: conn, opts: opts, log: log, result: &Result{Mode: "incremental"}, timeout: strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10), asOf: opts.AsOf}
+	if r.asOf.IsZero() {
+		r.asOf = time.Now()
+	}
 	changes, err := r.changes(ctx, p)
 	if err != nil {
 		return nil, err
@@ -419,7 +433,7 @@ func (r *runner) step(ctx context.Context, s step, hi int64) error {
 			return err
 		}
 		// The tenants query runs before a rebuild empties anything, so it may read the step's own tables.
-		args := pgx.NamedArgs{"batch_from": from, "batch_to": hi, "rebuild": rebuild}
+		args := r.args(from, hi, rebuild)
 		if s.tenants != "" {
 			keys, n, err := tenantKeys(ctx, tx, s.tenants, args)
 			if err != nil {

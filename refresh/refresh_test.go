@@ -32,18 +32,22 @@ const goldenDir = "../tests/golden/refresh"
 // fixture is the small fixed dataset of the golden tests, in four extract runs. It holds the cases a
 // transform must get right: a duplicated record (in one batch and across batches), an update that moves an
 // event to another day and feature, a late older version that must lose, a tie on updated_at broken by load
-// order, users extracted as children of their customer, a UTC day boundary, a month boundary inside a week,
-// and an event outside the 30-day window of user_activity.
+// order, users extracted as children of their customer, customers in time zones with half-hour and
+// negative offsets, one whose zone changes (every day of its events moves) and one with a zone the server does
+// not know (UTC), a day boundary, a month boundary inside a week, an event outside the 30-day window of
+// user_activity, and a clock that moves on between runs, the last run without new events.
 var fixture = [][]batch{
 	{
 		{"customers", []rec{
-			customer("cus_a", "Alpha", "pro", "2026-01-01T00:00:00Z"),
-			customer("cus_b", "Beta", "free", "2026-01-01T00:00:00Z"),
+			customerIn("Asia/Kolkata", "cus_a", "Alpha", "pro", "2026-01-01T00:00:00Z"),
+			customerIn("America/New_York", "cus_b", "Beta", "free", "2026-01-01T00:00:00Z"),
+			customerIn("Mars/Olympus_Mons", "cus_c", "Gamma", "free", "2026-01-01T00:00:00Z"),
 		}},
 		{"users", []rec{
 			childUser("usr_a1", "cus_a", "member", "2026-01-01T00:00:00Z"),
 			childUser("usr_a2", "cus_a", "member", "2026-01-01T00:00:00Z"),
 			user("usr_b1", "cus_b", "admin", "2026-01-01T00:00:00Z"),
+			user("usr_c1", "cus_c", "admin", "2026-01-01T00:00:00Z"),
 		}},
 		{"events", []rec{
 			event("e00", "cus_a", "usr_a2", "dashboard.view", "2026-02-20T10:00:00Z", "2026-02-20T10:00:01Z"),
@@ -54,27 +58,34 @@ var fixture = [][]batch{
 			event("e04", "cus_a", "usr_a2", "dashboard.view", "2026-03-31T00:00:00Z", "2026-03-31T00:00:01Z"),
 			event("e05", "cus_a", "usr_a1", "search.query", "2026-04-01T12:00:00Z", "2026-04-01T12:00:01Z"),
 			event("e08", "cus_b", "usr_b1", "alerts.create", "2026-03-31T15:00:00Z", "2026-03-31T15:00:01Z"),
-			event("e09", "cus_b", "usr_b1", "alerts.create", "2026-03-31T16:00:00Z", "2026-03-31T16:00:01Z"),
+			// 23:30 of March 30 in New York, 05:30 of March 31 in Berlin.
+			event("e09", "cus_b", "usr_b1", "alerts.create", "2026-03-31T03:30:00Z", "2026-03-31T16:00:01Z"),
+			event("e11", "cus_c", "usr_c1", "search.query", "2026-03-31T23:30:00Z", "2026-03-31T23:30:01Z"),
 		}},
 	},
 	{
-		{"users", []rec{childUser("usr_a3", "cus_a", "viewer", "2026-04-01T00:00:00Z")}},
+		// usr_a3 signs up on April 7 in Kolkata (20:00 UTC of April 6) and comes back the next day; usr_a4
+		// signs up and never has an event.
+		{"users", []rec{signedUp(childUser("usr_a3", "cus_a", "viewer", "2026-04-01T00:00:00Z"), "2026-04-06T20:00:00Z"),
+			signedUp(user("usr_a4", "cus_a", "viewer", "2026-04-07T00:00:00Z"), "2026-04-07T09:00:00Z")}},
 		{"events", []rec{
 			// e02 updated: moved to the next day and renamed.
 			event("e02", "cus_a", "usr_a1", "reports.view", "2026-03-31T10:00:00Z", "2026-04-02T00:00:00Z"),
 			event("e06", "cus_a", "usr_a3", "dashboard.view", "2026-04-07T08:00:00Z", "2026-04-07T08:00:01Z"),
 			event("e07", "cus_a", "usr_a1", "dashboard.view", "2026-04-08T08:00:00Z", "2026-04-08T08:00:01Z"),
+			event("e12", "cus_a", "usr_a3", "search.query", "2026-04-08T02:00:00Z", "2026-04-08T02:00:01Z"),
 		}},
 	},
 	{
-		{"customers", []rec{customer("cus_b", "Beta", "pro", "2026-04-10T00:00:00Z")}},
+		// cus_b moves from New York to Berlin: every day of its events moves.
+		{"customers", []rec{customerIn("Europe/Berlin", "cus_b", "Beta", "pro", "2026-04-10T00:00:00Z")}},
 		{"users", []rec{user("usr_a1", "cus_a", "admin", "2026-04-10T00:00:00Z")}},
 		{"events", []rec{
 			event("e01", "cus_a", "usr_a1", "dashboard.view", "2026-03-30T09:00:00Z", "2026-03-30T09:00:01Z"),
 			// A late, older version of e05: loses to the version already in core.
 			event("e05", "cus_a", "usr_a1", "alerts.view", "2026-04-01T12:00:00Z", "2026-04-01T11:00:00Z"),
 			// Same updated_at as the first e09: the later load wins.
-			event("e09", "cus_b", "usr_b1", "alerts.view", "2026-03-31T16:00:00Z", "2026-03-31T16:00:01Z"),
+			event("e09", "cus_b", "usr_b1", "alerts.view", "2026-03-31T03:30:00Z", "2026-03-31T16:00:01Z"),
 			event("e10", "cus_b", "usr_b1", "dashboard.view", "2026-04-14T09:00:00Z", "2026-04-14T09:00:01Z"),
 		}},
 	},
@@ -82,6 +93,15 @@ var fixture = [][]batch{
 		// A late, older version of usr_a1: loses.
 		{"users", []rec{user("usr_a1", "cus_a", "viewer", "2026-03-01T00:00:00Z")}},
 	},
+}
+
+// fixtureClock is the clock of the refresh after each run of the fixture: the last one loads no event and
+// only moves the day on.
+var fixtureClock = []time.Time{
+	time.Date(2026, 4, 2, 6, 0, 0, 0, time.UTC),
+	time.Date(2026, 4, 8, 6, 0, 0, 0, time.UTC),
+	time.Date(2026, 4, 14, 12, 0, 0, 0, time.UTC),
+	clock,
 }
 
 func goldenPath(table string) string {
@@ -93,9 +113,9 @@ func goldenPath(table string) string {
 func TestGolden(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
-	for _, r := range fixture {
+	for i, r := range fixture {
 		load(t, db.Pool, r...)
-		run(t, db.Pool, false)
+		runAt(t, db.Pool, false, fixtureClock[i])
 	}
 	got := snapshotAll(t, db.Pool, false)
 	if *update {
@@ -169,27 +189,33 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			events = append(events, event(eventID(n), c, userID(u), []string{"a", "b", "c"}[(n+round)%3], occurred.Format(time.RFC3339), updated))
 		}
 		return []batch{
-			{"customers", []rec{customer("cus_x", "X", "pro", stamp(round, 0)), customer("cus_y", "Y", "free", stamp(0, 0))}},
+			// cus_x moves from a half-hour to a 45-minute offset half-way.
+			{"customers", []rec{customerIn([]string{"Asia/Kolkata", "Pacific/Chatham"}[round/2], "cus_x", "X", "pro", stamp(round, 0)),
+				customerIn("America/New_York", "cus_y", "Y", "free", stamp(0, 0))}},
 			{"users", users},
 			{"events", events},
 			{"events", events[:10]}, // exact duplicates in a second batch
 		}
 	}
 
+	// The clock moves on by 9 days a round, from inside the data's 45 days to past them, then a day without
+	// data; the refreshes of everything at once run at the last one.
+	at := func(round int) time.Time { return time.Date(2026, 5, 20, 20, 0, 0, 0, time.UTC).AddDate(0, 0, 9*round) }
 	incr := newDB(t)
 	once := newDB(t)
 	for round := range 4 {
 		load(t, incr.Pool, gen(round)...)
-		run(t, incr.Pool, false)
+		runAt(t, incr.Pool, false, at(round))
 		load(t, once.Pool, gen(round)...)
 	}
-	run(t, once.Pool, false)
+	runAt(t, incr.Pool, false, at(4))
+	runAt(t, once.Pool, false, at(4))
 	want := snapshotAll(t, incr.Pool, true)
 
 	if diff := cmp.Diff(want, snapshotAll(t, once.Pool, true)); diff != "" {
 		t.Errorf("one refresh of everything differs from refreshes after each load (-incremental +once):\n%s", diff)
 	}
-	run(t, incr.Pool, true)
+	runAt(t, incr.Pool, true, at(4))
 	if diff := cmp.Diff(want, snapshotAll(t, incr.Pool, true)); diff != "" {
 		t.Errorf("--full differs from incremental (-incremental +full):\n%s", diff)
 	}
@@ -279,8 +305,8 @@ func TestFailingStep(t *testing.T) {
 	if !strings.Contains(err.Error(), "division by zero") {
 		t.Errorf("error %q does not carry the SQL error", err)
 	}
-	if got := mustCount(t, db.Pool, `select count(*) from core.customers`); got != 2 {
-		t.Errorf("core.customers has %d rows after the failed step, want the 2 of the step before", got)
+	if got := mustCount(t, db.Pool, `select count(*) from core.customers`); got != 3 {
+		t.Errorf("core.customers has %d rows after the failed step, want the 3 of the step before", got)
 	}
 	if got := mustCount(t, db.Pool, `select count(*) from core.events`); got != 0 {
 		t.Errorf("core.events has %d rows: steps after the failed one ran", got)
@@ -407,8 +433,9 @@ create unique index on marts.aab_top (top);`)
 	if !(pos["sql/marts/010_marts.sql"] < pos["marts.aaa_top_days"] && pos["marts.aaa_top_days"] < pos["marts.aab_top"]) {
 		t.Errorf("materialized view order %v: mart steps and dependencies must come first", pos)
 	}
-	if got := mustCount(t, db.Pool, `select top from marts.aab_top`); got != 2 {
-		t.Errorf("top = %d, want 2 (refreshed over fresh data)", got)
+	want := mustCount(t, db.Pool, `select max(active_users) from marts.rollup_customer_day`)
+	if got := mustCount(t, db.Pool, `select top from marts.aab_top`); got != want || want == 0 {
+		t.Errorf("top = %d, want %d (refreshed over fresh data)", got, want)
 	}
 }
 
@@ -478,15 +505,16 @@ func TestUserSummaryMovesAndRemovals(t *testing.T) {
 		{"FirstMovesEarlier", []rec{event("e2", "cus_a", "u1", "f", "2026-04-30T10:00:00Z", "2026-06-02T00:00:03Z")},
 			"cus_a\tu1\t2026-04-30 10:00:00+00\t2026-05-04 10:00:00+00\t2\t4\n"},
 	}
+	asOf := time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC) // events_30d: April 11 to May 10
 	for _, s := range steps {
 		load(t, db.Pool, batch{"events", s.events})
-		run(t, db.Pool, false)
+		runAt(t, db.Pool, false, asOf)
 		incr := snapshotAll(t, db.Pool, true)
 		want := "customer_id\tuser_id\tfirst_seen\tlast_seen\tactive_days\tevents_30d\n" + s.want
 		if diff := cmp.Diff(want, incr["marts.user_activity"]); diff != "" {
 			t.Errorf("%s: marts.user_activity (-want +got):\n%s", s.name, diff)
 		}
-		run(t, db.Pool, true)
+		runAt(t, db.Pool, true, asOf)
 		if diff := cmp.Diff(incr, snapshotAll(t, db.Pool, true)); diff != "" {
 			t.Errorf("%s: --full differs from incremental (-incremental +full):\n%s", s.name, diff)
 		}
@@ -560,8 +588,10 @@ func TestRunsAsPipelineRole(t *testing.T) {
 			t.Fatalf("refresh as %s (full=%v): %v", role, full, err)
 		}
 	}
-	if got := mustCount(t, db.Pool, `select count(*) from marts.rollup_customer_day`); got != 5 {
-		t.Errorf("active_users_daily has %d rows, want 5", got)
+	want := mustCount(t, db.Pool, `select count(distinct (e.customer_id, (e.occurred_at at time zone c.time_zone)::date))
+		from core.events as e join core.customers as c on c.customer_id = e.customer_id`)
+	if got := mustCount(t, db.Pool, `select count(*) from marts.rollup_customer_day`); got != want || want == 0 {
+		t.Errorf("active_users_daily has %d rows, want %d", got, want)
 	}
 }
 
@@ -796,8 +826,8 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-// TestSessionTimeZoneIgnored: records whose timestamps lack an offset are read as UTC, and days are UTC days,
-// even when the refresh's connection has another TimeZone.
+// TestSessionTimeZoneIgnored: records whose timestamps lack an offset are read as UTC, and days are UTC days
+// for a customer without a time zone, even when the refresh's connection has another TimeZone.
 func TestSessionTimeZoneIgnored(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
@@ -833,7 +863,7 @@ func TestSessionTimeZoneIgnored(t *testing.T) {
 			and occurred_at in ('2026-03-30 22:30:00+00', '2026-03-30 23:30:00+00')`); got != 2 {
 			t.Errorf("full=%v: %d of 2 events read as UTC", full, got)
 		}
-		if diff := cmp.Diff("customer_id\tday\tactive_users\tevents\ncus_a\t2026-03-30\t1\t2\n",
+		if diff := cmp.Diff("customer_id\tday\tactive_users\tevents\tcomplete\ncus_a\t2026-03-30\t1\t2\tt\n",
 			snapshot(t, db.Pool, "marts.rollup_customer_day", "*")); diff != "" {
 			t.Errorf("full=%v: active_users_daily (-want +got):\n%s", full, diff)
 		}
@@ -955,8 +985,8 @@ func TestTenantsParameter(t *testing.T) {
 	db := newDB(t)
 	ctx := context.Background()
 	load(t, db.Pool, fixture[0]...)
-	// Eight tenants with a login: the fixture's two customers are a quarter of them.
-	mapTenants(t, db.Pool, 8)
+	// Twelve tenants with a login: the fixture's three customers are a quarter of them.
+	mapTenants(t, db.Pool, 12)
 	if _, err := db.Pool.Exec(ctx, `create table core.events_other partition of core.events for values in ('cus_other');
 		create table core.seen (seq serial, what text, value text)`); err != nil {
 		t.Fatal(err)
@@ -990,8 +1020,8 @@ where pid = pg_catalog.pg_backend_pid() and relation = 'core.events_other'::regc
 		t.Errorf("what the step saw (-want +got):\n%s", diff)
 	}
 
-	// Seven tenants: two keys are more than a quarter; @tenants is NULL, nothing is pruned.
-	if _, err := db.Pool.Exec(ctx, `delete from elt.tenants where tenant_key = 'cus_t8'; delete from core.seen;
+	// Eleven tenants: three keys are more than a quarter; @tenants is NULL, nothing is pruned.
+	if _, err := db.Pool.Exec(ctx, `delete from elt.tenants where tenant_key = 'cus_t12'; delete from core.seen;
 		update elt.refresh_watermarks set batch_id = 0 where step = 'sql/035_tenants.sql'`); err != nil {
 		t.Fatal(err)
 	}
@@ -1004,7 +1034,7 @@ where pid = pg_catalog.pg_backend_pid() and relation = 'core.events_other'::regc
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([][]string{{"tenants", "NULL"}, {"locked after the pruned statement", "1"}, {"locked after the unpruned statement", "1"}}, got); diff != "" {
-		t.Errorf("what the step saw with two keys of seven tenants (-want +got):\n%s", diff)
+		t.Errorf("what the step saw with three keys of eleven tenants (-want +got):\n%s", diff)
 	}
 
 	for _, bad := range []string{

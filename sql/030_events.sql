@@ -1,5 +1,5 @@
 -- Events: the newest version of each event loaded by batches in (@batch_from, @batch_to], and the
--- (customer, UTC day) buckets they change, queued in marts.dirty_days for the rollups: the day of each
+-- (customer, day) buckets they change, queued in marts.dirty_days for the rollups: the day of each
 -- version written and, when it replaces an older version, the older version's day too (an update may move an
 -- event to another day). The newest version wins by updated_at, then by load order (batch, then staging id);
 -- a late, older version is ignored.
@@ -54,11 +54,18 @@ winners as (
     where e.updated_at is null
        or (i.updated_at, i.batch_id, i.staging_id) > (e.updated_at, e.batch_id, e.staging_id)
 ),
+-- Days are the customer's own (core.customers.time_zone; UTC for a customer whose record has not arrived yet:
+-- sql/010_customers.sql queues its days again when it does).
 queued as (
     insert into marts.dirty_days (customer_id, day)
-    select customer_id, (occurred_at at time zone 'UTC')::date from winners
-    union
-    select customer_id, (replaced_at at time zone 'UTC')::date from winners where replaced_at is not null
+    select w.customer_id, (t.at at time zone coalesce(c.time_zone, 'UTC'))::date
+    from winners as w
+    cross join lateral (values (w.occurred_at), (w.replaced_at)) as t(at)
+    left join core.customers as c
+           on c.customer_id = w.customer_id
+          and (c.customer_id = any(@tenants) or @tenants is null)
+    where t.at is not null
+    group by 1, 2
     on conflict do nothing
 )
 insert into core.events as e

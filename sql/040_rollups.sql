@@ -1,9 +1,12 @@
--- Rollups: recompute every (customer, UTC day) bucket queued in marts.dirty_days from core.events, then
+-- Rollups: recompute every (customer, day) bucket queued in marts.dirty_days from core.events, then
 -- the weeks, months and users those days belong to from the day rollup. The cost follows the number of changed
 -- buckets, not the history. Recomputing a bucket is idempotent, so a bucket queued twice (a run whose data
 -- checks failed is retried) gives the same result. The mart step (sql/marts/010_marts.sql) empties the queue,
 -- and it runs only once the data checks passed.
--- Days are UTC days; weeks start on Monday.
+-- Days are the customer's own (core.customers.time_zone): a day's events are those from its local midnight to
+-- the next (23 or 25 hours long when daylight saving time starts or ends); weeks start on Monday. A day is
+-- complete once it ended before the customer's day of the run's clock (@as_of); the mart step completes the
+-- days that end later (sql/marts/010_marts.sql).
 --
 -- The inserts into the tables tenants read (rollup_user_day, rollup_customer_day, rollup_feature_day) are
 -- sorted: the order in which a customer's rows reach its partition, and so its physical layout, the planner's
@@ -25,9 +28,18 @@
 
 -- A private copy of the unit's queue with fresh statistics, so every statement below is planned for the
 -- number of changed days of this run (a handful, or every day on --full).
+-- Each day carries its bounds in UTC and whether it is over.
 create temp table pg_temp.refresh_days on commit drop as
-select customer_id, day from marts.dirty_days
-where (customer_id = any(@tenants) or @tenants is null);
+select q.customer_id, q.day,
+       q.day::timestamp at time zone z.time_zone       as starts_at,
+       (q.day + 1)::timestamp at time zone z.time_zone as ends_at,
+       q.day < (@as_of::timestamptz at time zone z.time_zone)::date as complete
+from marts.dirty_days as q
+left join core.customers as c
+       on c.customer_id = q.customer_id
+      and (c.customer_id = any(@tenants) or @tenants is null)
+cross join lateral (select coalesce(c.time_zone, 'UTC') as time_zone) as z
+where (q.customer_id = any(@tenants) or @tenants is null);
 analyze pg_temp.refresh_days;
 
 -- What the changed days held before, per user, to update the users' lifetime summaries by difference.
@@ -52,20 +64,20 @@ where r.customer_id = d.customer_id
 -- subquery up into a join: with @tenants bound to one customer it would otherwise join every changed day with
 -- every event of that customer and filter the times afterwards (quadratic in the customer's days). (--full, where every day changed, would be a little
 -- faster with one scan of core.events, but a plan that depends on statistics is a risk for the nightly path.)
-insert into marts.rollup_user_day (customer_id, day, user_id, events, first_at, last_at)
-select d.customer_id, d.day, e.user_id, count(*), min(e.occurred_at), max(e.occurred_at)
+insert into marts.rollup_user_day (customer_id, day, user_id, events, first_at, last_at, complete)
+select d.customer_id, d.day, e.user_id, count(*), min(e.occurred_at), max(e.occurred_at), d.complete
 from pg_temp.refresh_days as d
 cross join lateral (
     select x.user_id, x.occurred_at
     from core.events as x
     where x.customer_id = d.customer_id
       and (x.customer_id = any(@tenants) or @tenants is null)
-      and x.occurred_at >= d.day::timestamp at time zone 'UTC'
-      and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
+      and x.occurred_at >= d.starts_at
+      and x.occurred_at < d.ends_at
       and x.user_id is not null
     offset 0 -- keeps the subquery a lateral one (see above)
 ) as e
-group by d.customer_id, d.day, e.user_id
+group by d.customer_id, d.day, d.complete, e.user_id
 order by d.customer_id, d.day, e.user_id;
 
 delete from marts.rollup_customer_day as r
@@ -75,12 +87,12 @@ where r.customer_id = d.customer_id
   and (r.customer_id = any(@tenants) or @tenants is null)
   and not @rebuild;
 
-insert into marts.rollup_customer_day (customer_id, day, active_users, events)
-select r.customer_id, r.day, count(*), sum(r.events)
+insert into marts.rollup_customer_day (customer_id, day, active_users, events, complete)
+select r.customer_id, r.day, count(*), sum(r.events), d.complete
 from pg_temp.refresh_days as d
 join marts.rollup_user_day as r on r.customer_id = d.customer_id and r.day = d.day
 where (r.customer_id = any(@tenants) or @tenants is null)
-group by r.customer_id, r.day
+group by r.customer_id, r.day, d.complete
 order by r.customer_id, r.day;
 
 delete from marts.rollup_feature_day as r
@@ -90,20 +102,20 @@ where r.customer_id = d.customer_id
   and (r.customer_id = any(@tenants) or @tenants is null)
   and not @rebuild;
 
-insert into marts.rollup_feature_day (customer_id, day, feature, events, users)
-select d.customer_id, d.day, e.feature, count(*), count(distinct e.user_id)
+insert into marts.rollup_feature_day (customer_id, day, feature, events, users, complete)
+select d.customer_id, d.day, e.feature, count(*), count(distinct e.user_id), d.complete
 from pg_temp.refresh_days as d
 cross join lateral (
     select x.feature, x.user_id
     from core.events as x
     where x.customer_id = d.customer_id
       and (x.customer_id = any(@tenants) or @tenants is null)
-      and x.occurred_at >= d.day::timestamp at time zone 'UTC'
-      and x.occurred_at < (d.day + 1)::timestamp at time zone 'UTC'
+      and x.occurred_at >= d.starts_at
+      and x.occurred_at < d.ends_at
       and x.feature is not null
     offset 0 -- keeps the subquery a lateral one (see above)
 ) as e
-group by d.customer_id, d.day, e.feature
+group by d.customer_id, d.day, d.complete, e.feature
 order by d.customer_id, d.day, e.feature;
 
 -- Weeks (Monday) and months (first day) that contain a changed day.

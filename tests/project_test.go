@@ -52,7 +52,7 @@ func TestInitProjectRunsFromItsFolder(t *testing.T) {
 		}
 	}
 	// From inside the folder, without ELT_PROJECT.
-	if r := runEltIn(t, dir, []string{"DATABASE_URL=" + runner, "ELT_PROJECT="}, "migrate", "status"); r.Code != 0 || !strings.Contains(r.Stdout, "project track: version 5 of 5") {
+	if r := runEltIn(t, dir, []string{"DATABASE_URL=" + runner, "ELT_PROJECT="}, "migrate", "status"); r.Code != 0 || !strings.Contains(r.Stdout, "project track: version 6 of 6") {
 		t.Errorf("elt migrate status from inside the project: exit %d:\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 
