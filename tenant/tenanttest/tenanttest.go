@@ -66,6 +66,9 @@ var (
 	seedSQL string
 	//go:embed queue.sql
 	queueSQL string
+	// keysSQL is the expression that stands for @tenants in the steps the seed runs: every customer.
+	//go:embed keys.sql
+	keysSQL string
 )
 
 // Seed loads the test data into core and builds the rollups and marts from it with the project's own
@@ -93,14 +96,16 @@ func SeedVariant(t testing.TB, db *pgtest.DB, scale int, mutate string) {
 		t.Fatalf("seed: %v", err)
 	}
 	// Each step is one simple-protocol script: one transaction, so its on-commit-drop temporary tables live
-	// through it. @tenants (bound by elt refresh) becomes NULL: no pruning, every customer; @rebuild false (the
-	// tables are empty, so the deletes of a step's own rows find nothing either way).
+	// through it. @tenants (bound by elt refresh to a unit's customers) becomes every customer; @rebuild false
+	// (the tables are empty, so the deletes of a step's own rows find nothing either way); @as_of, the run's
+	// clock, the day after the data's last.
 	for _, f := range []string{"sql/040_rollups.sql", "sql/marts/010_marts.sql"} {
 		b, err := db.Project.ReadFile(f)
 		if err != nil {
 			t.Fatalf("seed: %v", err)
 		}
-		script := strings.NewReplacer("@tenants", "null::text[]", "@rebuild", "false").Replace(string(b))
+		script := strings.NewReplacer("@tenants", strings.TrimSpace(keysSQL),
+			"@rebuild", "false", "@as_of", "timestamptz '2026-11-21 12:00:00+00'").Replace(string(b))
 		if _, err := db.Pool.Exec(ctx, "begin;\n"+script+";\ncommit"); err != nil {
 			t.Fatalf("seed: %s: %v", f, err)
 		}

@@ -1,0 +1,1 @@
+array(select customer_id from core.customers order by customer_id)
