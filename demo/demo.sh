@@ -27,7 +27,7 @@ start_api() {
   rm -f "$STATE/demo-api.addr"
   # The event window ends today (UTC), so "the last 7 days" has data.
   setsid "$API" --addr 127.0.0.1:0 --addr-file "$STATE/demo-api.addr" \
-    --customers 3 --users-per-customer 40 --events 30000 --days 90 --seed 1 \
+    --customers 5 --users-per-customer 40 --events 30000 --days 90 --seed 1 \
     >"$STATE/demo-api.log" 2>&1 </dev/null &
   echo $! >"$STATE/demo-api.pid"
   for _ in $(seq 100); do

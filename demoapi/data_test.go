@@ -229,3 +229,26 @@ func TestRealism(t *testing.T) {
 		t.Errorf("only %d of %d users joined during the span", joined, len(srv.Users()))
 	}
 }
+
+// TestDemoCustomersTimeZones: the customers of make demo (5 customers, seed 1; demo/demo.sh) are in at least
+// three time zones, the first tenant's with a half-hour offset, and every zone is one Go (and so PostgreSQL,
+// from the same IANA database) knows.
+func TestDemoCustomersTimeZones(t *testing.T) {
+	t.Parallel()
+	srv := demoapi.New(demoapi.Options{Customers: 5, Seed: 1, Now: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)})
+	zones := map[string]bool{}
+	halfHour := ""
+	for _, c := range srv.Customers() {
+		loc, err := time.LoadLocation(c.TimeZone)
+		if err != nil {
+			t.Fatalf("%s: time zone %q: %v", c.ID, c.TimeZone, err)
+		}
+		zones[c.TimeZone] = true
+		if _, off := time.Date(2026, 1, 15, 0, 0, 0, 0, loc).Zone(); off%3600 != 0 && halfHour == "" {
+			halfHour = c.ID
+		}
+	}
+	if len(zones) < 3 || halfHour != "cus_0001" {
+		t.Errorf("demo customers in zones %v, first with a half-hour offset %q: want at least 3 zones and cus_0001", zones, halfHour)
+	}
+}

@@ -64,6 +64,9 @@ type Tenants struct {
 	// Customers is a relation (schema.table) whose Key column lists the known customers; elt tenant add
 	// refuses others. Optional.
 	Customers string `yaml:"customers"`
+	// TimeZone is a column of Customers holding each customer's IANA time zone: a tenant login's sessions
+	// default to its customer's zone unless elt tenant add (or limits) is given one. Optional.
+	TimeZone string `yaml:"time_zone"`
 	// Comment is the comment of every tenant's schema (what a BI tool shows for it).
 	Comment string `yaml:"comment"`
 	// Staging maps each staging table to an SQL expression over its columns record and parent that gives
@@ -230,6 +233,9 @@ func (p *Project) validate() error {
 		if err := p.checkRelation("tenants: customers", t.Customers); err != nil {
 			return err
 		}
+	}
+	if t.TimeZone != "" && (t.Customers == "" || !identRE.MatchString(t.TimeZone)) {
+		return fmt.Errorf("tenants: time_zone %q must be a lower-case column name of the tenants: customers relation (which must be set)", t.TimeZone)
 	}
 	for table, expr := range t.Staging {
 		if !identRE.MatchString(table) {

@@ -291,7 +291,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error)
 	if err := pool.QueryRow(ctx, `insert into elt.runs (kind, target) values ('refresh', $1) returning run_id`, r.result.Mode).Scan(&r.result.RunID); err != nil {
 		return nil, fmt.Errorf("refresh: start run log: %w", err)
 	}
-	log.Info("refresh started", "run_id", r.result.RunID, "mode", r.result.Mode)
+	log.Info("refresh started", "run_id", r.result.RunID, "mode", r.result.Mode, "as_of", r.asOf.UTC().Format(time.RFC3339))
 	for _, c := range changes.list {
 		log.Warn("project file changed since it last ran", "file", c.name, "change", c.what, "effect", changes.effect())
 	}

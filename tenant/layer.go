@@ -44,6 +44,8 @@ type Layer struct {
 	// Customers is the relation listing known customers ("" when the project names none); Comment is the
 	// comment of every tenant schema.
 	Customers, Comment string
+	// TimeZone is the column of Customers with each customer's time zone ("" when none is declared).
+	TimeZone string
 	// SHA is a hash of all of the above: a tenant whose objects were built from another SHA is rebuilt.
 	SHA     string
 	schemas []string
@@ -63,7 +65,7 @@ func LoadLayer(ctx context.Context, q Querier, proj *project.Project) (*Layer, e
 	}
 	decl := proj.Tenants
 	l := &Layer{Key: decl.Key, Publish: decl.Publish, Customers: decl.Customers, Comment: decl.Comment,
-		schemas: proj.Schemas, staging: decl.Staging}
+		TimeZone: decl.TimeZone, schemas: proj.Schemas, staging: decl.Staging}
 	rows, err := q.Query(ctx, `
 select n.nspname, c.relname,
        array(select a.attname::text from pg_catalog.pg_attribute as a
@@ -176,6 +178,25 @@ func (l *Layer) table(rel string) *Table {
 		}
 	}
 	return nil
+}
+
+// ZoneOf returns the time zone of customer's sessions by default: its row's tenants: time_zone column of
+// the customers relation, or UTC when the project declares none or the row has none.
+func (l *Layer) ZoneOf(ctx context.Context, q Querier, customer string) (string, error) {
+	if l == nil || l.TimeZone == "" || l.Customers == "" {
+		return DefaultTimeZone, nil
+	}
+	rel := pgx.Identifier(strings.SplitN(l.Customers, ".", 2)).Sanitize()
+	var zone *string
+	err := q.QueryRow(ctx, "select "+pgx.Identifier{l.TimeZone}.Sanitize()+"::text from "+rel+" where "+
+		pgx.Identifier{l.Key}.Sanitize()+"::text = $1", customer).Scan(&zone)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (zone == nil || *zone == "")) {
+		return DefaultTimeZone, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the time zone of %s (tenants: time_zone: %s of %s): %w", customer, l.TimeZone, l.Customers, err)
+	}
+	return *zone, nil
 }
 
 // Canonical returns key as the database prints a value of the tenant key's type (0102 becomes 102 for an

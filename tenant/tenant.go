@@ -61,7 +61,7 @@ type Limits struct {
 	IdleInTransactionTimeout time.Duration // idle_in_transaction_session_timeout default, and the guard's (default 60s)
 	TransactionTimeout       time.Duration // longest life of a transaction and its snapshot, enforced by the guard (default 15m)
 	TempFileLimit            int64         // temp_file_limit in kB (default 1 GiB); a superuser setting the tenant cannot lift
-	TimeZone                 string        // TimeZone of the login's sessions (default UTC)
+	TimeZone                 string        // TimeZone of the login's sessions (default: the customer's, Layer.ZoneOf)
 }
 
 // Default limits (docs/tenants.md).
@@ -164,7 +164,13 @@ func Add(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string,
 	if role == "" {
 		role = newRoleName(rolePrefix)
 	}
-	limits := opts.Limits.withDefaults()
+	limits := opts.Limits
+	if limits.TimeZone == "" {
+		if limits.TimeZone, err = layer.ZoneOf(ctx, pool, customer); err != nil {
+			return Tenant{}, "", err
+		}
+	}
+	limits = limits.withDefaults()
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if prev.Role != "" {
 			_, err = tx.Exec(ctx, `update elt.tenants set state = 'active', removed_at = null, password_set_at = now() where tenant_key = $1`, customer)
@@ -267,11 +273,17 @@ func setLimits(ctx context.Context, tx pgx.Tx, role, key string, limits Limits) 
 }
 
 // SetLimits sets the limits and session defaults of customer's login again, e.g. after the tenant reset its
-// own defaults (a login may ALTER ROLE itself SET ...; elt tenant check reports it).
-func SetLimits(ctx context.Context, pool *pgxpool.Pool, customer string, limits Limits) error {
+// own defaults (a login may ALTER ROLE itself SET ...; elt tenant check reports it) or its customer's time
+// zone changed: without a TimeZone in limits, the customer's (layer.ZoneOf; layer may be nil: UTC).
+func SetLimits(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string, limits Limits) error {
 	t, err := Get(ctx, pool, customer)
 	if err != nil {
 		return err
+	}
+	if limits.TimeZone == "" {
+		if limits.TimeZone, err = layer.ZoneOf(ctx, pool, customer); err != nil {
+			return err
+		}
 	}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return setLimits(ctx, tx, t.Role, customer, limits.withDefaults()) })
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,7 +276,7 @@ func TestSetLimitsRestoresDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := tenant.SetLimits(ctx, b.Runner, "cus_0001", tenant.Limits{ConnectionLimit: 3, StatementTimeout: 5 * time.Second, TimeZone: "Europe/Paris"}); err != nil {
+	if err := tenant.SetLimits(ctx, b.Runner, b.Layer, "cus_0001", tenant.Limits{ConnectionLimit: 3, StatementTimeout: 5 * time.Second, TimeZone: "Europe/Paris"}); err != nil {
 		t.Fatal(err)
 	}
 	limit, s := settings(t, b, l.Role)
@@ -284,7 +285,7 @@ func TestSetLimitsRestoresDefaults(t *testing.T) {
 	if diff := cmp.Diff(sortedCopy(want), sortedCopy(s)); diff != "" || limit != 3 {
 		t.Errorf("connection limit %d, want 3; settings (-want +got):\n%s", limit, diff)
 	}
-	if err := tenant.SetLimits(ctx, b.Runner, "cus_0001", tenant.Limits{TimeZone: "Mars/Olympus"}); err == nil {
+	if err := tenant.SetLimits(ctx, b.Runner, b.Layer, "cus_0001", tenant.Limits{TimeZone: "Mars/Olympus"}); err == nil {
 		t.Error("SetLimits accepted an unknown time zone")
 	}
 }
@@ -302,6 +303,37 @@ func TestTimeZonePinned(t *testing.T) {
 	var tz string
 	if err := b.Connect(t, l).QueryRow(ctx, "show timezone").Scan(&tz); err != nil || tz != "UTC" {
 		t.Errorf("tenant session TimeZone = %q (%v), want UTC", tz, err)
+	}
+}
+
+// TestSessionsFollowCustomersZone: without --time-zone, a login's sessions default to its customer's time zone
+// (tenants: time_zone), and elt tenant limits picks up a zone that changed since.
+func TestSessionsFollowCustomersZone(t *testing.T) {
+	t.Parallel()
+	b := tenanttest.New(t)
+	ctx := context.Background()
+	zoneOf := func(l tenanttest.Login) string {
+		var tz string
+		if err := b.Connect(t, l).QueryRow(ctx, "show timezone").Scan(&tz); err != nil {
+			t.Fatal(err)
+		}
+		return tz
+	}
+	if _, err := b.DB.Pool.Exec(ctx, "update core.customers set time_zone = 'Asia/Kolkata' where customer_id = 'cus_0002'"); err != nil {
+		t.Fatal(err)
+	}
+	in, utc := b.Add(t, "cus_0002", tenant.Limits{}), b.Add(t, "cus_0003", tenant.Limits{})
+	if got := []string{zoneOf(in), zoneOf(utc)}; !slices.Equal(got, []string{"Asia/Kolkata", "UTC"}) {
+		t.Errorf("session zones of cus_0002 (Asia/Kolkata) and cus_0003 (none) = %v", got)
+	}
+	if _, err := b.DB.Pool.Exec(ctx, "update core.customers set time_zone = 'Australia/Adelaide' where customer_id = 'cus_0002'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tenant.SetLimits(ctx, b.Runner, b.Layer, "cus_0002", tenant.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := zoneOf(in); got != "Australia/Adelaide" {
+		t.Errorf("after the customer's zone changed and limits were set again: %s, want Australia/Adelaide", got)
 	}
 }
 

@@ -152,7 +152,7 @@ type LimitsFlags struct {
 	IdleInTransactionTimeout time.Duration `name:"idle-in-transaction-timeout" default:"60s" help:"Longest idle time inside a transaction (${default}), likewise."`
 	TransactionTimeout       time.Duration `name:"transaction-timeout" default:"15m" help:"Longest life of a transaction and its snapshot (${default}), enforced by elt tenant guard."`
 	TempFileLimit            string        `name:"temp-file-limit" default:"1GB" help:"Most temporary file space one session may use (${default}; kB, MB, GB); a superuser setting the tenant cannot lift."`
-	TimeZone                 string        `name:"time-zone" default:"UTC" help:"TimeZone of the login's sessions, which date_trunc and casts to date follow (${default})."`
+	TimeZone                 string        `name:"time-zone" placeholder:"ZONE" help:"TimeZone of the login's sessions, which date_trunc, casts to date and printed timestamps follow (IANA name, e.g. Asia/Kolkata). Default: the customer's own zone (tenants: time_zone: in elt.yaml), else UTC."`
 }
 
 func (f LimitsFlags) limits() (tenant.Limits, error) {
@@ -355,11 +355,17 @@ func (c *TenantLimitsCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	if err := tenant.SetLimits(ctx, pool, canonical(ctx, g, pool, c.Customer), limits); err != nil {
+	customer := canonical(ctx, g, pool, c.Customer)
+	_, l, _ := layer(ctx, g, pool) // without a layer (no tenants: declared), the default zone is UTC
+	if err := tenant.SetLimits(ctx, pool, l, customer, limits); err != nil {
+		return err
+	}
+	t, err := tenant.Get(ctx, pool, customer)
+	if err != nil {
 		return err
 	}
 	fmt.Printf("limits of tenant %s set: %d connections, statement %s, idle in transaction %s, transaction %s, temp files %s, time zone %s\n",
-		c.Customer, c.ConnectionLimit, c.StatementTimeout, c.IdleInTransactionTimeout, c.TransactionTimeout, c.TempFileLimit, c.TimeZone)
+		c.Customer, c.ConnectionLimit, c.StatementTimeout, c.IdleInTransactionTimeout, c.TransactionTimeout, c.TempFileLimit, t.Limits.TimeZone)
 	return nil
 }
 
