@@ -9,7 +9,8 @@
 // of the step's watermark in elt.refresh_watermarks, so a failing step leaves every table as it was and the
 // next run retries it. Each statement may use two named parameters: @batch_from (the step's watermark,
 // exclusive) and @batch_to (the highest committed batch when the run started, inclusive), read under
-// elt.lock_staging_exclusive() so no batch in flight can commit below it. A line "-- rebuild: schema.table,
+// elt.lock_staging_exclusive() so no batch in flight can commit below it, and @as_of, the run's clock
+// (Options.AsOf), the same in every step. A line "-- rebuild: schema.table,
 // ..." lists the tables a step empties (with DELETE, so readers never wait) before running over every batch
 // when it has no watermark: on its first run, and in a full run, which first deletes every watermark in a
 // committed transaction, so that a full run interrupted half-way is finished by the next run. A line

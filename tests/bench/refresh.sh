@@ -20,7 +20,7 @@
 # (fsync on, shared_buffers=1GB) in a temporary folder and removes it at exit.
 #
 # Environment: ELT (default bin/elt), EVENTS, CUSTOMERS, USERS (base users per customer, 50: 50-149 each),
-# DAYS, LATEST (the latest day, 2026-11-24), KEEP=1 to keep the database, SESSIONS (elt refresh --sessions),
+# DAYS, LATEST (the latest day, 2026-11-24), AS_OF (elt refresh --as-of, the morning after LATEST), KEEP=1 to keep the database, SESSIONS (elt refresh --sessions),
 # BASELINE_REF.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,8 +57,11 @@ if [ -n "${BASELINE_REF:-}" ]; then
     git worktree add --detach "$work/baseline" "$BASELINE_REF" >/dev/null 2>&1
     (cd "$work/baseline" && go build -o bin/elt ./cmd/elt)
 fi
-REFRESH_ARGS=()
-[ -n "${SESSIONS:-}" ] && REFRESH_ARGS=(--sessions "$SESSIONS")
+# Every run of this tree at one clock, the morning after the latest day (UTC): "today" is the next day in
+# every customer's zone, so the latest day is complete and the runs compare at the same clock.
+AS_OF=${AS_OF:-$(date -u -d "$LATEST + 1 day" +%Y-%m-%d)T06:00:00Z}
+REFRESH_ARGS=(--as-of "$AS_OF")
+[ -n "${SESSIONS:-}" ] && REFRESH_ARGS+=(--sessions "$SESSIONS")
 
 if [ -z "${DATABASE_URL:-}" ]; then
     cluster=$work/pg
@@ -103,7 +106,8 @@ insert into staging.customers (batch_id, record)
 select (select max(batch_id) from elt.batches),
        jsonb_build_object('id', 'cus_' || lpad(c::text, 4, '0'), 'name', 'Customer ' || c,
                           'plan', (array['free', 'pro', 'enterprise'])[1 + c % 3],
-                          'country', (array['IT', 'DE', 'FR', 'US', 'GB'])[1 + c % 5],
+                          'country', (array['IT', 'DE', 'IN', 'US', 'GB'])[1 + c % 5],
+                          'timezone', (array['Europe/Rome', 'Europe/Berlin', 'Asia/Kolkata', 'America/New_York', 'Europe/London'])[1 + c % 5],
                           'created_at', '2024-01-01T00:00:00Z', 'updated_at', '2024-01-01T00:00:00Z')
 from generate_series(1, :customers) as c;
 insert into elt.batches (run_id, source, resource, staging_table, records, bytes)
@@ -193,6 +197,9 @@ select string_agg(v || ' ' || d, E'\n' order by v) from (
     union all select 'feature_usage_daily', md5(string_agg(m::text, ',' order by m::text)) from marts.rollup_feature_day as m
     union all select 'user_activity', md5(string_agg(m::text, ',' order by m::text)) from marts.user_activity as m
     union all select 'retention_weekly', md5(string_agg(m::text, ',' order by m::text)) from marts.retention_weekly as m
+    union all select 'active_users_rolling', md5(string_agg(m::text, ',' order by m::text)) from marts.active_users_rolling as m
+    union all select 'user_lifecycle', md5(string_agg(m::text, ',' order by m::text)) from marts.user_lifecycle as m
+    union all select 'retention_signup', md5(string_agg(m::text, ',' order by m::text)) from marts.retention_signup as m
 ) as x
 SQL
 }
@@ -240,12 +247,14 @@ if [ -n "${BASELINE_REF:-}" ]; then
     log "full rebuild, baseline $BASELINE_REF"
     base_ms=$(DATABASE_URL=$runner timed "$work/baseline/bin/elt" refresh --full --project "$work/baseline")
     base_steps=$(psql -X -At "$db" -c "$steps_sql")
-    [ "$(marts_digest)" = "$digest_incr" ] || same=NO
+    base_same=yes
+    [ "$(marts_digest)" = "$digest_incr" ] || base_same="no (expected when the model changed since $BASELINE_REF)"
     log "full rebuild, this tree again"
     full2_ms=$(DATABASE_URL=$runner timed "$ELT" refresh --full "${REFRESH_ARGS[@]}")
     full2_steps=$(psql -X -At "$db" -c "$steps_sql")
     [ "$(marts_digest)" = "$digest_incr" ] || same=NO
     ab="A/B of full rebuilds, same database: this tree $full_ms ms and $full2_ms ms, baseline $BASELINE_REF $base_ms ms; ratio this tree / baseline: $(awk -v a="$full_ms" -v b="$full2_ms" -v c="$base_ms" 'BEGIN { printf "%.3f", (a + b) / 2 / c }')
+baseline's marts equal this tree's: $base_same
 full steps, baseline: $base_steps
 full steps, this tree again: $full2_steps"
 fi
