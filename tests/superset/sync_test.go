@@ -107,16 +107,20 @@ type chartData struct {
 }
 
 // rows turns chart data into group -> value strings: temporal values as dates, numbers as integers or
-// decimals, the last column the (first) metric.
-func (d chartData) rows() map[string]string {
+// decimals, the last metrics columns the metrics (joined with |).
+func (d chartData) rows(metrics int) map[string]string {
 	out := map[string]string{}
 	r := d.Result[0]
+	n := len(r.Colnames) - metrics
 	for _, row := range r.Data {
-		var key []string
-		for i, c := range r.Colnames[:len(r.Colnames)-1] {
+		var key, vals []string
+		for i, c := range r.Colnames[:n] {
 			key = append(key, value(row[c], r.Coltypes[i] == 2))
 		}
-		out[strings.Join(key, "|")] = value(row[r.Colnames[len(r.Colnames)-1]], false)
+		for _, c := range r.Colnames[n:] {
+			vals = append(vals, value(row[c], false))
+		}
+		out[strings.Join(key, "|")] = strings.Join(vals, "|")
 	}
 	return out
 }
@@ -168,8 +172,12 @@ func ownerRows(t *testing.T, b *tenanttest.Bundle, c superset.Chart, customer st
 	if c.Where != "" {
 		where += " and (" + c.Where + ")"
 	}
-	sql := fmt.Sprintf("select concat_ws('|', %s), (%s)::text from %s where %s group by 1",
-		strings.Join(dims, ", "), c.Metrics[0].SQL, from, where)
+	var metrics []string
+	for _, m := range c.Metrics {
+		metrics = append(metrics, "("+m.SQL+")::float8")
+	}
+	sql := fmt.Sprintf("select concat_ws('|', %s), array[%s] from %s where %s group by 1",
+		strings.Join(dims, ", "), strings.Join(metrics, ", "), from, where)
 	ctx := context.Background()
 	conn, err := b.DB.Pool.Acquire(ctx)
 	if err != nil {
@@ -185,11 +193,20 @@ func ownerRows(t *testing.T, b *tenanttest.Bundle, c superset.Chart, customer st
 	}
 	out := map[string]string{}
 	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
+		var k string
+		var vs []*float64
+		if err := rows.Scan(&k, &vs); err != nil {
 			t.Fatal(err)
 		}
-		out[k] = v
+		var vals []string
+		for _, v := range vs {
+			if v == nil {
+				vals = append(vals, value(nil, false))
+			} else {
+				vals = append(vals, value(*v, false))
+			}
+		}
+		out[k] = strings.Join(vals, "|")
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -404,7 +421,7 @@ func TestSupersetSync(t *testing.T) {
 			if err := get(t, u, fmt.Sprintf("/api/v1/chart/%d/data/?force=true", charts[c][ch.Title]), &d); err != nil {
 				t.Fatalf("%s chart %q: %v", c, ch.Title, err)
 			}
-			got, want := d.rows(), ownerRows(t, b, ch, c)
+			got, want := d.rows(len(ch.Metrics)), ownerRows(t, b, ch, c)
 			if len(want) == 0 {
 				t.Fatalf("chart %q: the owner reads no rows for %s: the test data should have some", ch.Title, c)
 			}
