@@ -1,6 +1,6 @@
 -- Every customer's own time zone, and the marts an analyst reaches for first: rolling active users and
--- stickiness, user lifecycle, N-day retention by signup cohort, and a complete flag on every period and cohort
--- row.
+-- stickiness, user lifecycle, N-day retention by signup cohort, feature adoption, and a complete flag on
+-- every period and cohort row.
 --
 -- Days, weeks (Monday) and months of every rollup and mart are the customer's own, in the IANA zone of
 -- core.customers.time_zone: a day of a customer in Asia/Kolkata runs from 18:30 to 18:30 UTC. After this
@@ -29,6 +29,8 @@ alter table marts.rollup_customer_day add column complete boolean not null defau
 comment on column marts.rollup_customer_day.complete is 'The day is over (it ended before the customer''s day of the last refresh).';
 alter table marts.rollup_feature_day add column complete boolean not null default false;
 comment on column marts.rollup_feature_day.complete is 'The day is over (it ended before the customer''s day of the last refresh).';
+alter table marts.rollup_feature_day add column active_share numeric;
+comment on column marts.rollup_feature_day.active_share is 'Share of the day''s active users who used the feature: users / active users of the day, rounded to 4 decimals.';
 alter table marts.rollup_user_day add column complete boolean not null default false;
 comment on column marts.rollup_user_day.complete is 'The day is over (it ended before the customer''s day of the last refresh).';
 alter table marts.active_users_weekly add column complete boolean not null default false;
@@ -123,6 +125,40 @@ comment on column marts.retention_signup.retained_users is 'Users of the cohort 
 comment on column marts.retention_signup.retained_unbounded is 'Users of the cohort with an event on day cohort_day + day_number or any later day (unbounded retention).';
 comment on column marts.retention_signup.complete is 'Day cohort_day + day_number is over (retained_users can no longer grow; retained_unbounded still can).';
 
+create table marts.feature_first_use (
+    customer_id    text        not null,
+    user_id        text        not null,
+    feature        text        not null,
+    first_used_at  timestamptz not null,
+    first_used_day date        not null,
+    constraint feature_first_use_pkey primary key (user_id, feature, customer_id)
+) partition by list (customer_id);
+comment on table marts.feature_first_use is 'When each user first used each feature (one row per user and feature used at least once).';
+comment on column marts.feature_first_use.customer_id is 'Customer (tenant key).';
+comment on column marts.feature_first_use.user_id is 'User id.';
+comment on column marts.feature_first_use.feature is 'Product feature, e.g. dashboard.view.';
+comment on column marts.feature_first_use.first_used_at is 'Time of the user''s first event of the feature.';
+comment on column marts.feature_first_use.first_used_day is 'Day (customer''s time zone) of the user''s first event of the feature.';
+
+create table marts.feature_adoption (
+    customer_id              text    not null,
+    feature                  text    not null,
+    adopters                 bigint  not null,
+    adoption                 numeric not null,
+    median_days_to_first_use numeric not null,
+    first_used_day           date    not null,
+    new_adopters_30d         bigint  not null,
+    constraint feature_adoption_pkey primary key (feature, customer_id)
+) partition by list (customer_id);
+comment on table marts.feature_adoption is 'Adoption of each feature since the first day with data: who ever used it, how soon after their first day, and how many started in the last 30 days (customer''s time zone, ending today).';
+comment on column marts.feature_adoption.customer_id is 'Customer (tenant key).';
+comment on column marts.feature_adoption.feature is 'Product feature, e.g. dashboard.view.';
+comment on column marts.feature_adoption.adopters is 'Users who used the feature at least once.';
+comment on column marts.feature_adoption.adoption is 'adopters / users with at least one event, rounded to 4 decimals.';
+comment on column marts.feature_adoption.median_days_to_first_use is 'Median, over adopters, of the days from the user''s first day with an event to the first use of the feature (0: the same day).';
+comment on column marts.feature_adoption.first_used_day is 'Day of the feature''s first use by any user.';
+comment on column marts.feature_adoption.new_adopters_30d is 'Users whose first use of the feature is in the 30 days ending today (today included).';
+
 -- The customer's day of the last mart build (private): the mart step recomputes, once a day per customer,
 -- what the clock changes even without new data.
 create table marts.customer_clock (
@@ -135,6 +171,8 @@ comment on table marts.customer_clock is 'The customer''s day (time zone) of the
 ---- create above / drop below ----
 
 drop table marts.customer_clock;
+drop table marts.feature_adoption;
+drop table marts.feature_first_use;
 drop table marts.retention_signup;
 drop table marts.user_lifecycle;
 drop table marts.active_users_rolling;
@@ -142,6 +180,7 @@ alter table marts.retention_weekly drop column complete;
 alter table marts.active_users_monthly drop column complete;
 alter table marts.active_users_weekly drop column complete;
 alter table marts.rollup_user_day drop column complete;
+alter table marts.rollup_feature_day drop column active_share;
 alter table marts.rollup_feature_day drop column complete;
 alter table marts.rollup_customer_day drop column complete;
 alter table core.customers drop column time_zone;

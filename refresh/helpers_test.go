@@ -123,6 +123,8 @@ var snapshotTables = []struct{ name, columns string }{
 	{"marts.active_users_rolling", "*"},
 	{"marts.user_lifecycle", "*"},
 	{"marts.retention_signup", "*"},
+	{"marts.feature_first_use", "*"},
+	{"marts.feature_adoption", "*"},
 }
 
 // rollupTables are compared between the incremental and full paths too.

@@ -13,7 +13,7 @@
 -- correlation statistics and the order of a query without ORDER BY, then depends on its own data only, not on
 -- how a hash aggregate over every changed customer happened to emit them.
 -- rebuild: marts.rollup_user_day, marts.rollup_feature_day, marts.rollup_user_week, marts.rollup_user_month
--- rebuild: marts.rollup_user, marts.rollup_customer_day
+-- rebuild: marts.rollup_user, marts.rollup_customer_day, marts.feature_first_use
 --
 -- The step runs in units of customers (the split: line below; docs/refresh.md, split steps): each unit's days
 -- in a transaction of their own, several units at once on separate sessions (elt refresh --sessions). The
@@ -30,7 +30,7 @@
 -- number of changed days of this run (a handful, or every day on --full).
 -- Each day carries its bounds in UTC and whether it is over.
 create temp table pg_temp.refresh_days on commit drop as
-select q.customer_id, q.day,
+select q.customer_id, q.day, z.time_zone,
        q.day::timestamp at time zone z.time_zone       as starts_at,
        (q.day + 1)::timestamp at time zone z.time_zone as ends_at,
        q.day < (@as_of::timestamptz at time zone z.time_zone)::date as complete
@@ -102,11 +102,13 @@ where r.customer_id = d.customer_id
   and (r.customer_id = any(@tenants) or @tenants is null)
   and not @rebuild;
 
-insert into marts.rollup_feature_day (customer_id, day, feature, events, users, complete)
-select d.customer_id, d.day, e.feature, count(*), count(distinct e.user_id), d.complete
+-- What each user did with each feature on the changed days (user_id null: events without a user): the
+-- feature rollup and the users' first uses below come from it, with one read of the days' events.
+create temp table pg_temp.refresh_user_features on commit drop as
+select d.customer_id, d.day, d.time_zone, d.complete, e.user_id, e.feature, count(*) as events, min(e.occurred_at) as first_at
 from pg_temp.refresh_days as d
 cross join lateral (
-    select x.feature, x.user_id
+    select x.feature, x.user_id, x.occurred_at
     from core.events as x
     where x.customer_id = d.customer_id
       and (x.customer_id = any(@tenants) or @tenants is null)
@@ -115,8 +117,65 @@ cross join lateral (
       and x.feature is not null
     offset 0 -- keeps the subquery a lateral one (see above)
 ) as e
-group by d.customer_id, d.day, d.complete, e.feature
-order by d.customer_id, d.day, e.feature;
+group by d.customer_id, d.day, d.time_zone, d.complete, e.user_id, e.feature;
+analyze pg_temp.refresh_user_features;
+
+insert into marts.rollup_feature_day (customer_id, day, feature, events, users, active_share, complete)
+select f.customer_id, f.day, f.feature, sum(f.events), count(f.user_id),
+       round(count(f.user_id)::numeric / nullif(c.active_users, 0), 4), f.complete
+from pg_temp.refresh_user_features as f
+left join marts.rollup_customer_day as c
+       on c.customer_id = f.customer_id
+      and c.day = f.day
+      and (c.customer_id = any(@tenants) or @tenants is null)
+group by f.customer_id, f.day, f.feature, f.complete, c.active_users
+order by f.customer_id, f.day, f.feature;
+
+-- Users' first use of each feature: the earliest of what was kept and what the changed days hold now. That
+-- is exact unless the kept first use was on a changed day and its event went away or moved later (an update):
+-- those pairs are recomputed from every event of the user, which is rare.
+create temp table pg_temp.refresh_first_use on commit drop as
+select customer_id, user_id, feature, min(first_at) as first_at, min(time_zone) as time_zone
+from pg_temp.refresh_user_features
+where user_id is not null
+group by customer_id, user_id, feature;
+analyze pg_temp.refresh_first_use;
+
+create temp table pg_temp.refresh_first_use_lost on commit drop as
+select u.customer_id, u.user_id, u.feature, d.time_zone
+from marts.feature_first_use as u
+join pg_temp.refresh_days as d on d.customer_id = u.customer_id and d.day = u.first_used_day
+left join pg_temp.refresh_first_use as n
+       on n.customer_id = u.customer_id and n.user_id = u.user_id and n.feature = u.feature
+where (u.customer_id = any(@tenants) or @tenants is null)
+  and (n.first_at is null or n.first_at > u.first_used_at)
+  and not @rebuild;
+
+delete from marts.feature_first_use as u
+using pg_temp.refresh_first_use_lost as l
+where u.customer_id = l.customer_id
+  and u.user_id = l.user_id
+  and u.feature = l.feature
+  and (u.customer_id = any(@tenants) or @tenants is null);
+
+insert into marts.feature_first_use (customer_id, user_id, feature, first_used_at, first_used_day)
+select l.customer_id, l.user_id, l.feature, min(x.occurred_at), (min(x.occurred_at) at time zone l.time_zone)::date
+from pg_temp.refresh_first_use_lost as l
+join core.events as x
+  on x.customer_id = l.customer_id
+ and x.user_id = l.user_id
+ and x.feature = l.feature
+ and (x.customer_id = any(@tenants) or @tenants is null)
+group by l.customer_id, l.user_id, l.feature, l.time_zone;
+
+insert into marts.feature_first_use as u (customer_id, user_id, feature, first_used_at, first_used_day)
+select customer_id, user_id, feature, first_at, (first_at at time zone time_zone)::date
+from pg_temp.refresh_first_use
+order by customer_id, user_id, feature
+on conflict (user_id, feature, customer_id) do update
+   set first_used_at  = excluded.first_used_at,
+       first_used_day = excluded.first_used_day
+ where excluded.first_used_at <= u.first_used_at;
 
 -- Weeks (Monday) and months (first day) that contain a changed day.
 create temp table pg_temp.refresh_periods on commit drop as

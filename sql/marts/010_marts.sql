@@ -10,13 +10,14 @@
 --     of the last build if earlier, to today; the rest of its series cannot have changed;
 --   active_users_weekly, active_users_monthly: the weeks and months that contain a changed day, and the
 --     complete flag of those that ended since the last build (also of the three day rollups);
---   user_activity, retention_weekly, retention_signup: every user and cohort (events_30d ends today, a new
---     user changes the cohort sizes, and a new day makes rows complete).
+--   user_activity, retention_weekly, retention_signup, feature_adoption: every user, cohort and feature
+--     (events_30d ends today, a new user changes the cohort sizes, and a new day makes rows complete).
 -- "Today" is the customer's day of @as_of; every relation's comment says what it is relative to.
 -- Every insert is sorted, so that a customer's partition is laid out by its own data alone (see
 -- sql/040_rollups.sql).
 -- rebuild: marts.active_users_weekly, marts.active_users_monthly, marts.user_activity, marts.retention_weekly
--- rebuild: marts.active_users_rolling, marts.user_lifecycle, marts.retention_signup, marts.customer_clock
+-- rebuild: marts.active_users_rolling, marts.user_lifecycle, marts.retention_signup, marts.feature_adoption
+-- rebuild: marts.customer_clock
 -- The step runs in units of customers, several at once, as sql/040_rollups.sql (the split: line below): each
 -- unit's marts and its part of the queue change in one transaction of their own, and every reference to a
 -- table partitioned by customer carries "(customer_id = any(@tenants) or @tenants is null)", so only the
@@ -392,6 +393,38 @@ join pg_temp.mart_customers as c on c.customer_id = k.customer_id
 cross join (values (1), (7), (14), (30)) as n(n)
 group by k.customer_id, k.cohort_day, n.n, c.today
 order by k.customer_id, k.cohort_day, n.n;
+
+-- Feature adoption: from the users' first uses (marts.feature_first_use, kept by sql/040_rollups.sql) and
+-- their first days.
+delete from marts.feature_adoption as m
+using pg_temp.mart_customers as c
+where m.customer_id = c.customer_id
+  and (m.customer_id = any(@tenants) or @tenants is null)
+  and not @rebuild;
+
+insert into marts.feature_adoption
+       (customer_id, feature, adopters, adoption, median_days_to_first_use, first_used_day, new_adopters_30d)
+with seen as (
+    select u.customer_id, u.user_id, (u.first_seen at time zone c.time_zone)::date as first_day
+    from pg_temp.mart_customers as c
+    join marts.rollup_user as u on u.customer_id = c.customer_id
+),
+users as (
+    select customer_id, count(*) as users from seen group by customer_id
+)
+select f.customer_id, f.feature, count(*),
+       round(count(*)::numeric / n.users, 4),
+       (percentile_cont(0.5) within group (order by f.first_used_day - s.first_day))::numeric,
+       min(f.first_used_day),
+       count(*) filter (where f.first_used_day > c.today - 30 and f.first_used_day <= c.today)
+from pg_temp.mart_customers as c
+join marts.feature_first_use as f
+  on f.customer_id = c.customer_id
+ and (f.customer_id = any(@tenants) or @tenants is null)
+join seen as s on s.customer_id = f.customer_id and s.user_id = f.user_id
+join users as n on n.customer_id = f.customer_id
+group by f.customer_id, f.feature, n.users, c.today
+order by f.customer_id, f.feature;
 
 insert into marts.customer_clock (customer_id, today)
 select customer_id, today from pg_temp.mart_customers

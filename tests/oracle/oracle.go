@@ -29,7 +29,9 @@ type Mart struct {
 // Marts are the marts the oracle recomputes, with every column a tenant reads.
 var Marts = []Mart{
 	{"marts.rollup_customer_day", "customer_id, day, active_users, events, complete"},
-	{"marts.rollup_feature_day", "customer_id, day, feature, events, users, complete"},
+	{"marts.rollup_feature_day", "customer_id, day, feature, events, users, active_share, complete"},
+	{"marts.feature_first_use", "customer_id, user_id, feature, first_used_at, first_used_day"},
+	{"marts.feature_adoption", "customer_id, feature, adopters, adoption, median_days_to_first_use, first_used_day, new_adopters_30d"},
 	{"marts.active_users_weekly", "customer_id, week, active_users, complete"},
 	{"marts.active_users_monthly", "customer_id, month, active_users, complete"},
 	{"marts.active_users_rolling", "customer_id, day, active_users, active_users_7d, active_users_28d, active_users_30d, dau_wau, dau_mau, complete"},

@@ -53,10 +53,14 @@ from oracle.user_events
 group by customer_id, day;
 
 create view oracle.rollup_feature_day as
-select customer_id, day, feature, count(*) as events, count(distinct user_id) as users, day < min(today) as complete
-from oracle.events
-where feature is not null
-group by customer_id, day, feature;
+select f.customer_id, f.day, f.feature, count(*) as events, count(distinct f.user_id) as users,
+       round(count(distinct f.user_id)::numeric
+             / (select count(distinct e.user_id) from oracle.user_events as e
+                 where e.customer_id = f.customer_id and e.day = f.day), 4) as active_share,
+       f.day < min(f.today) as complete
+from oracle.events as f
+where f.feature is not null
+group by f.customer_id, f.day, f.feature;
 
 create view oracle.active_users_weekly as
 select customer_id, week, count(distinct user_id) as active_users, week + 7 <= min(today) as complete
@@ -159,3 +163,23 @@ select customer_id, user_id, min(occurred_at) as first_seen, max(occurred_at) as
        count(*) filter (where day > today - 30 and day <= today) as events_30d
 from oracle.user_events
 group by customer_id, user_id;
+
+create view oracle.feature_first_use as
+select customer_id, user_id, feature, min(occurred_at) as first_used_at, min(day) as first_used_day
+from oracle.user_events
+where feature is not null
+group by customer_id, user_id, feature;
+
+create view oracle.feature_adoption as
+with firsts as (
+    select customer_id, user_id, min(day) as first_day from oracle.user_events group by 1, 2
+)
+select u.customer_id, u.feature, count(*) as adopters,
+       round(count(*)::numeric / (select count(*) from firsts as a where a.customer_id = u.customer_id), 4) as adoption,
+       (percentile_cont(0.5) within group (order by u.first_used_day - f.first_day))::numeric as median_days_to_first_use,
+       min(u.first_used_day) as first_used_day,
+       count(*) filter (where u.first_used_day > e.today - 30 and u.first_used_day <= e.today) as new_adopters_30d
+from oracle.feature_first_use as u
+join firsts as f on f.customer_id = u.customer_id and f.user_id = u.user_id
+join lateral (select x.today from oracle.user_events as x where x.customer_id = u.customer_id limit 1) as e on true
+group by u.customer_id, u.feature, e.today;
