@@ -133,7 +133,9 @@ order by f.customer_id, f.day, f.feature;
 
 -- Users' first use of each feature: the earliest of what was kept and what the changed days hold now. That
 -- is exact unless the kept first use was on a changed day and its event went away or moved later (an update):
--- those pairs are recomputed from every event of the user, which is rare.
+-- for those pairs, which are rare, no event is earlier than the kept first use (it was the earliest, and the
+-- changed days hold none earlier), so the new first use is the pair's first event from that time on, found
+-- through the time index.
 create temp table pg_temp.refresh_first_use on commit drop as
 select customer_id, user_id, feature, min(first_at) as first_at, min(time_zone) as time_zone
 from pg_temp.refresh_user_features
@@ -142,7 +144,7 @@ group by customer_id, user_id, feature;
 analyze pg_temp.refresh_first_use;
 
 create temp table pg_temp.refresh_first_use_lost on commit drop as
-select u.customer_id, u.user_id, u.feature, d.time_zone
+select u.customer_id, u.user_id, u.feature, u.first_used_at, d.time_zone
 from marts.feature_first_use as u
 join pg_temp.refresh_days as d on d.customer_id = u.customer_id and d.day = u.first_used_day
 left join pg_temp.refresh_first_use as n
@@ -159,14 +161,19 @@ where u.customer_id = l.customer_id
   and (u.customer_id = any(@tenants) or @tenants is null);
 
 insert into marts.feature_first_use (customer_id, user_id, feature, first_used_at, first_used_day)
-select l.customer_id, l.user_id, l.feature, min(x.occurred_at), (min(x.occurred_at) at time zone l.time_zone)::date
+select l.customer_id, l.user_id, l.feature, x.occurred_at, (x.occurred_at at time zone l.time_zone)::date
 from pg_temp.refresh_first_use_lost as l
-join core.events as x
-  on x.customer_id = l.customer_id
- and x.user_id = l.user_id
- and x.feature = l.feature
- and (x.customer_id = any(@tenants) or @tenants is null)
-group by l.customer_id, l.user_id, l.feature, l.time_zone;
+cross join lateral (
+    select e.occurred_at
+    from core.events as e
+    where e.customer_id = l.customer_id
+      and (e.customer_id = any(@tenants) or @tenants is null)
+      and e.occurred_at >= l.first_used_at
+      and e.user_id = l.user_id
+      and e.feature = l.feature
+    order by e.occurred_at
+    limit 1
+) as x;
 
 insert into marts.feature_first_use as u (customer_id, user_id, feature, first_used_at, first_used_day)
 select customer_id, user_id, feature, first_at, (first_at at time zone time_zone)::date

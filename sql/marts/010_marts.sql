@@ -2,8 +2,8 @@
 -- part of the queue. This step runs only after the data checks passed, so tenants never see marts built from
 -- data that failed a check. Recomputing is idempotent: a run that stops half-way is simply run again.
 --
--- A customer is touched when it has days queued in marts.dirty_days, users loaded by this run's batches, or
--- when its own day (core.customers.time_zone) of the run's clock (@as_of) is later than that of the last
+-- A customer is touched when it has days queued in marts.dirty_days, users or its own record loaded by this
+-- run's batches (a new zone moves its signup days even without events), or when its own day (core.customers.time_zone) of the run's clock (@as_of) is later than that of the last
 -- build (marts.customer_clock): a new day needs its row in the daily series and completes yesterday's, even
 -- without new data. For a touched customer the step recomputes
 --   active_users_rolling, user_lifecycle: the days (weeks, months) from its earliest changed day, or the day
@@ -22,15 +22,23 @@
 -- unit's marts and its part of the queue change in one transaction of their own, and every reference to a
 -- table partitioned by customer carries "(customer_id = any(@tenants) or @tenants is null)", so only the
 -- unit's partitions are planned, opened and locked. @tenants is never null here: the step needs its split.
--- split: customer_id in (select customer_id, (row_number() over (order by n desc, customer_id) - 1) % 8 from (select customer_id, sum(n) as n from (select customer_id, count(*) as n from marts.dirty_days group by 1 union all select customer_id, count(*) from core.users where batch_id > @batch_from and batch_id <= @batch_to group by 1 union all select k.customer_id, 1 from marts.customer_clock as k join core.customers as c on c.customer_id = k.customer_id where k.today < (@as_of::timestamptz at time zone c.time_zone)::date) as t group by 1) as c order by n desc, customer_id)
+-- split: customer_id in (select customer_id, (row_number() over (order by n desc, customer_id) - 1) % 8 from (select customer_id, sum(n) as n from (select customer_id, count(*) as n from marts.dirty_days group by 1 union all select customer_id, count(*) from core.users where batch_id > @batch_from and batch_id <= @batch_to group by 1 union all select customer_id, 1 from core.customers where batch_id > @batch_from and batch_id <= @batch_to union all select k.customer_id, 1 from marts.customer_clock as k left join core.customers as c on c.customer_id = k.customer_id where k.today < (@as_of::timestamptz at time zone coalesce(c.time_zone, 'UTC'))::date) as t group by 1) as c order by n desc, customer_id)
 
 -- On a rebuild (@rebuild) elt has just emptied the customer's rows of the tables this step rebuilds, so the
 -- deletes below, which would find nothing, are skipped.
 
--- The unit's customers: zone, today, the day of the last build, the first and last day with data, and the
--- range of days whose series rows are recomputed (from_day to to_day; null without data).
+-- The unit's customers: zone, today, the day of the last build, the first and last day with data, the
+-- range of days whose series rows are recomputed (from_day to to_day; null without data), and whether its
+-- data changed (else only the clock moved it on).
 create temp table pg_temp.mart_customers on commit drop as
 select x.*,
+       x.built_today is null or x.first_dirty is not null or x.record_changed or exists (
+           select from core.users as u
+           where u.customer_id = x.customer_id
+             and (u.customer_id = any(@tenants) or @tenants is null)
+             and u.batch_id > @batch_from
+             and u.batch_id <= @batch_to
+       ) as data_changed,
        case when x.built_today is null then x.first_day
             else greatest(x.first_day, least(x.first_dirty, x.built_today)) end as from_day,
        greatest(x.today, x.last_day) as to_day
@@ -39,6 +47,7 @@ from (
            z.time_zone,
            (@as_of::timestamptz at time zone z.time_zone)::date as today,
            k.today                                              as built_today,
+           coalesce(c.batch_id > @batch_from and c.batch_id <= @batch_to, false) as record_changed,
            (select min(q.day) from marts.dirty_days as q where q.customer_id = t.customer_id) as first_dirty,
            d.first_day,
            d.last_day
@@ -278,18 +287,27 @@ firsts as (
     cross join lateral (select (u.first_seen at time zone g.time_zone)::date as day) as f
     group by 1, 2, 3
 ),
+-- Users first seen before the first period of the series.
+base as (
+    select g.customer_id, g.grain, coalesce(sum(f.new_users), 0) as seen
+    from grains as g
+    left join firsts as f
+           on f.customer_id = g.customer_id
+          and f.grain = g.grain
+          and f.period < (g.from_period - g.step)::date
+    group by g.customer_id, g.grain
+),
 series as (
     select g.customer_id, g.grain, g.step, g.from_period, g.today, s.period::date as period,
            coalesce(n.active_users, 0)   as active_users,
            coalesce(n.retained_users, 0) as retained_users,
            coalesce(f.new_users, 0)      as new_users,
            -- users first seen before the period
-           (select coalesce(sum(b.new_users), 0) from firsts as b
-             where b.customer_id = g.customer_id and b.grain = g.grain and b.period < (g.from_period - g.step)::date)
-           + coalesce(sum(f.new_users) over (partition by g.customer_id, g.grain order by s.period
-                                             rows between unbounded preceding and 1 preceding), 0) as seen_before,
+           b.seen + coalesce(sum(f.new_users) over (partition by g.customer_id, g.grain order by s.period
+                                                    rows between unbounded preceding and 1 preceding), 0) as seen_before,
            lag(coalesce(n.active_users, 0)) over (partition by g.customer_id, g.grain order by s.period) as active_before
     from grains as g
+    join base as b on b.customer_id = g.customer_id and b.grain = g.grain
     cross join lateral generate_series((g.from_period - g.step)::timestamp, g.to_period::timestamp, g.step) as s(period)
     left join counts as n on n.customer_id = g.customer_id and n.grain = g.grain and n.period = s.period::date
     left join firsts as f on f.customer_id = g.customer_id and f.grain = g.grain and f.period = s.period::date
@@ -326,9 +344,15 @@ order by u.customer_id, u.user_id;
 
 -- A user's cohort is the week (Monday, customer's time zone) of the user's first event. Every week from the
 -- cohort week to the current one (or the latest with data, if later) has a row, 0 included; week 0 is the
--- cohort week itself (active_users = cohort_users).
+-- cohort week itself (active_users = cohort_users). Without new data the rows change only when a new week
+-- begins.
+create temp table pg_temp.mart_weekly_customers on commit drop as
+select * from pg_temp.mart_customers
+where data_changed
+   or date_trunc('week', today::timestamp) <> date_trunc('week', built_today::timestamp);
+
 delete from marts.retention_weekly as m
-using pg_temp.mart_customers as c
+using pg_temp.mart_weekly_customers as c
 where m.customer_id = c.customer_id
   and (m.customer_id = any(@tenants) or @tenants is null)
   and not @rebuild;
@@ -336,7 +360,7 @@ where m.customer_id = c.customer_id
 insert into marts.retention_weekly (customer_id, cohort_week, week_number, cohort_users, active_users, complete)
 with cohort as (
     select u.customer_id, u.user_id, date_trunc('week', (u.first_seen at time zone c.time_zone))::date as cohort_week
-    from pg_temp.mart_customers as c
+    from pg_temp.mart_weekly_customers as c
     join marts.rollup_user as u on u.customer_id = c.customer_id
 ),
 size as (
@@ -353,7 +377,7 @@ active as (
 select s.customer_id, s.cohort_week, ((wk.week::date - s.cohort_week) / 7)::int, s.cohort_users,
        coalesce(a.active_users, 0), wk.week::date + 7 <= c.today
 from size as s
-join pg_temp.mart_customers as c on c.customer_id = s.customer_id
+join pg_temp.mart_weekly_customers as c on c.customer_id = s.customer_id
 cross join lateral generate_series(s.cohort_week::timestamp,
                                    greatest(date_trunc('week', c.today::timestamp), date_trunc('week', c.last_day::timestamp)),
                                    interval '7 days') as wk(week)

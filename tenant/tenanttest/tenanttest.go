@@ -98,14 +98,14 @@ func SeedVariant(t testing.TB, db *pgtest.DB, scale int, mutate string) {
 	// Each step is one simple-protocol script: one transaction, so its on-commit-drop temporary tables live
 	// through it. @tenants (bound by elt refresh to a unit's customers) becomes every customer; @rebuild false
 	// (the tables are empty, so the deletes of a step's own rows find nothing either way); @as_of, the run's
-	// clock, the day after the data's last.
+	// clock, the day after the data's last; the batch window, every batch.
 	for _, f := range []string{"sql/040_rollups.sql", "sql/marts/010_marts.sql"} {
 		b, err := db.Project.ReadFile(f)
 		if err != nil {
 			t.Fatalf("seed: %v", err)
 		}
 		script := strings.NewReplacer("@tenants", strings.TrimSpace(keysSQL),
-			"@rebuild", "false", "@as_of", "timestamptz '2026-11-21 12:00:00+00'").Replace(string(b))
+			"@rebuild", "false", "@as_of", "timestamptz '2026-11-21 12:00:00+00'", "@batch_from", "0", "@batch_to", "9223372036854775807").Replace(string(b))
 		if _, err := db.Pool.Exec(ctx, "begin;\n"+script+";\ncommit"); err != nil {
 			t.Fatalf("seed: %s: %v", f, err)
 		}

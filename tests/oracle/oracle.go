@@ -29,6 +29,7 @@ type Mart struct {
 // Marts are the marts the oracle recomputes, with every column a tenant reads.
 var Marts = []Mart{
 	{"marts.rollup_customer_day", "customer_id, day, active_users, events, complete"},
+	{"marts.rollup_user_day", "customer_id, day, user_id, events, first_at, last_at, complete"},
 	{"marts.rollup_feature_day", "customer_id, day, feature, events, users, active_share, complete"},
 	{"marts.feature_first_use", "customer_id, user_id, feature, first_used_at, first_used_day"},
 	{"marts.feature_adoption", "customer_id, feature, adopters, adoption, median_days_to_first_use, first_used_day, new_adopters_30d"},

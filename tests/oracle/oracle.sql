@@ -55,12 +55,18 @@ group by customer_id, day;
 create view oracle.rollup_feature_day as
 select f.customer_id, f.day, f.feature, count(*) as events, count(distinct f.user_id) as users,
        round(count(distinct f.user_id)::numeric
-             / (select count(distinct e.user_id) from oracle.user_events as e
-                 where e.customer_id = f.customer_id and e.day = f.day), 4) as active_share,
+             / nullif((select count(distinct e.user_id) from oracle.user_events as e
+                        where e.customer_id = f.customer_id and e.day = f.day), 0), 4) as active_share,
        f.day < min(f.today) as complete
 from oracle.events as f
 where f.feature is not null
 group by f.customer_id, f.day, f.feature;
+
+create view oracle.rollup_user_day as
+select customer_id, day, user_id, count(*) as events, min(occurred_at) as first_at, max(occurred_at) as last_at,
+       day < min(today) as complete
+from oracle.user_events
+group by customer_id, day, user_id;
 
 create view oracle.active_users_weekly as
 select customer_id, week, count(distinct user_id) as active_users, week + 7 <= min(today) as complete
