@@ -247,8 +247,14 @@ if [ -n "${BASELINE_REF:-}" ]; then
     log "full rebuild, baseline $BASELINE_REF"
     base_ms=$(DATABASE_URL=$runner timed "$work/baseline/bin/elt" refresh --full --project "$work/baseline")
     base_steps=$(psql -X -At "$db" -c "$steps_sql")
-    base_same=yes
-    [ "$(marts_digest)" = "$digest_incr" ] || base_same="no (expected when the model changed since $BASELINE_REF)"
+    base_status=$(psql -X -At "$db" -c "select status from elt.runs where kind = 'refresh' order by run_id desc limit 1")
+    if [ "$base_status" != succeeded ]; then
+        base_same="not compared: the baseline's rebuild $base_status"
+    elif [ "$(marts_digest)" = "$digest_incr" ]; then
+        base_same=yes
+    else
+        base_same="no (expected when the model changed since $BASELINE_REF)"
+    fi
     log "full rebuild, this tree again"
     full2_ms=$(DATABASE_URL=$runner timed "$ELT" refresh --full "${REFRESH_ARGS[@]}")
     full2_steps=$(psql -X -At "$db" -c "$steps_sql")
