@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -136,41 +135,7 @@ var rollupTables = []string{
 // snapshot renders a table as sorted tab-separated lines (header first), in UTC, as psql would print them.
 func snapshot(t testing.TB, pool *pgxpool.Pool, table, columns string) string {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "set timezone to 'UTC'"); err != nil {
-		t.Fatal(err)
-	}
-	parts := strings.SplitN(table, ".", 2)
-	rows, err := conn.Query(ctx, "select "+columns+" from "+pgx.Identifier(parts).Sanitize(), pgx.QueryExecModeSimpleProtocol)
-	if err != nil {
-		t.Fatalf("snapshot %s: %v", table, err)
-	}
-	defer rows.Close()
-	var header []string
-	for _, fd := range rows.FieldDescriptions() {
-		header = append(header, fd.Name)
-	}
-	var lines []string
-	for rows.Next() {
-		var vals []string
-		for _, v := range rows.RawValues() {
-			if v == nil {
-				vals = append(vals, `\N`)
-			} else {
-				vals = append(vals, string(v))
-			}
-		}
-		lines = append(lines, strings.Join(vals, "\t"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("snapshot %s: %v", table, err)
-	}
-	sort.Strings(lines)
+	header, lines := pgtest.Rows(t, pool, table, columns)
 	return strings.Join(append([]string{strings.Join(header, "\t")}, lines...), "\n") + "\n"
 }
 

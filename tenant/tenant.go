@@ -74,6 +74,18 @@ const (
 	DefaultTimeZone                 = "UTC"
 )
 
+// forCustomer is limits with its defaults, and without a TimeZone the customer's (layer.ZoneOf).
+func (l Limits) forCustomer(ctx context.Context, q Querier, layer *Layer, customer string) (Limits, error) {
+	if l.TimeZone == "" {
+		zone, err := layer.ZoneOf(ctx, q, customer)
+		if err != nil {
+			return Limits{}, err
+		}
+		l.TimeZone = zone
+	}
+	return l.withDefaults(), nil
+}
+
 func (l Limits) withDefaults() Limits {
 	if l.ConnectionLimit <= 0 {
 		l.ConnectionLimit = DefaultConnectionLimit
@@ -164,13 +176,10 @@ func Add(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string,
 	if role == "" {
 		role = newRoleName(rolePrefix)
 	}
-	limits := opts.Limits
-	if limits.TimeZone == "" {
-		if limits.TimeZone, err = layer.ZoneOf(ctx, pool, customer); err != nil {
-			return Tenant{}, "", err
-		}
+	limits, err := opts.Limits.forCustomer(ctx, pool, layer, customer)
+	if err != nil {
+		return Tenant{}, "", err
 	}
-	limits = limits.withDefaults()
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if prev.Role != "" {
 			_, err = tx.Exec(ctx, `update elt.tenants set state = 'active', removed_at = null, password_set_at = now() where tenant_key = $1`, customer)
@@ -274,22 +283,21 @@ func setLimits(ctx context.Context, tx pgx.Tx, role, key string, limits Limits) 
 
 // SetLimits sets the limits and session defaults of customer's login again, e.g. after the tenant reset its
 // own defaults (a login may ALTER ROLE itself SET ...; elt tenant check reports it) or its customer's time
-// zone changed: without a TimeZone in limits, the customer's (layer.ZoneOf; layer may be nil: UTC).
-func SetLimits(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string, limits Limits) error {
+// zone changed: without a TimeZone in limits, the customer's (layer.ZoneOf; layer may be nil: UTC). It
+// returns the limits it set.
+func SetLimits(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string, limits Limits) (Limits, error) {
 	t, err := Get(ctx, pool, customer)
 	if err != nil {
-		return err
+		return Limits{}, err
 	}
-	if limits.TimeZone == "" {
-		if limits.TimeZone, err = layer.ZoneOf(ctx, pool, customer); err != nil {
-			return err
-		}
+	if limits, err = limits.forCustomer(ctx, pool, layer, customer); err != nil {
+		return Limits{}, err
 	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return setLimits(ctx, tx, t.Role, customer, limits.withDefaults()) })
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return setLimits(ctx, tx, t.Role, customer, limits) })
 	if err != nil {
-		return fmt.Errorf("set limits of %s: %w", customer, describe(err))
+		return Limits{}, fmt.Errorf("set limits of %s: %w", customer, describe(err))
 	}
-	return nil
+	return limits, nil
 }
 
 // describe adds what an operator can do to the privilege errors elt_runner can meet.

@@ -276,7 +276,7 @@ func TestSetLimitsRestoresDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := tenant.SetLimits(ctx, b.Runner, b.Layer, "cus_0001", tenant.Limits{ConnectionLimit: 3, StatementTimeout: 5 * time.Second, TimeZone: "Europe/Paris"}); err != nil {
+	if _, err := tenant.SetLimits(ctx, b.Runner, b.Layer, "cus_0001", tenant.Limits{ConnectionLimit: 3, StatementTimeout: 5 * time.Second, TimeZone: "Europe/Paris"}); err != nil {
 		t.Fatal(err)
 	}
 	limit, s := settings(t, b, l.Role)
@@ -285,7 +285,7 @@ func TestSetLimitsRestoresDefaults(t *testing.T) {
 	if diff := cmp.Diff(sortedCopy(want), sortedCopy(s)); diff != "" || limit != 3 {
 		t.Errorf("connection limit %d, want 3; settings (-want +got):\n%s", limit, diff)
 	}
-	if err := tenant.SetLimits(ctx, b.Runner, b.Layer, "cus_0001", tenant.Limits{TimeZone: "Mars/Olympus"}); err == nil {
+	if _, err := tenant.SetLimits(ctx, b.Runner, b.Layer, "cus_0001", tenant.Limits{TimeZone: "Mars/Olympus"}); err == nil {
 		t.Error("SetLimits accepted an unknown time zone")
 	}
 }
@@ -329,7 +329,7 @@ func TestSessionsFollowCustomersZone(t *testing.T) {
 	if _, err := b.DB.Pool.Exec(ctx, "update core.customers set time_zone = 'Australia/Adelaide' where customer_id = 'cus_0002'"); err != nil {
 		t.Fatal(err)
 	}
-	if err := tenant.SetLimits(ctx, b.Runner, b.Layer, "cus_0002", tenant.Limits{}); err != nil {
+	if _, err := tenant.SetLimits(ctx, b.Runner, b.Layer, "cus_0002", tenant.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := zoneOf(in); got != "Australia/Adelaide" {

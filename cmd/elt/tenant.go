@@ -57,14 +57,20 @@ elt tenant guard running beside the database. See docs/tenants.md and docs/super
 // canonical returns customer as the database prints a value of the project's tenant key (0042 is 42 for an
 // integer key), the form elt.tenants keeps; customer itself when the project cannot say.
 func canonical(ctx context.Context, g *Globals, pool *pgxpool.Pool, customer string) string {
+	_, key := layerAndKey(ctx, g, pool, customer)
+	return key
+}
+
+// layerAndKey is the project's tenant layer (nil without one) and customer as canonical returns it.
+func layerAndKey(ctx context.Context, g *Globals, pool *pgxpool.Pool, customer string) (*tenant.Layer, string) {
 	_, l, err := layer(ctx, g, pool)
 	if err != nil {
-		return customer
+		return nil, customer
 	}
 	if c, err := l.Canonical(ctx, pool, customer); err == nil {
-		return c
+		return l, c
 	}
-	return customer
+	return l, customer
 }
 
 // layer loads the project and its tenant layer.
@@ -355,17 +361,13 @@ func (c *TenantLimitsCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	customer := canonical(ctx, g, pool, c.Customer)
-	_, l, _ := layer(ctx, g, pool) // without a layer (no tenants: declared), the default zone is UTC
-	if err := tenant.SetLimits(ctx, pool, l, customer, limits); err != nil {
-		return err
-	}
-	t, err := tenant.Get(ctx, pool, customer)
+	l, customer := layerAndKey(ctx, g, pool, c.Customer) // without a layer (no tenants: declared), the default zone is UTC
+	set, err := tenant.SetLimits(ctx, pool, l, customer, limits)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("limits of tenant %s set: %d connections, statement %s, idle in transaction %s, transaction %s, temp files %s, time zone %s\n",
-		c.Customer, c.ConnectionLimit, c.StatementTimeout, c.IdleInTransactionTimeout, c.TransactionTimeout, c.TempFileLimit, t.Limits.TimeZone)
+		c.Customer, c.ConnectionLimit, c.StatementTimeout, c.IdleInTransactionTimeout, c.TransactionTimeout, c.TempFileLimit, set.TimeZone)
 	return nil
 }
 

@@ -7,14 +7,14 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/elt-dev/elt/tests/pgtest"
 )
 
 //go:embed oracle.sql
@@ -58,8 +58,8 @@ create function oracle.as_of() returns timestamptz language sql immutable as $$ 
 	n := 0
 	for _, m := range Marts {
 		name := strings.SplitN(m.Table, ".", 2)[1]
-		want := rows(t, pool, "oracle."+name, m.Columns)
-		got := rows(t, pool, m.Table, m.Columns)
+		_, want := pgtest.Rows(t, pool, "oracle."+name, m.Columns)
+		_, got := pgtest.Rows(t, pool, m.Table, m.Columns)
 		if len(want) == 0 {
 			t.Errorf("oracle: %s is empty: nothing compared", name)
 		}
@@ -72,39 +72,3 @@ create function oracle.as_of() returns timestamptz language sql immutable as $$ 
 }
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// rows renders a relation's columns as sorted tab-separated lines, in UTC.
-func rows(t testing.TB, pool *pgxpool.Pool, relation, columns string) []string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "set timezone to 'UTC'"); err != nil {
-		t.Fatal(err)
-	}
-	rs, err := conn.Query(ctx, "select "+columns+" from "+pgx.Identifier(strings.SplitN(relation, ".", 2)).Sanitize(), pgx.QueryExecModeSimpleProtocol)
-	if err != nil {
-		t.Fatalf("oracle: read %s: %v", relation, err)
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		var vals []string
-		for _, v := range rs.RawValues() {
-			if v == nil {
-				vals = append(vals, `\N`)
-			} else {
-				vals = append(vals, string(v))
-			}
-		}
-		out = append(out, strings.Join(vals, "\t"))
-	}
-	if err := rs.Err(); err != nil {
-		t.Fatalf("oracle: read %s: %v", relation, err)
-	}
-	sort.Strings(out)
-	return out
-}
