@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/tern/v2/migrate"
 
+	"github.com/elt-dev/elt/internal/citus"
 	"github.com/elt-dev/elt/internal/pgerr"
 )
 
@@ -195,6 +196,10 @@ type Options struct {
 	// Runner opens a connection as elt_runner. Up calls it when conn is a superuser's, after the elt track:
 	// the other tracks and the adoption run there (see Up). Nil: Up stops after the elt track with ErrRunner.
 	Runner func(context.Context) (*pgx.Conn, error)
+	// Key is the project's tenant key column (elt.yaml tenants.key): on a Citus coordinator, after the
+	// project's migrations, the tables of Schemas that have it are distributed by it and the others become
+	// reference tables (Distribute). Empty: every table becomes a reference table.
+	Key string
 }
 
 // ErrRunner is returned by Up run as a superuser when the project's track could not be given to a
@@ -237,13 +242,22 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 	if err := refuseTraps(ctx, conn); err != nil {
 		return nil, err
 	}
+	onCitus, err := citus.Installed(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if onCitus {
+		if err := citusBeforeElt(ctx, conn); err != nil {
+			return nil, err
+		}
+	}
 	if err := prepare(ctx, conn); err != nil {
 		return nil, err
 	}
 	var applied []Migration
 	i := 0
 	for ; i < len(tracks) && tracks[i].Name == "elt"; i++ {
-		got, err := up(ctx, conn, tracks[i], opts.OnStart)
+		got, err := up(ctx, conn, tracks[i], opts.OnStart, onCitus)
 		applied = append(applied, got...)
 		if err != nil {
 			return applied, err
@@ -257,6 +271,11 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 	adopted = true
 	if err := recordShape(ctx, conn, len(applied) > 0); err != nil {
 		return applied, err
+	}
+	if onCitus {
+		if err := citusAfterElt(ctx, conn); err != nil {
+			return applied, err
+		}
 	}
 	if i == len(tracks) {
 		return applied, nil
@@ -291,7 +310,7 @@ func upAsRunner(ctx context.Context, conn *pgx.Conn, opts Options, tracks []Trac
 	}
 	var applied []Migration
 	for _, t := range tracks {
-		got, err := up(ctx, conn, t, opts.OnStart)
+		got, err := up(ctx, conn, t, opts.OnStart, false)
 		applied = append(applied, got...)
 		if err != nil {
 			return applied, err
@@ -299,6 +318,13 @@ func upAsRunner(ctx context.Context, conn *pgx.Conn, opts Options, tracks []Trac
 	}
 	if err := Adopt(ctx, conn, opts.Schemas); err != nil {
 		return applied, err
+	}
+	if onCitus, err := citus.Installed(ctx, conn); err != nil {
+		return applied, fmt.Errorf("migrate: %w", err)
+	} else if onCitus {
+		if _, err := Distribute(ctx, conn, opts.Schemas, opts.Key); err != nil {
+			return applied, err
+		}
 	}
 	changes, err := shapeChanges(ctx, conn)
 	if err != nil {
@@ -503,7 +529,9 @@ func prepare(ctx context.Context, conn *pgx.Conn) error {
 	return upgradeLegacy(ctx, conn)
 }
 
-func up(ctx context.Context, conn *pgx.Conn, t Track, onStart func(Migration)) ([]Migration, error) {
+// up applies the pending migrations of t. With coordinatorOnly (elt's own track on a Citus coordinator), each
+// runs with Citus's DDL propagation off: what it creates stays on the coordinator.
+func up(ctx context.Context, conn *pgx.Conn, t Track, onStart func(Migration), coordinatorOnly bool) ([]Migration, error) {
 	m, err := migrate.NewMigrator(ctx, conn, t.VersionTable)
 	if err != nil {
 		return nil, firstMigrate(fmt.Errorf("prepare %s: %w", t.VersionTable, err))
@@ -519,10 +547,21 @@ func up(ctx context.Context, conn *pgx.Conn, t Track, onStart func(Migration)) (
 		return nil, err
 	}
 	all := convert(t, m.Migrations)
-	if onStart != nil {
-		m.OnStart = func(seq int32, _, _, _ string) { onStart(all[seq-1]) }
+	// OnStart runs inside each migration's transaction, before its SQL (tern resets the session's settings
+	// after each migration, so a session-wide setting would not last).
+	var localErr error
+	m.OnStart = func(seq int32, _, _, _ string) {
+		if coordinatorOnly && localErr == nil {
+			_, localErr = conn.Exec(ctx, `set local citus.enable_ddl_propagation = off`)
+		}
+		if onStart != nil {
+			onStart(all[seq-1])
+		}
 	}
 	err = m.Migrate(ctx)
+	if localErr != nil {
+		err = fmt.Errorf("citus: turn DDL propagation off: %w", localErr)
+	}
 	after, verr := m.GetCurrentVersion(ctx)
 	if verr != nil {
 		after = before

@@ -491,10 +491,13 @@ func tenantKeys(ctx context.Context, tx pgx.Tx, query string, args pgx.NamedArgs
 	var list string
 	var active int64
 	// "\n" before the closing parenthesis: a trailing -- comment on the tenants: line stays a comment.
-	err = tx.QueryRow(ctx, `select count(distinct k), coalesce(pg_catalog.array_agg(distinct k order by k), '{}')::text,
-       (select count(*) from elt.tenants where state = 'active')
-from (`+query+"\n"+`) as q(k)`, pgx.QueryExecModeExec, args).Scan(&n, &list, &active)
+	// Two statements: on Citus the query reads distributed tables, and elt.tenants is the coordinator's own.
+	err = tx.QueryRow(ctx, `select count(distinct k), coalesce(pg_catalog.array_agg(distinct k order by k), '{}')::text
+from (`+query+"\n"+`) as q(k)`, pgx.QueryExecModeExec, args).Scan(&n, &list)
 	if err != nil {
+		return nil, 0, err
+	}
+	if err := tx.QueryRow(ctx, `select count(*) from elt.tenants where state = 'active'`).Scan(&active); err != nil {
 		return nil, 0, err
 	}
 	if n*4 > active {

@@ -259,18 +259,22 @@ where (c.old_first = u.first_seen and (c.new_first is null or c.new_first > c.ol
    or (c.old_last = u.last_seen and (c.new_last is null or c.new_last < c.old_last))
    or u.active_days + c.days <= 0;
 
+-- (The changes are a derived table: Citus plans it first, then joins its rows with each shard.)
 update marts.rollup_user as u
    set first_seen  = least(u.first_seen, c.new_first),
        last_seen   = greatest(u.last_seen, c.new_last),
        active_days = u.active_days + c.days,
        events      = u.events + c.events
-from pg_temp.refresh_user_change as c
+from (
+    select c.*
+    from pg_temp.refresh_user_change as c
+    where not exists (
+        select from pg_temp.refresh_user_recompute as x where x.customer_id = c.customer_id and x.user_id = c.user_id
+    )
+) as c
 where c.customer_id = u.customer_id
   and c.user_id = u.user_id
-  and (c.days <> 0 or c.events <> 0 or c.new_first < u.first_seen or c.new_last > u.last_seen)
-  and not exists (
-      select from pg_temp.refresh_user_recompute as x where x.customer_id = c.customer_id and x.user_id = c.user_id
-  );
+  and (c.days <> 0 or c.events <> 0 or c.new_first < u.first_seen or c.new_last > u.last_seen);
 
 delete from marts.rollup_user as u
 using pg_temp.refresh_user_recompute as x
@@ -288,5 +292,6 @@ group by r.customer_id, r.user_id;
 insert into marts.rollup_user (customer_id, user_id, first_seen, last_seen, active_days, events)
 select c.customer_id, c.user_id, c.new_first, c.new_last, c.days::int, c.events
 from pg_temp.refresh_user_change as c
+left join marts.rollup_user as u on u.customer_id = c.customer_id and u.user_id = c.user_id
 where c.new_first is not null
-  and not exists (select from marts.rollup_user as u where u.customer_id = c.customer_id and u.user_id = c.user_id);
+  and u.user_id is null;

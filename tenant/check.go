@@ -65,7 +65,7 @@ func collectViolations(ctx context.Context, pool *pgxpool.Pool, what, sql string
 }
 
 // checkRoles: elt's roles are what 003_roles.sql made them, and none can become more.
-func checkRoles(ctx context.Context, pool *pgxpool.Pool, _ *Layer) ([]Violation, error) {
+func checkRoles(ctx context.Context, pool *pgxpool.Pool, layer *Layer) ([]Violation, error) {
 	return collectViolations(ctx, pool, "roles", `
 with want(name) as (values ('elt_owner'), ('elt_tenant'), ('elt_runner'), ('elt_tenant_admin'))
 select 'role ' || w.name, 'does not exist (run elt migrate as a superuser)'
@@ -86,6 +86,8 @@ union all
 select 'role ' || r.rolname, 'can log in'
 from pg_catalog.pg_roles as r
 where r.rolname in ('elt_owner', 'elt_tenant', 'elt_tenant_admin') and r.rolcanlogin
+  -- Citus connects to the workers as these two (migrate/citus/after_elt.sql); neither has a password.
+  and not ($1::boolean and r.rolname in ('elt_owner', 'elt_tenant_admin'))
 union all
 select 'role ' || m.member::regrole::text, 'is a member of ' || m.roleid::regrole::text ||
        case when m.admin_option then ' with admin option' else '' end || ', which elt does not give it'
@@ -140,7 +142,7 @@ from elt_dba.shape_changes() as s
 union all
 select 'schema elt_admin', 'is owned by ' || n.nspowner::regrole::text || ', not elt_tenant_admin'
 from pg_catalog.pg_namespace as n
-where n.nspname = 'elt_admin' and n.nspowner <> 'elt_tenant_admin'::regrole`)
+where n.nspname = 'elt_admin' and n.nspowner <> 'elt_tenant_admin'::regrole`, layer.Citus)
 }
 
 // checkTenantLogins: each active tenant's login is an unprivileged, limited member of elt_tenant with an
@@ -219,7 +221,24 @@ with grantee as (
 // or function outside the system schemas is one of those elt grants (usage on the tenant's own schema, select
 // on its views), wherever it is, reachable or latent (a grant on a relation of a schema the tenant cannot use
 // yet still counts). Tenant logins own nothing.
-func checkPrivileges(ctx context.Context, pool *pgxpool.Pool, _ *Layer) ([]Violation, error) {
+//
+// On Citus a tenant's views run with its own privileges (Layer.viewSQL), so there it may also use the schemas
+// of the published tables and select the columns its views read of its own partitions (Layer.citusReads).
+func checkPrivileges(ctx context.Context, pool *pgxpool.Pool, layer *Layer) ([]Violation, error) {
+	reads := map[string][]string{}
+	var schemas []string
+	if layer.Citus {
+		for _, c := range layer.citusReads() {
+			reads[c.Table.Ident()] = c.Columns
+			if !slices.Contains(schemas, c.Table.Schema) {
+				schemas = append(schemas, c.Table.Schema)
+			}
+		}
+	}
+	readsJSON, err := json.Marshal(reads)
+	if err != nil {
+		return nil, err
+	}
 	return collectViolations(ctx, pool, "privileges", tenantGrantees+`,
 rel as (
     select c.oid, c.relname, c.relkind, c.relacl, n.nspname
@@ -240,6 +259,17 @@ from rel
 join pg_catalog.pg_attribute as att on att.attrelid = rel.oid and att.attacl is not null
 cross join lateral aclexplode(att.attacl) as a
 join grantee as g on g.oid = a.grantee
+-- Citus: select on a column its views read ($2) of a partition bound to the login's own key.
+where not coalesce($1::boolean and a.privilege_type = 'SELECT' and exists (
+    select from pg_catalog.pg_inherits as i
+    join pg_catalog.pg_class as p on p.oid = i.inhrelid
+    join elt.tenants as t on t.role_name = g.name and t.state = 'active'
+    join pg_catalog.jsonb_each($2::jsonb) as r(tbl, cols) on pg_catalog.to_regclass(r.tbl) = i.inhparent
+    where i.inhrelid = rel.oid
+      and r.cols ? att.attname::text
+      and pg_catalog.pg_get_expr(p.relpartbound, p.oid) in (pg_catalog.format('FOR VALUES IN (%L)', t.tenant_key),
+                                                          pg_catalog.format('FOR VALUES IN (%s)', t.tenant_key))
+), false)
 union all
 select distinct 'schema ' || n.nspname, g.name || ' has ' || lower(a.privilege_type) || ' on it'
 from pg_catalog.pg_namespace as n
@@ -247,6 +277,8 @@ cross join lateral aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
 join grantee as g on g.oid = a.grantee
 where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'
   and not coalesce(n.nspname = g.own_schema and a.privilege_type = 'USAGE', false)
+  -- Citus: a login may use the schemas of the published tables ($3).
+  and not coalesce($1::boolean and g.own_schema is not null and a.privilege_type = 'USAGE' and n.nspname = any ($3::text[]), false)
   and not (n.nspname = 'public' and g.oid = 0 and a.privilege_type = 'USAGE')
 union all
 select distinct p.oid::regprocedure::text, 'is SECURITY DEFINER (runs as ' || p.proowner::regrole::text || ') and ' || g.name ||
@@ -325,12 +357,12 @@ join (
     union all
     select d.defaclrole, 'default privileges' from pg_catalog.pg_default_acl as d
 ) as o(owner, what) on o.owner = g.oid
-where g.oid <> 0`)
+where g.oid <> 0`, layer.Citus, string(readsJSON), schemas)
 }
 
 // checkPublic: what PUBLIC still has that would help a tenant act on or observe this database (see
 // elt_dba.harden_database and elt_dba.harden_catalogs).
-func checkPublic(ctx context.Context, pool *pgxpool.Pool, _ *Layer) ([]Violation, error) {
+func checkPublic(ctx context.Context, pool *pgxpool.Pool, layer *Layer) ([]Violation, error) {
 	return collectViolations(ctx, pool, "PUBLIC privileges", `
 select 'database ' || current_database(), 'PUBLIC has ' || lower(a.privilege_type) || ' on it (call elt_dba.harden_database() as the database owner or a superuser)'
 from pg_catalog.pg_database as d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) as a
@@ -350,6 +382,15 @@ union all
 select 'setting max_prepared_transactions', 'is ' || current_setting('max_prepared_transactions') ||
        ': a tenant can PREPARE TRANSACTION, which keeps its locks and snapshot after it disconnects and which elt tenant guard cannot end (set it to 0 unless you use two-phase commit)'
 where current_setting('max_prepared_transactions')::int > 0
+  and not $1::boolean
+union all
+-- Citus commits in two phases and sets max_prepared_transactions itself (2 x max_connections, when 0 on
+-- PostgreSQL 15): there, a transaction a tenant prepared is reported instead.
+select 'prepared transaction ' || quote_literal(x.gid), 'was prepared by tenant login ' || x.owner ||
+       ': it keeps its locks and snapshot until a superuser ends it (rollback prepared ' || quote_literal(x.gid) || ')'
+from pg_catalog.pg_prepared_xacts as x
+join pg_catalog.pg_roles as r on r.rolname = x.owner
+where pg_catalog.pg_has_role(r.oid, 'elt_tenant', 'member')
 union all
 select s.object, 'PUBLIC may ' ||
        case s.kind when 'function' then 'execute it' else 'read it' end ||
@@ -359,7 +400,7 @@ where case s.kind
       when 'function' then has_function_privilege('public', s.object::regprocedure, 'execute')
       when 'relation' then has_table_privilege('public', s.object::regclass, 'select')
       else has_column_privilege('public', (split_part(s.object, '.', 1) || '.' || split_part(s.object, '.', 2))::regclass, split_part(s.object, '.', 3), 'select')
-      end`)
+      end`, layer.Citus)
 }
 
 // checkLayer: each active tenant has exactly the layer's objects. Its schema holds only the declared views,
@@ -485,9 +526,38 @@ union all
 select v.oid::regclass::text, 'computes something (a function or operator call, a subquery, an aggregate): elt''s views only select columns of a partition (run elt tenant sync)'
 from views as v
 join pg_catalog.pg_rewrite as rw on rw.ev_class = v.oid
-where rw.ev_action::text ~ '\{(FUNCEXPR|OPEXPR|DISTINCTEXPR|NULLIFEXPR|SCALARARRAYOPEXPR|ROWCOMPAREEXPR|SUBLINK|AGGREF|WINDOWFUNC|GROUPINGFUNC|COERCEVIAIO|ARRAYCOERCEEXPR|CONVERTROWTYPEEXPR|COERCETODOMAIN|RANGETBLFUNCTION|TABLEFUNC|SQLVALUEFUNCTION|XMLEXPR|MINMAXEXPR|NEXTVALUEEXPR) '
+where rw.ev_action::text ~ $4
+union all
+-- Citus: each view filters on its own key, and on nothing else (Layer.viewSQL): one operator, and the
+-- definition ends with that filter.
+select v.oid::regclass::text, 'does not read exactly its own key''s rows (where ' || quote_ident($6) || ' = ' || quote_literal(v.tenant_key) ||
+       '): on Citus elt''s views do, so that Citus sends a tenant''s query to one shard (run elt tenant sync)'
+from views as v
+join pg_catalog.pg_rewrite as rw on rw.ev_class = v.oid
+where $5::boolean and v.relkind = 'v'
+  and ((pg_catalog.length(rw.ev_action::text) - pg_catalog.length(pg_catalog.replace(rw.ev_action::text, '{OPEXPR ', ''))) <> pg_catalog.length('{OPEXPR ')
+       or not exists (
+           select
+           from reads as r
+           join pg_catalog.pg_class as c on c.oid = r.rel
+           cross join lateral (values (pg_catalog.format(E'\n  WHERE (%I.%I = %L::%s);', c.relname, $6::text, v.tenant_key, $7::text)),
+                                      (pg_catalog.format(E'\n  WHERE (%I.%I = %s);', c.relname, $6::text, v.tenant_key))) as e(want)
+           where r.view_oid = v.oid
+             and pg_catalog.right(pg_catalog.pg_get_viewdef(v.oid), pg_catalog.length(e.want)) = e.want))
 union all
 select 'schema ' || n.nspname, 'looks like a tenant''s schema but belongs to no active tenant (left over: drop it)'
 from pg_catalog.pg_namespace as n
-where n.nspname ~ '^tenant_[0-9a-f]{16}$' and n.nspname not in (select role_name from t)`, string(declJSON), tables, layer.SHA)
+where n.nspname ~ '^tenant_[0-9a-f]{16}$' and n.nspname not in (select role_name from t)`, string(declJSON), tables, layer.SHA, computes(layer.Citus), layer.Citus, layer.Key, layer.KeyType)
+}
+
+// computes is a pattern of the nodes of a view's query tree that compute something, which elt's views do not
+// (checkLayer): an operator is allowed on Citus only, where a view filters on its key (Layer.viewSQL).
+func computes(citus bool) string {
+	nodes := []string{"FUNCEXPR", "OPEXPR", "DISTINCTEXPR", "NULLIFEXPR", "SCALARARRAYOPEXPR", "ROWCOMPAREEXPR", "SUBLINK",
+		"AGGREF", "WINDOWFUNC", "GROUPINGFUNC", "COERCEVIAIO", "ARRAYCOERCEEXPR", "CONVERTROWTYPEEXPR", "COERCETODOMAIN",
+		"RANGETBLFUNCTION", "TABLEFUNC", "SQLVALUEFUNCTION", "XMLEXPR", "MINMAXEXPR", "NEXTVALUEEXPR"}
+	if citus {
+		nodes = slices.DeleteFunc(nodes, func(n string) bool { return n == "OPEXPR" })
+	}
+	return `\{(` + strings.Join(nodes, "|") + `) `
 }

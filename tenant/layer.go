@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/elt-dev/elt/internal/citus"
 	"github.com/elt-dev/elt/project"
 )
 
@@ -47,7 +48,10 @@ type Layer struct {
 	// TimeZone is the column of Customers with each customer's time zone ("" when none is declared).
 	TimeZone string
 	// SHA is a hash of all of the above: a tenant whose objects were built from another SHA is rebuilt.
-	SHA     string
+	SHA string
+	// Citus is set on a Citus coordinator, where a tenant's views differ (viewSQL) and its login is created in
+	// a transaction of its own (Add).
+	Citus   bool
 	schemas []string
 	staging map[string]string
 	keyed   []string          // project tables (not partitioned by the key) that have a Key column, sanitized
@@ -158,6 +162,9 @@ order by 1`, proj.Schemas, decl.Key)
 	}
 	h := sha256.Sum256(b)
 	l.SHA = hex.EncodeToString(h[:])
+	if l.Citus, err = citus.Installed(ctx, q); err != nil {
+		return nil, fmt.Errorf("tenants: %w", err)
+	}
 	return l, nil
 }
 
@@ -235,13 +242,23 @@ func shorten(s string, n int) string {
 
 // viewSQL is the definition of published relation r in the schema of role: the listed columns of the
 // tenant's own partition.
-func (l *Layer) viewSQL(r project.Relation, role string) string {
+//
+// Citus: the view also filters on the tenant key (keyLit, the customer's key as a literal), so that Citus
+// sends the tenant's query to the one shard of the partition that holds its rows (the partition is
+// distributed by the key like its parent, and its other shards are empty), and build makes it a
+// security_invoker view: Citus runs the query on the workers as the tenant's login, which therefore reads the
+// partition with privileges of its own (its declared columns, granted by build), never the view owner's.
+func (l *Layer) viewSQL(r project.Relation, role, keyLit string) string {
 	t := l.table(r.From)
 	cols := make([]string, len(r.Columns))
 	for i, c := range r.Columns {
 		cols[i] = pgx.Identifier{c.Name}.Sanitize()
 	}
-	return "select " + strings.Join(cols, ", ") + " from " + pgx.Identifier{t.Schema, PartitionName(t.Name, role)}.Sanitize()
+	sql := "select " + strings.Join(cols, ", ") + " from " + pgx.Identifier{t.Schema, PartitionName(t.Name, role)}.Sanitize()
+	if l.Citus {
+		sql += " where " + pgx.Identifier{l.Key}.Sanitize() + " = " + keyLit
+	}
+	return sql
 }
 
 // ensureDefaults creates the default partition of every table that has none, so rows of customers without a
@@ -339,10 +356,20 @@ where d.refclassid = 'pg_catalog.pg_namespace'::regclass and d.refobjid = $1::re
 	}
 	type stmt struct{ what, sql string } // what names it in an error
 	var stmts []stmt
+	var keyLit, options string
+	if l.Citus {
+		if err := tx.QueryRow(ctx, `select pg_catalog.quote_literal($1::text)`, key).Scan(&keyLit); err != nil {
+			return fmt.Errorf("quote %s: %w", key, err)
+		}
+		options = " with (security_invoker = true)"
+		for _, g := range l.citusGrants(role) {
+			stmts = append(stmts, stmt{g, g})
+		}
+	}
 	for _, r := range l.Publish {
 		view := pgx.Identifier{role, r.Name}.Sanitize()
 		stmts = append(stmts,
-			stmt{"create view " + view, "create or replace view " + view + " as " + l.viewSQL(r, role)},
+			stmt{"create view " + view, "create or replace view " + view + options + " as " + l.viewSQL(r, role, keyLit)},
 			stmt{"comment on view " + view, "comment on view " + view + " is " + lit[r.Comment]})
 		for _, c := range r.Columns {
 			col := view + "." + pgx.Identifier{c.Name}.Sanitize()
@@ -362,6 +389,54 @@ where d.refclassid = 'pg_catalog.pg_namespace'::regclass and d.refobjid = $1::re
 		}
 	}
 	return res.Close()
+}
+
+// citusRead is one of a tenant's partitions that its views read on Citus, and the columns they read there.
+type citusRead struct {
+	Table   Table
+	Columns []string // the key, then the declared columns of every relation published from Table
+}
+
+// citusReads are what a tenant's views read on Citus, where they run with the login's own privileges
+// (viewSQL), in the order of the declarations.
+func (l *Layer) citusReads() []citusRead {
+	var out []citusRead
+	for _, r := range l.Publish {
+		t := l.table(r.From)
+		i := slices.IndexFunc(out, func(c citusRead) bool { return c.Table.String() == t.String() })
+		if i < 0 {
+			out = append(out, citusRead{Table: *t, Columns: []string{l.Key}})
+			i = len(out) - 1
+		}
+		for _, c := range r.Columns {
+			if !slices.Contains(out[i].Columns, c.Name) {
+				out[i].Columns = append(out[i].Columns, c.Name)
+			}
+		}
+	}
+	return out
+}
+
+// citusGrants are the privileges a tenant's login needs on Citus (citusReads): usage on the schemas of the
+// published tables, and on each of its own partitions select on the columns its views read and nothing else
+// (revoked first, so that a column no longer declared is no longer readable).
+func (l *Layer) citusGrants(role string) []string {
+	login := pgx.Identifier{role}.Sanitize()
+	var grants, schemas []string
+	for _, c := range l.citusReads() {
+		if !slices.Contains(schemas, c.Table.Schema) {
+			schemas = append(schemas, c.Table.Schema)
+			grants = append(grants, "grant usage on schema "+pgx.Identifier{c.Table.Schema}.Sanitize()+" to "+login)
+		}
+		part := pgx.Identifier{c.Table.Schema, PartitionName(c.Table.Name, role)}.Sanitize()
+		cols := make([]string, len(c.Columns))
+		for i, name := range c.Columns {
+			cols[i] = pgx.Identifier{name}.Sanitize()
+		}
+		grants = append(grants, "revoke all on "+part+" from "+login,
+			"grant select ("+strings.Join(cols, ", ")+") on "+part+" to "+login)
+	}
+	return grants
 }
 
 // literals returns every comment of the layer quoted as an SQL literal by the server (null for none),

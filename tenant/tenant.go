@@ -180,6 +180,17 @@ func Add(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string,
 	if err != nil {
 		return Tenant{}, "", err
 	}
+	// Citus: the login is created in a transaction of its own. Citus creates it on the workers over a
+	// connection as elt_tenant_admin, and what follows reaches them as other roles over other connections,
+	// which would not see an uncommitted login. Until configured below it accepts no connection (limit 0);
+	// if the rest fails, it is dropped again.
+	createdApart := false
+	if layer.Citus {
+		if _, err := pool.Exec(ctx, `select elt_admin.create_login($1, $2, null)`, role, verifier); err != nil {
+			return Tenant{}, "", fmt.Errorf("add tenant login for %s: %w", customer, describe(err))
+		}
+		createdApart = true
+	}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if prev.Role != "" {
 			_, err = tx.Exec(ctx, `update elt.tenants set state = 'active', removed_at = null, password_set_at = now() where tenant_key = $1`, customer)
@@ -191,8 +202,10 @@ func Add(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string,
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `select elt_admin.create_login($1, $2, null)`, role, verifier); err != nil {
-			return err
+		if !createdApart {
+			if _, err := tx.Exec(ctx, `select elt_admin.create_login($1, $2, null)`, role, verifier); err != nil {
+				return err
+			}
 		}
 		if err := setLimits(ctx, tx, role, customer, limits); err != nil {
 			return err
@@ -205,6 +218,11 @@ func Add(ctx context.Context, pool *pgxpool.Pool, layer *Layer, customer string,
 		}
 		return buildTenant(ctx, tx, layer, role, customer)
 	})
+	if err != nil && createdApart {
+		if _, derr := pool.Exec(context.WithoutCancel(ctx), `select elt_admin.drop_login($1)`, role); derr != nil {
+			err = fmt.Errorf("%w (and dropping the login %s again failed: %w)", err, role, derr)
+		}
+	}
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == pgerr.UniqueViolation {

@@ -154,6 +154,7 @@ func (c *MigrateUpCmd) Run(ctx context.Context, g *Globals, log *slog.Logger) er
 	}
 	applied, err := migrate.Up(ctx, conn.Conn(), migrate.Options{
 		Schemas: p.Schemas,
+		Key:     tenantKey(p),
 		Runner:  openRunner,
 		OnStart: func(m migrate.Migration) {
 			log.Info("applying migration", "track", m.Track, "version", m.Version, "name", m.Name)
@@ -244,4 +245,12 @@ func (c *MigrateStatusCmd) Run(ctx context.Context, g *Globals) error {
 		fmt.Printf("%s track: version %d of %d; %d pending\n", st.Track, st.Current, len(st.All), len(st.Pending()))
 	}
 	return nil
+}
+
+// tenantKey is the project's tenant key column, empty when it declares no tenants.
+func tenantKey(p *project.Project) string {
+	if p.Tenants == nil {
+		return ""
+	}
+	return p.Tenants.Key
 }

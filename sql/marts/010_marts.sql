@@ -19,9 +19,10 @@
 -- rebuild: marts.active_users_rolling, marts.user_lifecycle, marts.retention_signup, marts.feature_adoption
 -- rebuild: marts.customer_clock
 -- The step runs in units of customers, several at once, as sql/040_rollups.sql (the split: line below): each
--- unit's marts and its part of the queue change in one transaction of their own, and every reference to a
--- table partitioned by customer carries "(customer_id = any(@tenants) or @tenants is null)", so only the
--- unit's partitions are planned, opened and locked. @tenants is never null here: the step needs its split.
+-- unit's marts and its part of the queue change in one transaction of their own, and every read of a table
+-- keyed by customer carries "(customer_id = any(@tenants) or @tenants is null)", so only the unit's
+-- partitions are planned, opened and locked, and on Citus each statement of a one-customer unit goes to the
+-- one shard that holds the customer (docs/scale.md). @tenants is never null here: the step needs its split.
 -- split: customer_id in (select customer_id, (row_number() over (order by n desc, customer_id) - 1) % 8 from (select customer_id, sum(n) as n from (select customer_id, count(*) as n from marts.dirty_days group by 1 union all select customer_id, count(*) from core.users where batch_id > @batch_from and batch_id <= @batch_to group by 1 union all select customer_id, 1 from core.customers where batch_id > @batch_from and batch_id <= @batch_to union all select k.customer_id, 1 from marts.customer_clock as k left join core.customers as c on c.customer_id = k.customer_id where k.today < (@as_of::timestamptz at time zone coalesce(c.time_zone, 'UTC'))::date) as t group by 1) as c order by n desc, customer_id)
 
 -- On a rebuild (@rebuild) elt has just emptied the customer's rows of the tables this step rebuilds, so the
@@ -48,7 +49,8 @@ from (
            (@as_of::timestamptz at time zone z.time_zone)::date as today,
            k.today                                              as built_today,
            coalesce(c.batch_id > @batch_from and c.batch_id <= @batch_to, false) as record_changed,
-           (select min(q.day) from marts.dirty_days as q where q.customer_id = t.customer_id) as first_dirty,
+           (select min(q.day) from marts.dirty_days as q
+            where q.customer_id = t.customer_id and (q.customer_id = any(@tenants) or @tenants is null)) as first_dirty,
            d.first_day,
            d.last_day
     from unnest(@tenants::text[]) as t(customer_id)
@@ -56,7 +58,9 @@ from (
            on c.customer_id = t.customer_id
           and (c.customer_id = any(@tenants) or @tenants is null)
     cross join lateral (select coalesce(c.time_zone, 'UTC') as time_zone) as z
-    left join marts.customer_clock as k on k.customer_id = t.customer_id
+    left join marts.customer_clock as k
+           on k.customer_id = t.customer_id
+          and (k.customer_id = any(@tenants) or @tenants is null)
     left join lateral (
         select min(r.day) as first_day, max(r.day) as last_day
         from marts.rollup_customer_day as r
@@ -113,7 +117,9 @@ insert into marts.active_users_weekly (customer_id, week, active_users, complete
 select r.customer_id, r.week, count(*), r.week + 7 <= c.today
 from (select distinct customer_id, week from pg_temp.mart_periods) as p
 join pg_temp.mart_customers as c on c.customer_id = p.customer_id
-join marts.rollup_user_week as r on r.customer_id = p.customer_id and r.week = p.week
+join marts.rollup_user_week as r
+  on r.customer_id = p.customer_id and r.week = p.week
+ and (r.customer_id = any(@tenants) or @tenants is null)
 group by r.customer_id, r.week, c.today
 order by r.customer_id, r.week;
 
@@ -136,7 +142,9 @@ insert into marts.active_users_monthly (customer_id, month, active_users, comple
 select r.customer_id, r.month, count(*), (r.month + interval '1 month')::date <= c.today
 from (select distinct customer_id, month from pg_temp.mart_periods) as p
 join pg_temp.mart_customers as c on c.customer_id = p.customer_id
-join marts.rollup_user_month as r on r.customer_id = p.customer_id and r.month = p.month
+join marts.rollup_user_month as r
+  on r.customer_id = p.customer_id and r.month = p.month
+ and (r.customer_id = any(@tenants) or @tenants is null)
 group by r.customer_id, r.month, c.today
 order by r.customer_id, r.month;
 
@@ -260,6 +268,7 @@ active as (
         from marts.rollup_user_week as r
         where g.grain = 'week'
           and r.customer_id = g.customer_id
+          and (r.customer_id = any(@tenants) or @tenants is null)
           and r.week >= (g.from_period - g.step)::date
           and r.week <= g.to_period
         union all
@@ -267,6 +276,7 @@ active as (
         from marts.rollup_user_month as r
         where g.grain = 'month'
           and r.customer_id = g.customer_id
+          and (r.customer_id = any(@tenants) or @tenants is null)
           and r.month >= (g.from_period - g.step)::date
           and r.month <= g.to_period
     ) as a
@@ -283,7 +293,9 @@ firsts as (
            case g.grain when 'day' then f.day else date_trunc(g.grain, f.day::timestamp)::date end as period,
            count(*) as new_users
     from grains as g
-    join marts.rollup_user as u on u.customer_id = g.customer_id
+    join marts.rollup_user as u
+        on u.customer_id = g.customer_id
+       and (u.customer_id = any(@tenants) or @tenants is null)
     cross join lateral (select (u.first_seen at time zone g.time_zone)::date as day) as f
     group by 1, 2, 3
 ),
@@ -338,7 +350,9 @@ with recent as (
 )
 select u.customer_id, u.user_id, u.first_seen, u.last_seen, u.active_days, coalesce(recent.events, 0)
 from pg_temp.mart_customers as c
-join marts.rollup_user as u on u.customer_id = c.customer_id
+join marts.rollup_user as u
+  on u.customer_id = c.customer_id
+ and (u.customer_id = any(@tenants) or @tenants is null)
 left join recent on recent.customer_id = u.customer_id and recent.user_id = u.user_id
 order by u.customer_id, u.user_id;
 
@@ -361,7 +375,9 @@ insert into marts.retention_weekly (customer_id, cohort_week, week_number, cohor
 with cohort as (
     select u.customer_id, u.user_id, date_trunc('week', (u.first_seen at time zone c.time_zone))::date as cohort_week
     from pg_temp.mart_weekly_customers as c
-    join marts.rollup_user as u on u.customer_id = c.customer_id
+    join marts.rollup_user as u
+        on u.customer_id = c.customer_id
+       and (u.customer_id = any(@tenants) or @tenants is null)
 ),
 size as (
     select customer_id, cohort_week, count(*)::bigint as cohort_users
@@ -371,7 +387,9 @@ size as (
 active as (
     select c.customer_id, c.cohort_week, w.week, count(*) as active_users
     from cohort as c
-    join marts.rollup_user_week as w on w.customer_id = c.customer_id and w.user_id = c.user_id
+    join marts.rollup_user_week as w
+        on w.customer_id = c.customer_id and w.user_id = c.user_id
+       and (w.customer_id = any(@tenants) or @tenants is null)
     group by c.customer_id, c.cohort_week, w.week
 )
 select s.customer_id, s.cohort_week, ((wk.week::date - s.cohort_week) / 7)::int, s.cohort_users,
@@ -400,7 +418,9 @@ with cohort as (
     join core.users as u
       on u.customer_id = c.customer_id
      and (u.customer_id = any(@tenants) or @tenants is null)
-    left join marts.rollup_user as a on a.customer_id = u.customer_id and a.user_id = u.user_id
+    left join marts.rollup_user as a
+        on a.customer_id = u.customer_id and a.user_id = u.user_id
+       and (a.customer_id = any(@tenants) or @tenants is null)
     where u.created_at is not null
 )
 select k.customer_id, k.cohort_day, n.n, count(*),
@@ -431,7 +451,9 @@ insert into marts.feature_adoption
 with seen as (
     select u.customer_id, u.user_id, (u.first_seen at time zone c.time_zone)::date as first_day
     from pg_temp.mart_customers as c
-    join marts.rollup_user as u on u.customer_id = c.customer_id
+    join marts.rollup_user as u
+        on u.customer_id = c.customer_id
+       and (u.customer_id = any(@tenants) or @tenants is null)
 ),
 users as (
     select customer_id, count(*) as users from seen group by customer_id

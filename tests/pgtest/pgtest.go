@@ -180,18 +180,26 @@ type Server struct {
 // NewServer starts a private cluster with extra postgresql.conf settings.
 func NewServer(t testing.TB, settings map[string]string) *Server {
 	t.Helper()
+	c := NewCluster(t, settings)
+	s, err := newServer(c.URL("postgres"), "127.0.0.1:"+strconv.Itoa(c.Port))
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(s.admin.Close)
+	return &Server{srv: s}
+}
+
+// NewCluster starts a private, empty cluster with extra postgresql.conf settings, stopped and removed at the
+// end of the test (or when the test binary dies), for a test that builds its databases itself (Citus nodes).
+func NewCluster(t testing.TB, settings map[string]string) *localpg.Cluster {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := startCluster(ctx, settings)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	s, err := newServer(c.URL("postgres"), "127.0.0.1:"+strconv.Itoa(c.Port))
-	if err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
 	t.Cleanup(func() {
-		s.admin.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := c.Stop(ctx); err != nil {
@@ -199,7 +207,7 @@ func NewServer(t testing.TB, settings map[string]string) *Server {
 		}
 		os.RemoveAll(c.Dir)
 	})
-	return &Server{srv: s}
+	return c
 }
 
 // New returns a fresh database of this cluster migrated with project p.
