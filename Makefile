@@ -5,7 +5,7 @@ BIN     := bin
 ELT     := $(BIN)/elt
 DEMOAPI := $(BIN)/elt-demo-api
 
-.PHONY: all build test vet demo demo-down superset superset-down superset-install bench bench-extract bench-refresh bench-tenant lint clean
+.PHONY: all build test test-citus citus-install vet demo demo-down superset superset-down superset-install bench bench-extract bench-refresh bench-tenant lint clean
 
 all: build
 
@@ -22,6 +22,18 @@ test: vet superset-install
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags citus ./tests
+
+## test-citus: the default project end to end on a Citus coordinator with two workers (throwaway clusters on
+## this machine): migrate, extract, refresh, tenants, one shard per tenant query, tenant check. Builds Citus first.
+test-citus: citus-install
+	$(GO) test -tags citus -count=1 -timeout 20m -run TestCitus ./tests
+
+## citus-install: Citus 13.2.2 from ../shared/vendor, built once per machine (cached in ~/.cache/elt) and
+## installed into the PostgreSQL 15 server; installs its build dependencies with apt-get (root). It may upgrade
+## the postgresql-15 package: run it before starting servers.
+citus-install:
+	bash tests/citus/build.sh
 
 ## demo: local Postgres + demo API, migrate, extract, refresh, three tenants; prints what each tenant sees.
 demo: build

@@ -19,7 +19,7 @@ log() { printf '== citus: %s\n' "$*" >&2; }
 
 # 1. Build dependencies (Debian). postgresql-server-dev-15 brings pg_config and the server headers.
 need=()
-for p in postgresql-server-dev-15 libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev autoconf flex bison make gcc; do
+for p in postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev autoconf flex bison make gcc; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
