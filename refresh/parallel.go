@@ -109,6 +109,9 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 			return err
 		}
 		k, a, err := splitKeys(ctx, tx, s, r.args(from, hi, rebuild))
+		if err == nil && r.citus {
+			k, err = citusUnits(ctx, tx, s.split.name, k, a)
+		}
 		mu.Lock()
 		keys, allKeys = k, a
 		mu.Unlock()
@@ -268,6 +271,48 @@ func splitKeys(ctx context.Context, tx pgx.Tx, s step, args pgx.NamedArgs) ([]un
 		units[i].array = arrayLiteral(units[i].keys)
 	}
 	return units, all, nil
+}
+
+// citusUnits regroups the keys of a split step by the shard that holds them, on a Citus coordinator whose
+// tables are distributed by the split column: each statement of a unit then goes to one group of co-located
+// shards, as Citus plans a statement over several shards only for a narrower SQL than the project's steps
+// use. The units follow the split query's order of their first key; without a table distributed by column,
+// units stays as the query grouped them.
+func citusUnits(ctx context.Context, tx pgx.Tx, column string, units []unitKey, keys []string) ([]unitKey, error) {
+	rows, err := tx.Query(ctx, `
+select pg_catalog.get_shard_id_for_distribution_column(d.logicalrelid, u.k)
+from pg_catalog.unnest($2::text[]) with ordinality as u(k, i)
+cross join (select p.logicalrelid
+            from pg_catalog.pg_dist_partition as p
+            where p.partmethod = 'h' and pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) = $1
+            order by p.logicalrelid::oid
+            limit 1) as d
+order by u.i`, column, keys)
+	if err != nil {
+		return nil, fmt.Errorf("group the keys by the Citus shard that holds them: %w", err)
+	}
+	shards, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("group the keys by the Citus shard that holds them: %w", err)
+	}
+	if len(shards) == 0 {
+		return units, nil
+	}
+	var out []unitKey
+	unitOf := map[int64]int{}
+	for i, key := range keys {
+		j, ok := unitOf[shards[i]]
+		if !ok {
+			j = len(out)
+			unitOf[shards[i]] = j
+			out = append(out, unitKey{})
+		}
+		out[j].keys = append(out[j].keys, key)
+	}
+	for i := range out {
+		out[i].array = arrayLiteral(out[i].keys)
+	}
+	return out, nil
 }
 
 // unit runs the statements of split step s for one unit of keys in one transaction on conn, and returns the

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/elt-dev/elt/internal/citus"
 	"github.com/elt-dev/elt/internal/pgerr"
 )
 
@@ -176,6 +177,7 @@ type runner struct {
 	seq     int
 	timeout string    // lock_timeout setting value
 	asOf    time.Time // @as_of
+	citus   bool      // a Citus coordinator: the units of a split step are the key's shards (citusUnits)
 }
 
 // args are the named parameters of a step's statements (and of its tenants: and split: queries): the batch
@@ -279,6 +281,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error)
 	r := &runner{pool: pool, conn: conn, opts: opts, log: log, result: &Result{Mode: "incremental"}, timeout: strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10), asOf: opts.AsOf}
 	if r.asOf.IsZero() {
 		r.asOf = time.Now()
+	}
+	if r.citus, err = citus.Installed(ctx, conn); err != nil {
+		return nil, fmt.Errorf("refresh: %w", err)
 	}
 	changes, err := r.changes(ctx, p)
 	if err != nil {

@@ -493,6 +493,9 @@ func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, e
 		if _, err := tx.Exec(ctx, "drop schema if exists "+pgx.Identifier{role}.Sanitize()+" cascade"); err != nil {
 			return err
 		}
+		if err := revokeGranted(ctx, tx, role); err != nil {
+			return err
+		}
 		return grantConnect(ctx, tx, role, false)
 	})
 	if err != nil {
@@ -503,6 +506,36 @@ func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, e
 			customer, role, describe(err), customer)
 	}
 	return role, nil
+}
+
+// revokeGranted revokes, in tx acting as elt_owner, every privilege role holds on a relation, its columns or a
+// schema (on Citus a tenant reads its own partitions with privileges of its own, Layer.citusGrants), so that
+// the login can then be dropped.
+func revokeGranted(ctx context.Context, tx pgx.Tx, role string) error {
+	rows, err := tx.Query(ctx, `
+with r as (select oid from pg_catalog.pg_roles where rolname = $1)
+select pg_catalog.format('revoke all on table %s from %I', c.oid::regclass, $1::text)
+from pg_catalog.pg_class as c, r
+where exists (select from pg_catalog.aclexplode(c.relacl) as a where a.grantee = r.oid)
+   or exists (select from pg_catalog.pg_attribute as t, pg_catalog.aclexplode(t.attacl) as a
+              where t.attrelid = c.oid and t.attacl is not null and a.grantee = r.oid)
+union all
+select pg_catalog.format('revoke all on schema %I from %I', n.nspname, $1::text)
+from pg_catalog.pg_namespace as n, r
+where exists (select from pg_catalog.aclexplode(n.nspacl) as a where a.grantee = r.oid)`, role)
+	if err != nil {
+		return fmt.Errorf("list the privileges of %s: %w", role, err)
+	}
+	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list the privileges of %s: %w", role, err)
+	}
+	for _, q := range stmts {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
 }
 
 // grantConnect grants (or revokes) CONNECT on this database to role, as elt_owner, which holds it with
