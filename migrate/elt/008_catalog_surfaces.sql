@@ -5,7 +5,7 @@
 --   - on a Citus coordinator only: the query trees of views (pg_rewrite.ev_action: a tenant's view there names
 --     its customer, tenant/layer.go), and every relation and function the citus extension owns (shard sizes,
 --     statistics and activity of every tenant's shards, metadata and administration) except what a tenant's
---     own query runs (read_intermediate_result).
+--     own query runs (read_intermediate_result, relation_is_a_known_shard).
 -- elt_dba.harden_catalogs revokes them from PUBLIC and grants them to elt_owner and pg_read_all_stats, and elt
 -- tenant check reports any PUBLIC still has.
 
@@ -100,7 +100,9 @@ begin atomic
       and d.refclassid = 'pg_extension'::regclass
       and d.refobjid = (select e.oid from pg_extension as e where e.extname = 'citus')
       and p.prokind = 'f' -- its procedures administer (they need a superuser or the table's owner)
-      and p.proname not in ('read_intermediate_result', 'read_intermediate_results');
+      -- what Citus runs for a tenant's own query on the coordinator: its intermediate results, and the filter
+      -- it adds to every query of pg_class to hide shards (psql's \d, SQLAlchemy's inspector)
+      and p.proname not in ('read_intermediate_result', 'read_intermediate_results', 'relation_is_a_known_shard');
 end;
 comment on function elt_dba.catalog_surfaces() is 'Catalog columns, views and functions whose values depend on other tenants'' data or activity; elt_dba.harden_catalogs revokes them from PUBLIC and elt tenant check reports any PUBLIC still has.';
 
