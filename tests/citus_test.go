@@ -275,7 +275,9 @@ func (run *citusRun) observe(t *testing.T, customer string) map[string]string {
 		repl = append(repl, strings.TrimPrefix(login, "tenant_"), "LOGIN-"+c)
 	}
 	node := regexp.MustCompile(`host=\S+ port=\d+`)
-	norm := func(s string) string { return node.ReplaceAllString(strings.NewReplacer(repl...).Replace(s), "host=NODE") }
+	norm := func(s string) string {
+		return node.ReplaceAllString(strings.NewReplacer(repl...).Replace(s), "host=NODE")
+	}
 	out := map[string]string{}
 	try := func(key, sql string, sorted bool) {
 		rows, err := conn.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol)
