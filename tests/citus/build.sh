@@ -8,14 +8,18 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-vendor=${ELT_CITUS_VENDOR:-$(cd "$here/../../.." && pwd)/shared/vendor}
 version=13.2.2
-tarball=$vendor/citus-$version.tar.gz
-patchfile=$vendor/citus-pg15.20.patch
 
 log() { printf '== citus: %s\n' "$*" >&2; }
 
-[ -f "$tarball" ] || { echo "citus: $tarball not found; set ELT_CITUS_VENDOR to the folder holding citus-$version.tar.gz" >&2; exit 1; }
+# The source: $ELT_CITUS_VENDOR, else ../shared/vendor next to the clone, else the workplace's /work/shared/vendor.
+vendor=
+for d in "${ELT_CITUS_VENDOR:-}" "$here/../../../shared/vendor" /work/shared/vendor; do
+    if [ -n "$d" ] && [ -f "$d/citus-$version.tar.gz" ]; then vendor=$(cd "$d" && pwd); break; fi
+done
+[ -n "$vendor" ] || { echo "citus: citus-$version.tar.gz not found in \$ELT_CITUS_VENDOR, ../shared/vendor or /work/shared/vendor; set ELT_CITUS_VENDOR to the folder that holds it" >&2; exit 1; }
+tarball=$vendor/citus-$version.tar.gz
+patchfile=$vendor/citus-pg15.20.patch
 
 # 1. Build dependencies (Debian). postgresql-server-dev-15 brings pg_config and the server headers.
 need=()
