@@ -32,10 +32,14 @@ func citusBeforeElt(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// citusAfterElt lets the roles Citus connects as log in on every node (citus/login_roles.sql).
+// citusAfterElt lets the roles Citus connects as log in on every node (citus/after_elt.sql), then hardens the
+// workers as the coordinator is (citus/harden_workers.sql), each in a transaction of its own.
 func citusAfterElt(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, citusSQL("after_elt.sql")); err != nil {
-		return fmt.Errorf("migrate: citus: let elt_owner and elt_tenant_admin log in on the nodes (migrate/citus/after_elt.sql): %w", err)
+		return fmt.Errorf("migrate: citus: prepare the nodes (migrate/citus/after_elt.sql): %w", err)
+	}
+	if _, err := conn.Exec(ctx, citusSQL("harden_workers.sql")); err != nil {
+		return fmt.Errorf("migrate: citus: harden the workers (migrate/citus/harden_workers.sql): %w", err)
 	}
 	return nil
 }

@@ -530,17 +530,20 @@ where rw.ev_action::text ~ $4
 union all
 -- Citus: each view filters on its own key, and on nothing else (Layer.viewSQL): one operator, and the
 -- definition ends with that filter.
-select v.oid::regclass::text, 'does not read exactly its own key''s rows (where ' || quote_ident($6) || ' = ' || quote_literal(v.tenant_key) ||
-       '): on Citus elt''s views do, so that Citus sends a tenant''s query to one shard (run elt tenant sync)'
+select v.oid::regclass::text, 'is not a security_invoker view that reads exactly its own key''s rows (where ' || quote_ident($6) || ' = ' || quote_literal(v.tenant_key) ||
+       '): on Citus elt''s views are, so that Citus sends a tenant''s query to one shard as the tenant (run elt tenant sync)'
 from views as v
 join pg_catalog.pg_rewrite as rw on rw.ev_class = v.oid
 where $5::boolean and v.relkind = 'v'
-  and ((pg_catalog.length(rw.ev_action::text) - pg_catalog.length(pg_catalog.replace(rw.ev_action::text, '{OPEXPR ', ''))) <> pg_catalog.length('{OPEXPR ')
+  and (not coalesce((select 'security_invoker=true' = any (c.reloptions) from pg_catalog.pg_class as c where c.oid = v.oid), false)
+       or (pg_catalog.length(rw.ev_action::text) - pg_catalog.length(pg_catalog.replace(rw.ev_action::text, '{OPEXPR ', ''))) <> pg_catalog.length('{OPEXPR ')
        or not exists (
            select
            from reads as r
            join pg_catalog.pg_class as c on c.oid = r.rel
-           cross join lateral (values (pg_catalog.format(E'\n  WHERE (%I.%I = %L::%s);', c.relname, $6::text, v.tenant_key, $7::text)),
+           -- a literal prints cast to its type without a length (character varying, not character varying(20))
+           cross join lateral (values (pg_catalog.format(E'\n  WHERE (%I.%I = %L::%s);', c.relname, $6::text, v.tenant_key,
+                                                         pg_catalog.regexp_replace($7::text, '\(.*\)$', ''))),
                                       (pg_catalog.format(E'\n  WHERE (%I.%I = %s);', c.relname, $6::text, v.tenant_key))) as e(want)
            where r.view_oid = v.oid
              and pg_catalog.right(pg_catalog.pg_get_viewdef(v.oid), pg_catalog.length(e.want)) = e.want))

@@ -508,21 +508,23 @@ func Remove(ctx context.Context, pool *pgxpool.Pool, customer string) (string, e
 	return role, nil
 }
 
-// revokeGranted revokes, in tx acting as elt_owner, every privilege role holds on a relation, its columns or a
-// schema (on Citus a tenant reads its own partitions with privileges of its own, Layer.citusGrants), so that
-// the login can then be dropped.
+// revokeGranted revokes, in tx acting as elt_owner, the privileges elt_owner granted role on relations, their
+// columns and schemas: on Citus a tenant reads its own partitions with privileges of its own
+// (Layer.citusGrants), which elt_admin.drop_login's DROP OWNED BY, run as elt_tenant_admin, may not revoke. On
+// PostgreSQL elt grants a login nothing there, and this finds nothing.
 func revokeGranted(ctx context.Context, tx pgx.Tx, role string) error {
 	rows, err := tx.Query(ctx, `
-with r as (select oid from pg_catalog.pg_roles where rolname = $1)
+with r as (select oid from pg_catalog.pg_roles where rolname = $1),
+     o as (select oid from pg_catalog.pg_roles where rolname = 'elt_owner')
 select pg_catalog.format('revoke all on table %s from %I', c.oid::regclass, $1::text)
-from pg_catalog.pg_class as c, r
-where exists (select from pg_catalog.aclexplode(c.relacl) as a where a.grantee = r.oid)
+from pg_catalog.pg_class as c, r, o
+where exists (select from pg_catalog.aclexplode(c.relacl) as a where a.grantee = r.oid and a.grantor = o.oid)
    or exists (select from pg_catalog.pg_attribute as t, pg_catalog.aclexplode(t.attacl) as a
-              where t.attrelid = c.oid and t.attacl is not null and a.grantee = r.oid)
+              where t.attrelid = c.oid and t.attacl is not null and a.grantee = r.oid and a.grantor = o.oid)
 union all
 select pg_catalog.format('revoke all on schema %I from %I', n.nspname, $1::text)
-from pg_catalog.pg_namespace as n, r
-where exists (select from pg_catalog.aclexplode(n.nspacl) as a where a.grantee = r.oid)`, role)
+from pg_catalog.pg_namespace as n, r, o
+where exists (select from pg_catalog.aclexplode(n.nspacl) as a where a.grantee = r.oid and a.grantor = o.oid)`, role)
 	if err != nil {
 		return fmt.Errorf("list the privileges of %s: %w", role, err)
 	}

@@ -252,15 +252,22 @@ func TestCitusNonInterference(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("what cus_0001 observes depends on the other customers' data (-base +others):\n%s", diff)
 	}
-	// The control: with a size function granted, the other customers' data shows.
-	for _, run := range []*citusRun{base, other} {
-		if _, err := run.pool.Exec(context.Background(), "grant execute on function pg_catalog.citus_total_relation_size(regclass, boolean) to "+pgx.Identifier{run.logins["cus_0001"]}.Sanitize()); err != nil {
-			t.Fatal(err)
-		}
+	// The controls: with a size function granted on the coordinator, or a statistics function on the workers,
+	// the other customers' data shows, and in that observation.
+	controls := []struct{ observation, grant string }{
+		{"select citus_total_relation_size('core.events_default')", "grant execute on function pg_catalog.citus_total_relation_size(regclass, boolean) to %s"},
+		{"select pg_current_wal_lsn() from users limit 1", "select run_command_on_workers('grant execute on function pg_catalog.pg_current_wal_lsn() to %s')"},
 	}
-	want, got = base.observe(t, "cus_0001"), other.observe(t, "cus_0001")
-	if cmp.Equal(want, got) {
-		t.Errorf("with citus_total_relation_size granted, cus_0001's observations are the same in both clusters: the comparison cannot see a leak")
+	for _, c := range controls {
+		for _, run := range []*citusRun{base, other} {
+			if _, err := run.pool.Exec(context.Background(), fmt.Sprintf(c.grant, pgx.Identifier{run.logins["cus_0001"]}.Sanitize())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, got = base.observe(t, "cus_0001"), other.observe(t, "cus_0001")
+		if want[c.observation] == got[c.observation] {
+			t.Errorf("control %q: cus_0001 observes the same in both clusters (%q): the comparison cannot see a leak there", c.grant, got[c.observation])
+		}
 	}
 }
 
@@ -324,7 +331,14 @@ where n.nspname in ('core', 'marts', current_user)`, true)
 		"select * from citus_stat_statements", "select * from pg_dist_shard", "select * from pg_dist_placement",
 		"select * from citus_shard_sizes()", "select citus_relation_size('core.events_default')",
 		"select citus_total_relation_size('core.events_default')", "select citus_table_size('core.events')",
-		"select * from citus_stat_activity", "select * from citus_locks",
+		"select * from citus_stat_activity", "select * from citus_locks", "select last_value from pg_dist_shardid_seq",
+		// Citus runs a router query's functions on the worker, as the tenant's login: the workers are hardened too.
+		"select pg_current_wal_lsn() from users limit 1",
+		"select txid_current_if_assigned(), pg_stat_get_db_xact_commit(1) from users limit 1",
+		"select query_to_xml('select sum(reltuples) from pg_class', false, false, '') from users limit 1",
+		"select query_to_xml('select sum(pg_relation_size(oid)) from pg_class', false, false, '') from users limit 1",
+		"select query_to_xml('select count(*) from pg_statistic', false, false, '') from users limit 1",
+		"select query_to_xml('select * from citus_shard_sizes()', false, false, '') from users limit 1",
 	} {
 		try(q, q, true)
 	}

@@ -6,7 +6,7 @@
 -- to log in there. elt's own migrations run with propagation off (elt's machinery, its run log, the tenant map
 -- and the elt_admin functions, lives on the coordinator only), so elt's roles are created here first, with
 -- propagation on: Citus creates them on every node and keeps them alike. Their attributes are then set by the
--- elt track's 003_roles.sql, and login_roles.sql after it.
+-- elt track's 003_roles.sql, and after_elt.sql after it.
 do $$
 begin
     if not exists (select from pg_catalog.pg_roles where rolname = 'elt_owner') then

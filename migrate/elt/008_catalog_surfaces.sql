@@ -2,10 +2,11 @@
 --   - pg_attribute.attoptions: PostgreSQL 15.20 records in every new column's options the WAL position of its
 --     creation ("pg_attver=..."), so a tenant would read, on its own views' columns, how much every tenant had
 --     written before (the same as pg_current_wal_lsn, which 004 revokes);
---   - on a Citus coordinator only: the query trees of views (pg_rewrite.ev_action: a tenant's view there names
---     its customer, tenant/layer.go), and every relation and function the citus extension owns (shard sizes,
---     statistics and activity of every tenant's shards, metadata and administration) except what a tenant's
---     own query runs (read_intermediate_result, relation_is_a_known_shard).
+--   - on Citus: the query trees of views (pg_rewrite.ev_action: a tenant's view there names its customer,
+--     tenant/layer.go); on the coordinator every relation and function the citus extension owns (shard sizes,
+--     statistics and activity of every tenant's shards, metadata, shard counters and administration) except
+--     what a tenant's own query runs (read_intermediate_result, relation_is_a_known_shard); on a worker those
+--     of them that depend on other tenants' data or activity.
 -- elt_dba.harden_catalogs revokes them from PUBLIC and grants them to elt_owner and pg_read_all_stats, and elt
 -- tenant check reports any PUBLIC still has.
 
@@ -80,18 +81,25 @@ begin atomic
     select 'column', 'pg_catalog.pg_rewrite.ev_action'
     where exists (select from pg_extension where extname = 'citus')
     union all
-    -- Citus: its metadata, statistics, activity and administration (the sizes of every tenant's shards in
-    -- citus_shards and citus_tables, queries and tenants in citus_stat_statements and citus_stat_tenants,
-    -- other sessions in citus_stat_activity and citus_locks, and the functions behind them), all of what the
-    -- extension owns. A tenant's own query needs only the intermediate results Citus may read for it.
+    -- Citus, on the coordinator (where elt's own tables are): all of what the extension owns, its metadata,
+    -- statistics, activity and administration (the sizes of every tenant's shards in citus_shards and
+    -- citus_tables, queries and tenants in citus_stat_statements and citus_stat_tenants, other sessions in
+    -- citus_stat_activity and citus_locks, shard counters in its sequences, and the functions behind them).
+    -- On a worker (where migrate/citus/after_elt.sql hardens the database too, because a tenant's query runs
+    -- there with whatever functions it calls), only those of them that depend on other tenants' data or
+    -- activity: Citus's own connections there call the rest as the role that runs a statement.
     select 'relation', c.oid::regclass::text
     from pg_depend as d
     join pg_class as c on c.oid = d.objid
     where d.classid = 'pg_class'::regclass and d.deptype = 'e'
       and d.refclassid = 'pg_extension'::regclass
       and d.refobjid = (select e.oid from pg_extension as e where e.extname = 'citus')
-      and c.relkind in ('r', 'v', 'm', 'p')
+      and c.relkind in ('r', 'v', 'm', 'p', 'S')
       and c.relname <> 'pg_dist_authinfo' -- superuser only already
+      and (to_regclass('elt.tenants') is not null
+           or c.relkind = 'S'
+           or c.relname ~ '^citus_(shards|tables|stat|dist_stat|lock|stats|shard_indexes)'
+           or c.relname in ('pg_dist_placement', 'pg_dist_shard_placement', 'pg_dist_transaction', 'pg_dist_cleanup'))
     union all
     select 'function', p.oid::regprocedure::text
     from pg_depend as d
@@ -102,7 +110,9 @@ begin atomic
       and p.prokind = 'f' -- its procedures administer (they need a superuser or the table's owner)
       -- what Citus runs for a tenant's own query on the coordinator: its intermediate results, and the filter
       -- it adds to every query of pg_class to hide shards (psql's \d, SQLAlchemy's inspector)
-      and p.proname not in ('read_intermediate_result', 'read_intermediate_results', 'relation_is_a_known_shard');
+      and p.proname not in ('read_intermediate_result', 'read_intermediate_results', 'relation_is_a_known_shard')
+      and (to_regclass('elt.tenants') is not null
+           or p.proname ~ '(size|^citus_stat|stat_activity|^citus_lock|^citus_stats|clock|blocked_processes|active_transactions|connection_stats|rebalance_progress|^citus_backend_gpid|^citus_nodes|^citus_shards)');
 end;
 comment on function elt_dba.catalog_surfaces() is 'Catalog columns, views and functions whose values depend on other tenants'' data or activity; elt_dba.harden_catalogs revokes them from PUBLIC and elt tenant check reports any PUBLIC still has.';
 
