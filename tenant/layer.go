@@ -302,6 +302,13 @@ func (l *Layer) build(ctx context.Context, tx pgx.Tx, role, key string) error {
 	if err := comment(ctx, tx, "schema "+schema, l.Comment); err != nil {
 		return err
 	}
+	// Citus: what the login held from an earlier build goes (a column no longer published, say); what this
+	// build grants comes back below, in the same transaction.
+	if l.Citus {
+		if err := revokeGranted(ctx, tx, role); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.Exec(ctx, "grant usage on schema "+schema+" to "+schema); err != nil {
 		return fmt.Errorf("grant usage on schema %s: %w", role, err)
 	}
@@ -419,7 +426,8 @@ func (l *Layer) citusReads() []citusRead {
 
 // citusGrants are the privileges a tenant's login needs on Citus (citusReads): usage on the schemas of the
 // published tables, and on each of its own partitions select on the columns its views read and nothing else
-// (revoked first, so that a column no longer declared is no longer readable).
+// (build revokes what an earlier build granted first, so that a column no longer declared is no longer
+// readable).
 func (l *Layer) citusGrants(role string) []string {
 	login := pgx.Identifier{role}.Sanitize()
 	var grants, schemas []string
@@ -433,8 +441,7 @@ func (l *Layer) citusGrants(role string) []string {
 		for i, name := range c.Columns {
 			cols[i] = pgx.Identifier{name}.Sanitize()
 		}
-		grants = append(grants, "revoke all on "+part+" from "+login,
-			"grant select ("+strings.Join(cols, ", ")+") on "+part+" to "+login)
+		grants = append(grants, "grant select ("+strings.Join(cols, ", ")+") on "+part+" to "+login)
 	}
 	return grants
 }
