@@ -44,13 +44,13 @@ func citusAfterElt(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// Distribute makes every table of the project's schemas that Citus does not distribute yet a distributed table
+// distribute makes every table of the project's schemas that Citus does not distribute yet a distributed table
 // (hash-distributed by key, co-located with the others) when it has the key column, else a reference table
 // (citus/candidates.sql). Each table is one transaction: Citus moves its rows to the shards.
-func Distribute(ctx context.Context, conn *pgx.Conn, schemas []string, key string) ([]string, error) {
+func distribute(ctx context.Context, conn *pgx.Conn, schemas []string, key string) error {
 	rows, err := conn.Query(ctx, citusSQL("candidates.sql"), schemas, key)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: citus: list the tables to distribute: %w", err)
+		return fmt.Errorf("migrate: citus: list the tables to distribute: %w", err)
 	}
 	type cand struct {
 		rel   string
@@ -61,14 +61,13 @@ func Distribute(ctx context.Context, conn *pgx.Conn, schemas []string, key strin
 		var c cand
 		if err := rows.Scan(&c.rel, &c.keyed); err != nil {
 			rows.Close()
-			return nil, err
+			return err
 		}
 		cands = append(cands, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("migrate: citus: list the tables to distribute: %w", err)
+		return fmt.Errorf("migrate: citus: list the tables to distribute: %w", err)
 	}
-	var done []string
 	for _, c := range cands {
 		var err error
 		if c.keyed && key != "" {
@@ -81,9 +80,8 @@ func Distribute(ctx context.Context, conn *pgx.Conn, schemas []string, key strin
 			if c.keyed && key != "" {
 				how = "create_distributed_table by " + key
 			}
-			return done, fmt.Errorf("migrate: citus: distribute %s with %s: %w (every unique constraint of a table with the tenant key must include it)", c.rel, how, err)
+			return fmt.Errorf("migrate: citus: distribute %s with %s: %w (every unique constraint of a table with the tenant key must include it)", c.rel, how, err)
 		}
-		done = append(done, c.rel)
 	}
-	return done, nil
+	return nil
 }

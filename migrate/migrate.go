@@ -198,7 +198,7 @@ type Options struct {
 	Runner func(context.Context) (*pgx.Conn, error)
 	// Key is the project's tenant key column (elt.yaml tenants.key): on a Citus coordinator, after the
 	// project's migrations, the tables of Schemas that have it are distributed by it and the others become
-	// reference tables (Distribute). Empty: every table becomes a reference table.
+	// reference tables (distribute). Empty: every table becomes a reference table.
 	Key string
 }
 
@@ -223,8 +223,12 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 	if err != nil {
 		return nil, err
 	}
+	onCitus, err := citus.Installed(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
 	if !priv {
-		return upAsRunner(ctx, conn, opts, tracks)
+		return upAsRunner(ctx, conn, opts, tracks, onCitus)
 	}
 	if err := pinnedSearchPath(ctx, conn); err != nil {
 		return nil, err
@@ -241,10 +245,6 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 	}()
 	if err := refuseTraps(ctx, conn); err != nil {
 		return nil, err
-	}
-	onCitus, err := citus.Installed(ctx, conn)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	if onCitus {
 		if err := citusBeforeElt(ctx, conn); err != nil {
@@ -285,7 +285,7 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 		return applied, err
 	}
 	defer rc.Close(context.WithoutCancel(ctx))
-	got, err := upAsRunner(ctx, rc, opts, tracks[i:])
+	got, err := upAsRunner(ctx, rc, opts, tracks[i:], onCitus)
 	applied = append(applied, got...)
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && pg.Code == pgerr.InsufficientPrivilege {
@@ -297,7 +297,8 @@ func Up(ctx context.Context, conn *pgx.Conn, opts Options, tracks ...Track) ([]M
 // upAsRunner applies the tracks in a session with elt_owner's rights: elt's own track must have nothing
 // pending (refusePending), and the project's migrations must leave schema elt as the last superuser's migrate
 // recorded it (they have no business there, and a change would make the next one refuse).
-func upAsRunner(ctx context.Context, conn *pgx.Conn, opts Options, tracks []Track) ([]Migration, error) {
+// On a Citus coordinator (onCitus) the project's tables are then distributed (distribute).
+func upAsRunner(ctx context.Context, conn *pgx.Conn, opts Options, tracks []Track, onCitus bool) ([]Migration, error) {
 	for _, t := range tracks {
 		if t.Name == "elt" {
 			if err := refusePending(ctx, conn, t); err != nil {
@@ -319,10 +320,8 @@ func upAsRunner(ctx context.Context, conn *pgx.Conn, opts Options, tracks []Trac
 	if err := Adopt(ctx, conn, opts.Schemas); err != nil {
 		return applied, err
 	}
-	if onCitus, err := citus.Installed(ctx, conn); err != nil {
-		return applied, fmt.Errorf("migrate: %w", err)
-	} else if onCitus {
-		if _, err := Distribute(ctx, conn, opts.Schemas, opts.Key); err != nil {
+	if onCitus {
+		if err := distribute(ctx, conn, opts.Schemas, opts.Key); err != nil {
 			return applied, err
 		}
 	}

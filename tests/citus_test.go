@@ -355,32 +355,10 @@ func oneTask(t *testing.T, conn *pgx.Conn, customer, q string) {
 	}
 }
 
-// lines runs sql and returns its rows as tab-separated text (NULL as \N), sorted.
-func lines(t *testing.T, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, sql string, args ...any) []string {
+// lines runs sql and returns its rows as tab-separated text (NULL as \N), sorted (pgtest.Query).
+func lines(t *testing.T, q pgtest.Querier, sql string, args ...any) []string {
 	t.Helper()
-	rows, err := q.Query(context.Background(), sql, append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var vals []string
-		for _, v := range rows.RawValues() {
-			if v == nil {
-				vals = append(vals, `\N`)
-			} else {
-				vals = append(vals, string(v))
-			}
-		}
-		out = append(out, strings.Join(vals, "\t"))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	sort.Strings(out)
+	_, out := pgtest.Query(t, q, sql, args...)
 	return out
 }
 

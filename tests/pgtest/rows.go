@@ -24,9 +24,21 @@ func Rows(t testing.TB, pool *pgxpool.Pool, relation, columns string) (header []
 	if _, err := conn.Exec(ctx, "set timezone to 'UTC'"); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := conn.Query(ctx, "select "+columns+" from "+pgx.Identifier(strings.SplitN(relation, ".", 2)).Sanitize(), pgx.QueryExecModeSimpleProtocol)
+	return Query(t, conn, "select "+columns+" from "+pgx.Identifier(strings.SplitN(relation, ".", 2)).Sanitize())
+}
+
+// Querier is a connection, a pool or a transaction.
+type Querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}
+
+// Query runs sql with args (simple protocol, so every value prints as the session prints it) and returns the
+// column names and every row as tab-separated text (NULL as \N), sorted.
+func Query(t testing.TB, q Querier, sql string, args ...any) (header []string, lines []string) {
+	t.Helper()
+	rows, err := q.Query(context.Background(), sql, append([]any{pgx.QueryExecModeSimpleProtocol}, args...)...)
 	if err != nil {
-		t.Fatalf("read %s: %v", relation, err)
+		t.Fatalf("%s: %v", sql, err)
 	}
 	defer rows.Close()
 	for _, fd := range rows.FieldDescriptions() {
@@ -44,7 +56,7 @@ func Rows(t testing.TB, pool *pgxpool.Pool, relation, columns string) (header []
 		lines = append(lines, strings.Join(vals, "\t"))
 	}
 	if err := rows.Err(); err != nil {
-		t.Fatalf("read %s: %v", relation, err)
+		t.Fatalf("%s: %v", sql, err)
 	}
 	sort.Strings(lines)
 	return header, lines
