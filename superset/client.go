@@ -45,6 +45,17 @@ func IsStatus(err error, status int) bool {
 	return errors.As(err, &e) && e.Status == status
 }
 
+// transport drops a kept-alive connection after 1 s idle. Gunicorn, which serves Superset, closes one after
+// its --keep-alive (2 s unless set): a request sent on a connection the server is closing at that moment
+// fails with EOF, and Go resends only requests it knows to be idempotent. Closing first avoids the race.
+const loginPath = "/api/v1/security/login"
+
+var transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.IdleConnTimeout = time.Second
+	return t
+}()
+
 // Login logs in to the Superset at base as user (database authentication) and fetches a CSRF token.
 func Login(ctx context.Context, base, user, password string) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(base, "/"))
@@ -52,11 +63,11 @@ func Login(ctx context.Context, base, user, password string) (*Client, error) {
 		return nil, fmt.Errorf("superset URL %q: want http(s)://host[:port]", base)
 	}
 	jar, _ := cookiejar.New(nil)
-	c := &Client{base: u, http: &http.Client{Jar: jar, Timeout: 2 * time.Minute}}
+	c := &Client{base: u, http: &http.Client{Jar: jar, Timeout: 2 * time.Minute, Transport: transport}}
 	var login struct {
 		AccessToken string `json:"access_token"`
 	}
-	err = c.do(ctx, http.MethodPost, "/api/v1/security/login", nil,
+	err = c.do(ctx, http.MethodPost, loginPath, nil,
 		map[string]any{"username": user, "password": password, "provider": "db", "refresh": false}, &login)
 	if err != nil {
 		return nil, fmt.Errorf("log in to Superset at %s as %s: %w", u, user, err)
@@ -110,6 +121,10 @@ func (c *Client) do(ctx context.Context, method, path string, query *Rison, body
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if path == loginPath {
+		// Logging in twice does no harm: the header lets Go resend it on a connection lost before the answer.
+		req.Header.Set("Idempotency-Key", "login")
 	}
 	if c.csrf != "" {
 		req.Header.Set("X-CSRFToken", c.csrf)

@@ -124,7 +124,7 @@ PY
   local free
   free=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   echo "http://127.0.0.1:$free" >"$dir/url"
-  setsid "$v/bin/gunicorn" --workers 2 --worker-class gthread --threads 8 --timeout 120 \
+  setsid "$v/bin/gunicorn" --workers 2 --worker-class gthread --threads 8 --timeout 120 --keep-alive 10 \
     --bind "127.0.0.1:$free" --pid "$dir/superset.pid" "superset.app:create_app()" \
     >"$dir/superset.log" 2>&1 </dev/null &
   for _ in $(seq 240); do

@@ -145,8 +145,14 @@ func DropLogin(t testing.TB, db *pgtest.DB, role string) {
 	if !exists {
 		return
 	}
-	// DROP OWNED does not take back CONNECT granted by elt_owner (Add's grant).
-	db.Pool.Exec(ctx, "revoke connect on database "+pgx.Identifier{db.Name}.Sanitize()+" from "+ident+" granted by elt_owner")
+	// DROP OWNED takes back only what the dropping role granted: the rights on the database that others
+	// granted (Add's CONNECT, by elt_owner) are revoked as each grantor.
+	rows, _ := db.Pool.Query(ctx, `select distinct a.grantor::regrole::text from pg_database d, aclexplode(d.datacl) a
+		where d.datname = current_database() and a.grantee = $1::regrole`, role)
+	grantors, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, g := range grantors {
+		db.Pool.Exec(ctx, "revoke all on database "+pgx.Identifier{db.Name}.Sanitize()+" from "+ident+" granted by "+g)
+	}
 	if _, err := db.Pool.Exec(ctx, "drop owned by "+ident); err != nil {
 		t.Logf("drop what tenant login %s owns: %v", role, err)
 	}

@@ -65,6 +65,12 @@ func script(t *testing.T, env []string, args ...string) string {
 	return string(out)
 }
 
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
 type run struct {
 	out, err string
 	code     int
@@ -282,6 +288,11 @@ func TestSupersetSync(t *testing.T) {
 	meta := "superset_" + b.DB.Name
 	env := []string{"DATABASE_URL=" + b.DB.URL, "ELT_SUPERSET_METADATA_DB=" + meta}
 	t.Cleanup(func() {
+		if t.Failed() { // what Superset said, for a failure that came from it
+			if b, err := os.ReadFile(filepath.Join(state, "superset.log")); err == nil {
+				t.Logf("the last lines of %s:\n%s", filepath.Join(state, "superset.log"), lastLines(string(b), 40))
+			}
+		}
 		script(t, env, "stop", state)
 		_, _ = b.DB.Pool.Exec(ctx, "drop database if exists "+pgx.Identifier{meta}.Sanitize()+" with (force)")
 		_, _ = b.DB.Pool.Exec(ctx, "drop role if exists "+pgx.Identifier{meta}.Sanitize())
