@@ -194,7 +194,7 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 				return err
 			}
 			keep := arrayLiteral(append(slices.Clone(allKeys), earlier...))
-			for _, table := range s.rebuild {
+			for _, table := range s.owned() {
 				if _, err := tx.Exec(ctx, "delete from "+table+" where not ("+s.split.column+" = any(@keys))", pgx.QueryExecModeExec, pgx.NamedArgs{"keys": keep}); err != nil {
 					failed = &StepError{File: s.name, Line: s.split.line, What: "deleting the rows of keys the -- split: query no longer returns", Err: err}
 					return err

@@ -528,7 +528,7 @@ func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, rebuild 
 	if rows == 0 {
 		return nil
 	}
-	for _, table := range s.rebuild {
+	for _, table := range s.owned() {
 		if !rebuild {
 			var tuples float64
 			var partitioned bool

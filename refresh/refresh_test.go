@@ -1190,3 +1190,105 @@ func TestChainedIncrementals(t *testing.T) {
 		t.Errorf("chained incrementals differ from one refresh of everything (-chained +once):\n%s", diff)
 	}
 }
+
+// TestRebuildInPlace: sql/030_events.sql rebuilds core.events in place ("-- rebuild in place:"). A --full
+// over unchanged data rewrites no event (every row keeps the transaction that wrote it), mends a row that
+// differs from staging and deletes one that no staging record stands for, and ends with the rows of a build
+// from scratch. A changed events step rewrites what it changes, and equals a database built with it from
+// the start.
+func TestRebuildInPlace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := newDB(t)
+	for i, r := range fixture {
+		load(t, db.Pool, r...)
+		runAt(t, db.Pool, false, fixtureClock[i])
+	}
+	at := fixtureClock[len(fixtureClock)-1]
+	want := snapshotAll(t, db.Pool, true)
+	written := func() map[string]string { // event -> the transaction that wrote its row
+		m := map[string]string{}
+		rows, err := db.Pool.Query(ctx, `select event_id, xmin::text from core.events`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, x string
+			if err := rows.Scan(&id, &x); err != nil {
+				t.Fatal(err)
+			}
+			m[id] = x
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+
+	// Drift that a rebuild must undo: one event's feature changed by hand, and an event that no staging
+	// record stands for.
+	var mended string
+	if err := db.Pool.QueryRow(ctx, `update core.events set feature = 'edited by hand'
+		where event_id = (select min(event_id) from core.events) returning event_id`).Scan(&mended); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `insert into core.events (customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id)
+		select customer_id, 'evt_stray', user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
+		from core.events where event_id = $1`, mended); err != nil {
+		t.Fatal(err)
+	}
+	before := written()
+	res := runAt(t, db.Pool, true, at)
+	after := written()
+	if diff := cmp.Diff(want, snapshotAll(t, db.Pool, true)); diff != "" {
+		t.Errorf("--full in place differs from the incremental build (-incremental +full):\n%s", diff)
+	}
+	if _, ok := after["evt_stray"]; ok {
+		t.Error("--full kept an event no staging record stands for")
+	}
+	var rewritten []string
+	for id, x := range after {
+		if before[id] != x {
+			rewritten = append(rewritten, id)
+		}
+	}
+	if !slices.Equal(rewritten, []string{mended}) {
+		t.Errorf("--full rewrote events %v, want only %s (the one that differed)", rewritten, mended)
+	}
+	for _, s := range res.Steps {
+		if s.Name == "sql/030_events.sql" && s.Rows != 1 {
+			t.Errorf("the events step of --full reports %d rows written, want 1", s.Rows)
+		}
+	}
+
+	// A changed events step (features upper-cased): the rebuild rewrites every event, and its rows equal
+	// those of a database that ran the changed step from the start.
+	changed := embeddedSQL(t)
+	events := string(changed["sql/030_events.sql"].Data)
+	if !strings.Contains(events, "s.record ->> 'feature'                      as feature") {
+		t.Fatal("the events step no longer reads feature as this test expects")
+	}
+	changed["sql/030_events.sql"] = &fstest.MapFile{Data: []byte(strings.Replace(events,
+		"s.record ->> 'feature'                      as feature", "upper(s.record ->> 'feature')               as feature", 1))}
+	rebuildWith := func(pool *pgxpool.Pool) *refresh.Result {
+		res, err := refresh.Run(ctx, pool, opts(refresh.Options{Project: changed, AsOf: at}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := rebuildWith(db.Pool); res.Mode != "full" {
+		t.Errorf("run after a changed events step: mode %s, want full", res.Mode)
+	}
+	if n := mustCount(t, db.Pool, `select count(*) from core.events where feature <> upper(feature)`); n != 0 {
+		t.Errorf("%d events keep the old step's feature", n)
+	}
+	fresh := newDB(t)
+	for _, r := range fixture {
+		load(t, fresh.Pool, r...)
+	}
+	rebuildWith(fresh.Pool)
+	if diff := cmp.Diff(snapshotAll(t, fresh.Pool, true), snapshotAll(t, db.Pool, true)); diff != "" {
+		t.Errorf("the changed step rebuilt in place differs from a build from scratch (-scratch +in place):\n%s", diff)
+	}
+}

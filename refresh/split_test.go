@@ -52,7 +52,7 @@ func TestDefaultProjectSQL(t *testing.T) {
 		t.Fatalf("loaded %d transforms, %d checks and %d mart steps, want at least 4, 4 and 1", len(p.transforms), len(p.checks), len(p.marts))
 	}
 	for _, s := range append(p.transforms, p.marts...) {
-		if len(s.rebuild) == 0 {
+		if len(s.owned()) == 0 {
 			t.Errorf("step %s has no -- rebuild: line, so --full could not rebuild it", s.name)
 		}
 	}

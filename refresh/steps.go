@@ -24,6 +24,10 @@ type step struct {
 	sha        string      // SHA-256 of the file, hex
 	statements []statement // in file order
 	rebuild    []string    // tables emptied first when the step rebuilds, sanitized, from "-- rebuild:" lines
+	// inPlace are the tables of "-- rebuild in place:" lines, sanitized: on a rebuild elt leaves them as they
+	// are and the step's statements make them right themselves (write the rows that differ, delete the rows
+	// that are gone), so a rebuild that changes little writes little. Otherwise like rebuild's.
+	inPlace []string
 	reads      []string    // staging tables the file names (staging.x), for the coverage report
 	// tenants is the query of the "-- tenants:" line (empty without one): the tenant keys this run of the step
 	// touches, bound to @tenants as an array (or NULL, see tenantKeys) so that a statement's
@@ -35,6 +39,9 @@ type step struct {
 	// the query returns, each key in its own transaction, on several sessions at once (splitStep).
 	split *split
 }
+
+// owned is every table of the step's rebuild lines: those it empties first and those it rebuilds in place.
+func (s step) owned() []string { return append(slices.Clone(s.rebuild), s.inPlace...) }
 
 // split is a "-- split: column in (query)" line: the tenant key column every table the step writes carries,
 // and the query listing the keys this run of the step touches.
@@ -77,7 +84,7 @@ func (p plan) files() map[string]string {
 
 var (
 	stepFile     = regexp.MustCompile(`^[0-9]{3}_[a-z0-9_]+\.sql$`)
-	rebuildLine  = regexp.MustCompile(`(?m)^--\s*rebuild:\s*(.+)$`)
+	rebuildLine  = regexp.MustCompile(`(?m)^--\s*rebuild(\s+in\s+place)?:\s*(.+)$`)
 	tenantsLine  = regexp.MustCompile(`(?m)^--\s*tenants:\s*(.+)$`)
 	splitLine    = regexp.MustCompile(`(?m)^--[ \t]*split:[ \t]*(.*)$`)
 	splitForm    = regexp.MustCompile(`(?s)^([a-z_][a-z0-9_]*)\s+(?i:in)\s*\((.+)\)$`)
@@ -161,12 +168,19 @@ func loadSteps(fsys fs.FS, dir, kind string) ([]step, error) {
 			return nil, fmt.Errorf("%s step %s has no statement", kind, name)
 		}
 		for _, m := range rebuildLine.FindAllStringSubmatch(string(b), -1) {
-			for _, table := range strings.Split(m[1], ",") {
+			for _, table := range strings.Split(m[2], ",") {
 				id, err := tableIdent(strings.TrimSpace(table))
 				if err != nil {
 					return nil, fmt.Errorf("%s step %s: rebuild: %w", kind, name, err)
 				}
-				s.rebuild = append(s.rebuild, id)
+				if slices.Contains(s.owned(), id) {
+					return nil, fmt.Errorf("%s step %s: table %s is named twice on its rebuild lines", kind, name, id)
+				}
+				if m[1] != "" {
+					s.inPlace = append(s.inPlace, id)
+				} else {
+					s.rebuild = append(s.rebuild, id)
+				}
 			}
 		}
 		if s.split, err = splitOf(kind+" step", name, string(b)); err != nil {
