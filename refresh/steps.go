@@ -28,7 +28,7 @@ type step struct {
 	// are and the step's statements make them right themselves (write the rows that differ, delete the rows
 	// that are gone), so a rebuild that changes little writes little. Otherwise like rebuild's.
 	inPlace []string
-	reads      []string    // staging tables the file names (staging.x), for the coverage report
+	reads   []string // staging tables the file names (staging.x), for the coverage report
 	// tenants is the query of the "-- tenants:" line (empty without one): the tenant keys this run of the step
 	// touches, bound to @tenants as an array (or NULL, see tenantKeys) so that a statement's
 	// "(key = any(@tenants) or @tenants is null)" prunes the partitioned tables to those tenants' partitions
