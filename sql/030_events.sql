@@ -40,11 +40,11 @@ with incoming as (
     order by s.customer_id, s.record ->> 'id',
              (s.record ->> 'updated_at')::timestamptz desc, s.batch_id desc, s.id desc
 ),
--- The versions that win: new events, and newer versions of known ones (with the day they replace). This
--- reads core.events as it was before the statement, and decides exactly as the upsert's where clause below;
--- lateral, so it probes the primary key per incoming event instead of scanning all of core.events.
+-- The versions that win: new events, and newer versions of known ones (with the day they replace), which
+-- the upsert below writes. This reads core.events as it was before the statement; lateral, so it probes the
+-- primary key per incoming event instead of scanning all of core.events. On a rebuild, every version.
 winners as (
-    select i.customer_id, i.occurred_at, e.occurred_at as replaced_at
+    select i.*, e.occurred_at as replaced_at
     from incoming as i
     left join lateral (
         select x.occurred_at, x.updated_at, x.batch_id, x.staging_id
@@ -52,7 +52,7 @@ winners as (
         where x.customer_id = i.customer_id
           and (x.customer_id = any(@tenants) or @tenants is null)
           and x.event_id = i.event_id
-          and not @rebuild -- a rebuild has just emptied these customers' events: nothing to probe
+          and not @rebuild -- a rebuild compares with every row held (differs, below): nothing to probe
     ) as e on true
     where e.updated_at is null
        or (i.updated_at, i.batch_id, i.staging_id) > (e.updated_at, e.batch_id, e.staging_id)
@@ -104,10 +104,13 @@ queued as (
     group by 1, 2
     on conflict do nothing
 )
+-- What is written: the winners, or on a rebuild the versions that differ from the row held or are new. The
+-- upsert's update takes every row it meets: the winners above decided (no parameter in the on conflict
+-- clause: Citus sends that clause to the workers without the parameters' values).
 insert into core.events as e
        (customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id)
 select customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
-from incoming
+from winners
 where not @rebuild
 union all
 select customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
@@ -120,6 +123,4 @@ on conflict (customer_id, event_id) do update
        updated_at  = excluded.updated_at,
        properties  = excluded.properties,
        staging_id  = excluded.staging_id,
-       batch_id    = excluded.batch_id
- where @rebuild -- the version that wins in all of staging, which differs from the row held
-    or (excluded.updated_at, excluded.batch_id, excluded.staging_id) > (e.updated_at, e.batch_id, e.staging_id);
+       batch_id    = excluded.batch_id;
