@@ -14,6 +14,8 @@
 // ..." lists the tables a step empties (with DELETE, so readers never wait) before running over every batch
 // when it has no watermark: on its first run, and in a full run, which first deletes every watermark in a
 // committed transaction, so that a full run interrupted half-way is finished by the next run. A line
+// "-- rebuild in place: schema.table, ..." names tables a rebuild leaves as they are, for the step's
+// statements to write only the rows that differ and delete those that are gone. A line
 // "-- tenants: <query>" binds the keys the query returns to a third parameter, @tenants (an array), so that
 // statements filtering partitioned tables with key = any(@tenants) are planned over those tenants'
 // partitions only.

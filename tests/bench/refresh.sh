@@ -245,7 +245,10 @@ full_steps=$(psql -X -At "$db" -c "$steps_sql")
 ab=""
 if [ -n "${BASELINE_REF:-}" ]; then
     log "full rebuild, baseline $BASELINE_REF"
-    base_ms=$(DATABASE_URL=$runner timed "$work/baseline/bin/elt" refresh --full --project "$work/baseline")
+    # The baseline runs at the same clock when it knows --as-of (since issue 12), so its marts can be compared.
+    base_args=()
+    if "$work/baseline/bin/elt" refresh --help 2>&1 | grep -q -- '--as-of'; then base_args=("${REFRESH_ARGS[@]}"); fi
+    base_ms=$(DATABASE_URL=$runner timed "$work/baseline/bin/elt" refresh --full --project "$work/baseline" "${base_args[@]}")
     base_steps=$(psql -X -At "$db" -c "$steps_sql")
     base_status=$(psql -X -At "$db" -c "select status from elt.runs where kind = 'refresh' order by run_id desc limit 1")
     if [ "$base_status" != succeeded ]; then
