@@ -525,7 +525,10 @@ func setWatermark(ctx context.Context, tx pgx.Tx, step string, hi int64) error {
 // partition's own changes (autovacuum's per-table thresholds), not how many rows every customer got, or the
 // tenant's estimates would tell the others' volume. Autovacuum would do the rest too, but only later.
 func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, rebuild bool) error {
-	if rows == 0 {
+	// A rebuild in place writes only what differs, so its row count tells whether any customer's rows
+	// changed: its tables are analyzed whatever the count, or whether a tenant's partition is analyzed (and
+	// its estimates move) would depend on the other customers' data.
+	if rows == 0 && !(rebuild && len(s.inPlace) > 0) {
 		return nil
 	}
 	for _, table := range s.owned() {
