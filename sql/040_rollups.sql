@@ -190,6 +190,9 @@ select distinct customer_id,
        date_trunc('week', day::timestamp)::date  as week,
        date_trunc('month', day::timestamp)::date as month
 from pg_temp.refresh_days;
+-- Statistics, so the deletes below find a handful of periods through the primary keys rather than sort the
+-- customers' every period (a table without statistics is planned as a few thousand rows).
+analyze pg_temp.refresh_periods;
 
 delete from marts.rollup_user_week as r
 using pg_temp.refresh_periods as p

@@ -364,6 +364,7 @@ create temp table pg_temp.mart_weekly_customers on commit drop as
 select * from pg_temp.mart_customers
 where data_changed
    or date_trunc('week', today::timestamp) <> date_trunc('week', built_today::timestamp);
+analyze pg_temp.mart_weekly_customers;
 
 delete from marts.retention_weekly as m
 using pg_temp.mart_weekly_customers as c
