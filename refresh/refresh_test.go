@@ -1238,6 +1238,12 @@ func TestRebuildInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := written()
+	analyzed := func() (n int64) { // how often the customers' shared partition of core.events was analyzed
+		if err := db.Pool.QueryRow(ctx, `select analyze_count from pg_stat_user_tables where relid = 'core.events_default'::regclass`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	res := runAt(t, db.Pool, true, at)
 	after := written()
 	if diff := cmp.Diff(want, snapshotAll(t, db.Pool, true)); diff != "" {
@@ -1255,10 +1261,25 @@ func TestRebuildInPlace(t *testing.T) {
 	if !slices.Equal(rewritten, []string{mended}) {
 		t.Errorf("--full rewrote events %v, want only %s (the one that differed)", rewritten, mended)
 	}
-	for _, s := range res.Steps {
-		if s.Name == "sql/030_events.sql" && s.Rows != 1 {
-			t.Errorf("the events step of --full reports %d rows written, want 1", s.Rows)
-		}
+	if i := slices.IndexFunc(res.Steps, func(s refresh.StepResult) bool { return s.Name == "sql/030_events.sql" }); i < 0 {
+		t.Error("--full reports no sql/030_events.sql step")
+	} else if n := res.Steps[i].Rows; n != 1 {
+		t.Errorf("the events step of --full reports %d rows written, want 1", n)
+	}
+
+	// A rebuild that writes nothing still analyzes what it rebuilt in place: whether a tenant's partition gets
+	// fresh statistics must not depend on whether other customers' rows changed.
+	analyzedBefore := analyzed()
+	res = runAt(t, db.Pool, true, at)
+	if i := slices.IndexFunc(res.Steps, func(s refresh.StepResult) bool { return s.Name == "sql/030_events.sql" }); i < 0 || res.Steps[i].Rows != 0 {
+		t.Errorf("a --full over unchanged events wrote rows or did not run: %+v", res.Steps)
+	}
+	deadline := time.Now().Add(5 * time.Second) // the statistics views are read from a snapshot of shared memory
+	for analyzed() == analyzedBefore && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if analyzed() == analyzedBefore {
+		t.Error("a --full that wrote no event did not analyze core.events")
 	}
 
 	// A changed events step (features upper-cased): the rebuild rewrites every event, and its rows equal

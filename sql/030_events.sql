@@ -67,14 +67,16 @@ held as (
     where @rebuild
       and (x.customer_id = any(@tenants) or @tenants is null)
 ),
+-- A row held alone has no staging_id (every version from staging has one). "Differs" is each type's
+-- equality: jsonb holds 1.0 and 1 equal, so a rebuild keeps the stored spelling of an equal value.
 differs as (
-    select i.event_id is null as gone, coalesce(i.customer_id, h.customer_id) as customer_id,
-           coalesce(i.event_id, h.event_id) as event_id, h.occurred_at as held_at,
+    select i.staging_id is null as gone, coalesce(i.customer_id, h.customer_id) as customer_id,
+           coalesce(i.event_id, h.event_id) as event_id,
            i.user_id, i.feature, i.occurred_at, i.updated_at, i.properties, i.staging_id, i.batch_id
     from incoming as i
     full join held as h on h.customer_id = i.customer_id and h.event_id = i.event_id
     where @rebuild
-      and (i.event_id is null or h.event_id is null
+      and (i.staging_id is null or h.event_id is null
            or (i.user_id, i.feature, i.occurred_at, i.updated_at, i.properties, i.staging_id, i.batch_id)
               is distinct from (h.user_id, h.feature, h.occurred_at, h.updated_at, h.properties, h.staging_id, h.batch_id))
 ),
@@ -104,18 +106,24 @@ queued as (
     group by 1, 2
     on conflict do nothing
 )
--- What is written: the winners, or on a rebuild the versions that differ from the row held or are new. The
--- upsert's update takes every row it meets: the winners above decided (no parameter in the on conflict
--- clause: Citus sends that clause to the workers without the parameters' values).
+-- What is written: the winners, or on a rebuild the versions that differ from the row held or are new,
+-- sorted: the order in which a customer's rows reach its partition (its physical layout, the planner's
+-- correlation statistics) then depends on its own data only, not on how a join over the unit's customers
+-- emitted them. The upsert's update takes every row it meets: the winners above decided (no parameter in the
+-- on conflict clause: Citus sends that clause to the workers without the parameters' values).
 insert into core.events as e
        (customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id)
 select customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
-from winners
-where not @rebuild
-union all
-select customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
-from differs
-where not gone
+from (
+    select customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
+    from winners
+    where not @rebuild
+    union all
+    select customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
+    from differs
+    where not gone
+) as w
+order by customer_id, event_id
 on conflict (customer_id, event_id) do update
    set user_id     = excluded.user_id,
        feature     = excluded.feature,

@@ -7,6 +7,7 @@ package superset
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,11 +46,12 @@ func IsStatus(err error, status int) bool {
 	return errors.As(err, &e) && e.Status == status
 }
 
+// loginPath is where Login posts the user's credentials.
+const loginPath = "/api/v1/security/login"
+
 // transport drops a kept-alive connection after 1 s idle. Gunicorn, which serves Superset, closes one after
 // its --keep-alive (2 s unless set): a request sent on a connection the server is closing at that moment
 // fails with EOF, and Go resends only requests it knows to be idempotent. Closing first avoids the race.
-const loginPath = "/api/v1/security/login"
-
 var transport = func() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.IdleConnTimeout = time.Second
@@ -124,7 +126,8 @@ func (c *Client) do(ctx context.Context, method, path string, query *Rison, body
 	}
 	if path == loginPath {
 		// Logging in twice does no harm: the header lets Go resend it on a connection lost before the answer.
-		req.Header.Set("Idempotency-Key", "login")
+		// A key of this call's own, so nothing that caches by key could hand one login's answer to another.
+		req.Header.Set("Idempotency-Key", rand.Text())
 	}
 	if c.csrf != "" {
 		req.Header.Set("X-CSRFToken", c.csrf)

@@ -146,12 +146,10 @@ func DropLogin(t testing.TB, db *pgtest.DB, role string) {
 		return
 	}
 	// DROP OWNED takes back only what the dropping role granted: the rights on the database that others
-	// granted (Add's CONNECT, by elt_owner) are revoked as each grantor.
-	rows, _ := db.Pool.Query(ctx, `select distinct a.grantor::regrole::text from pg_database d, aclexplode(d.datacl) a
-		where d.datname = current_database() and a.grantee = $1::regrole`, role)
-	grantors, _ := pgx.CollectRows(rows, pgx.RowTo[string])
-	for _, g := range grantors {
-		db.Pool.Exec(ctx, "revoke all on database "+pgx.Identifier{db.Name}.Sanitize()+" from "+ident+" granted by "+g)
+	// granted (Add's CONNECT, by elt_owner) are revoked as each grantor (REVOKE ... GRANTED BY must name the
+	// current role).
+	if err := revokeDatabaseGrants(ctx, db, role); err != nil {
+		t.Logf("revoke the rights of tenant login %s on database %s: %v", role, db.Name, err)
 	}
 	if _, err := db.Pool.Exec(ctx, "drop owned by "+ident); err != nil {
 		t.Logf("drop what tenant login %s owns: %v", role, err)
@@ -163,6 +161,34 @@ func DropLogin(t testing.TB, db *pgtest.DB, role string) {
 		}
 		t.Logf("drop tenant login %s: %v", role, err)
 	}
+}
+
+// revokeDatabaseGrants revokes every right role holds on db's database, on one session, as each role that
+// granted it.
+func revokeDatabaseGrants(ctx context.Context, db *pgtest.DB, role string) error {
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	rows, err := conn.Query(ctx, `select distinct a.grantor::regrole::text from pg_catalog.pg_database as d,
+		pg_catalog.aclexplode(d.datacl) as a where d.datname = current_database() and a.grantee = $1::regrole`, role)
+	if err != nil {
+		return err
+	}
+	grantors, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, g := range grantors { // g is regrole's output: an identifier, quoted where it must be
+		_, err := conn.Exec(ctx, "set role "+g+"; revoke all on database "+pgx.Identifier{db.Name}.Sanitize()+
+			" from "+pgx.Identifier{role}.Sanitize()+"; reset role")
+		if err != nil {
+			conn.Exec(ctx, "reset role")
+			return fmt.Errorf("as %s: %w", g, err)
+		}
+	}
+	return nil
 }
 
 // URL is l's connection string to the test database over TCP, as a BI tool would connect.
