@@ -40,9 +40,9 @@ with incoming as (
     order by s.customer_id, s.record ->> 'id',
              (s.record ->> 'updated_at')::timestamptz desc, s.batch_id desc, s.id desc
 ),
--- The versions that win: new events, and newer versions of known ones (with the day they replace), which
--- the upsert below writes. This reads core.events as it was before the statement; lateral, so it probes the
--- primary key per incoming event instead of scanning all of core.events. On a rebuild, every version.
+-- Incremental only: the versions that win, new events and newer versions of known ones (with the day they
+-- replace), which the upsert below writes. This reads core.events as it was before the statement; lateral, so
+-- it probes the primary key per incoming event instead of scanning all of core.events.
 winners as (
     select i.*, e.occurred_at as replaced_at
     from incoming as i
@@ -52,10 +52,10 @@ winners as (
         where x.customer_id = i.customer_id
           and (x.customer_id = any(@tenants) or @tenants is null)
           and x.event_id = i.event_id
-          and not @rebuild -- a rebuild compares with every row held (differs, below): nothing to probe
     ) as e on true
-    where e.updated_at is null
-       or (i.updated_at, i.batch_id, i.staging_id) > (e.updated_at, e.batch_id, e.staging_id)
+    where not @rebuild
+      and (e.updated_at is null
+           or (i.updated_at, i.batch_id, i.staging_id) > (e.updated_at, e.batch_id, e.staging_id))
 ),
 -- On a rebuild only: what core.events holds of the unit's customers, against the versions that win in all of
 -- staging. The versions that differ from the row held (or have none) are written below; the rows held that no
@@ -97,6 +97,8 @@ queued as (
     select w.customer_id, (t.at at time zone coalesce(c.time_zone, 'UTC'))::date
     from (select customer_id, occurred_at, replaced_at from winners
           union all
+          select customer_id, occurred_at, null from incoming where @rebuild
+          union all
           select customer_id, occurred_at, null from gone) as w
     cross join lateral (values (w.occurred_at), (w.replaced_at)) as t(at)
     left join core.customers as c
@@ -106,8 +108,8 @@ queued as (
     group by 1, 2
     on conflict do nothing
 )
--- What is written: the winners, or on a rebuild the versions that differ from the row held or are new,
--- sorted: the order in which a customer's rows reach its partition (its physical layout, the planner's
+-- What is written: the winners (incremental), or the versions that differ from the row held or are new
+-- (rebuild), sorted: the order in which a customer's rows reach its partition (its physical layout, the planner's
 -- correlation statistics) then depends on its own data only, not on how a join over the unit's customers
 -- emitted them. The upsert's update takes every row it meets: the winners above decided (no parameter in the
 -- on conflict clause: Citus sends that clause to the workers without the parameters' values).
@@ -117,7 +119,6 @@ select customer_id, event_id, user_id, feature, occurred_at, updated_at, propert
 from (
     select customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
     from winners
-    where not @rebuild
     union all
     select customer_id, event_id, user_id, feature, occurred_at, updated_at, properties, staging_id, batch_id
     from differs
