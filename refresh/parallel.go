@@ -323,6 +323,13 @@ func (r *runner) unit(ctx context.Context, conn *pgxpool.Conn, s step, key unitK
 	var rows int64
 	var failed *StepError
 	err := r.inTx(ctx, conn, func(tx pgx.Tx) error {
+		// A unit's commit does not wait for its WAL to reach disk: the step's last transaction, which moves
+		// the watermark, waits for all of it. A crash before that loses at most units that the next run,
+		// starting from the same watermark, does again (with their elt.refresh_units rows, which go with
+		// them).
+		if _, err := tx.Exec(ctx, `select pg_catalog.set_config('synchronous_commit', 'off', true)`); err != nil {
+			return err
+		}
 		if rebuild {
 			// The unit's keys' rows only, with DELETE (see step): readers keep seeing them until the unit
 			// commits.

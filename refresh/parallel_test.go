@@ -314,3 +314,85 @@ delete from core.split_keys where (k = any(@tenants) or @tenants is null);
 		t.Errorf("%d keys still remembered after the rebuild finished", n)
 	}
 }
+
+// TestChecksShareOneSnapshot: the data checks run on several sessions at once, and every one reads the
+// snapshot of the first: while they run, other transactions keep committing, so a check that took a
+// snapshot of its own would see a later one.
+func TestChecksShareOneSnapshot(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `create function core.pause() returns int language sql as 'select 1 from pg_catalog.pg_sleep(0.4)'`); err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{"sql/010_noop.sql": &fstest.MapFile{Data: []byte("select 1;\n")}}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		fsys["sql/checks/"+name+".sql"] = &fstest.MapFile{Data: []byte(
+			"select pg_catalog.pg_backend_pid()::text as pid, pg_catalog.pg_current_snapshot()::text as snapshot, core.pause() as paused\n")}
+	}
+	done := make(chan struct{})
+	writer := make(chan error, 1)
+	go func() { // transactions that commit one after the other move every later snapshot on
+		for {
+			select {
+			case <-done:
+				writer <- nil
+				return
+			default:
+			}
+			if _, err := db.Pool.Exec(ctx, `select pg_catalog.txid_current()`); err != nil {
+				writer <- err
+				return
+			}
+		}
+	}()
+	_, err := refresh.Run(ctx, db.Pool, refresh.Options{Project: fsys, Sessions: 2})
+	close(done)
+	if err := <-writer; err != nil {
+		t.Fatal(err)
+	}
+	var ce *refresh.CheckError
+	if !errors.As(err, &ce) {
+		t.Fatalf("refresh error = %v, want a *refresh.CheckError (every check returns its session)", err)
+	}
+	pids, snapshots := map[string]bool{}, map[string]bool{}
+	for _, f := range ce.Failures {
+		if len(f.Rows) != 1 {
+			t.Fatalf("%s returned %d rows, want 1", f.Check, len(f.Rows))
+		}
+		pids[f.Rows[0][0]], snapshots[f.Rows[0][1]] = true, true
+	}
+	if len(ce.Failures) != 4 || len(pids) < 2 {
+		t.Errorf("%d checks ran on %d sessions, want 4 on 2", len(ce.Failures), len(pids))
+	}
+	if len(snapshots) != 1 {
+		t.Errorf("the checks read %d snapshots, want one: %v", len(snapshots), snapshots)
+	}
+}
+
+// TestUnitsCommitAsynchronously: a unit of a split step commits with synchronous_commit off (the step's
+// closing transaction, which moves the watermark, makes them durable); a step without units keeps the
+// server's setting.
+func TestUnitsCommitAsynchronously(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := context.Background()
+	// The test cluster runs with synchronous_commit off; this database's sessions get the default.
+	if _, err := db.Pool.Exec(ctx, `create table core.sync_seen (step text, k text, sync text);
+do $$ begin execute format('alter database %I set synchronous_commit = on', current_database()); end $$`); err != nil {
+		t.Fatal(err)
+	}
+	db.Pool.Reset()
+	fsys := fstest.MapFS{
+		"sql/010_plain.sql": &fstest.MapFile{Data: []byte("insert into core.sync_seen select 'plain', null, pg_catalog.current_setting('synchronous_commit');\n")},
+		"sql/020_split.sql": &fstest.MapFile{Data: []byte("-- split: k in (values ('x'), ('y'))\ninsert into core.sync_seen select 'split', k, pg_catalog.current_setting('synchronous_commit') from unnest(@tenants::text[]) as t(k);\n")},
+	}
+	if _, err := refresh.Run(ctx, db.Pool, refresh.Options{Project: fsys, Sessions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings2(t, db, `select step || ' ' || coalesce(k, '-') || ' ' || sync from core.sync_seen order by 1`)
+	want := []string{"plain - on", "split x off", "split y off"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("synchronous_commit per step (-want +got):\n%s", diff)
+	}
+}

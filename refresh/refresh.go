@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -545,76 +544,6 @@ func analyzeRebuilt(ctx context.Context, tx pgx.Tx, s step, rows int64, rebuild 
 		if _, err := tx.Exec(ctx, "analyze "+table); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// check runs the data checks over what changed since they last passed, in one repeatable-read snapshot. When
-// all pass, it moves the checks' watermark.
-func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
-	// No checks watermark (a first run, --full, or the run after an interrupted --full): check everything.
-	var from int64
-	err := r.conn.QueryRow(ctx, `select coalesce((select batch_id from elt.refresh_watermarks where step = 'checks'), 0)`).Scan(&from)
-	if err != nil {
-		return fmt.Errorf("refresh: read checks watermark: %w", err)
-	}
-	args := pgx.NamedArgs{"checked_from": from, "batch_to": hi}
-	type outcome struct {
-		res StepResult
-		f   CheckFailure
-		err error
-	}
-	var outcomes []outcome
-	err = pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		for _, c := range checks {
-			started := time.Now()
-			cargs := args
-			if c.tenants != "" {
-				keys, _, err := tenantKeys(ctx, tx, c.tenants, args)
-				if err != nil {
-					err = fmt.Errorf("data check %s: line %d (the -- tenants: query): %w", c.name, c.tenantsLine, describePgError(err))
-					outcomes = append(outcomes, outcome{res: StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Started: started, sha: c.sha}, err: err})
-					return err
-				}
-				cargs = maps.Clone(args)
-				cargs["tenants"] = keys
-			}
-			f, err := runCheck(ctx, tx, c, cargs)
-			res := StepResult{Kind: "check", Name: c.name, BatchFrom: from, BatchTo: hi, Rows: int64(len(f.Rows)), Started: started, Duration: time.Since(started), sha: c.sha}
-			if err != nil {
-				err = fmt.Errorf("data check %s: %w", c.name, describePgError(err))
-				outcomes = append(outcomes, outcome{res: res, err: err})
-				return err
-			}
-			outcomes = append(outcomes, outcome{res: res, f: f})
-		}
-		return nil
-	})
-	// The step log is written after the read-only snapshot ends.
-	var failures []CheckFailure
-	for _, o := range outcomes {
-		r.seq++
-		switch {
-		case o.err != nil:
-			r.logEnd(r.seq, o.res, o.err)
-		case len(o.f.Rows) > 0:
-			failures = append(failures, o.f)
-			r.logEnd(r.seq, o.res, fmt.Errorf("%d violating rows", len(o.f.Rows)))
-			r.log.Warn("data check failed", "check", o.res.Name, "rows", len(o.f.Rows))
-		default:
-			r.logEnd(r.seq, o.res, nil)
-			r.log.Info("data check", "check", o.res.Name, "ms", o.res.Duration.Milliseconds())
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if len(failures) > 0 {
-		return &CheckError{Failures: failures}
-	}
-	err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error { return setWatermark(ctx, tx, "checks", hi) })
-	if err != nil {
-		return fmt.Errorf("refresh: record passed checks: %w", err)
 	}
 	return nil
 }

@@ -1311,3 +1311,39 @@ func TestRebuildInPlace(t *testing.T) {
 		t.Errorf("the changed step rebuilt in place differs from a build from scratch (-scratch +in place):\n%s", diff)
 	}
 }
+
+// TestChecksFindUnknownCustomerAndUser: the events checks, which compare the new events' customers and
+// (customer, user) pairs first, still return every event of a missing customer or user, and nothing else.
+func TestChecksFindUnknownCustomerAndUser(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	load(t, db.Pool, fixture[0]...)
+	run(t, db.Pool, false)
+
+	load(t, db.Pool, batch{"events", []rec{
+		event("e97", "cus_a", "usr_a1", "dashboard.view", "2026-04-20T10:00:00Z", "2026-04-20T10:00:00Z"),
+		event("e98", "cus_nobody", "usr_x", "dashboard.view", "2026-04-20T10:00:00Z", "2026-04-20T10:00:00Z"),
+		event("e99", "cus_nobody", "usr_x", "reports.view", "2026-04-20T11:00:00Z", "2026-04-20T11:00:00Z"),
+		event("e96", "cus_a", "usr_ghost", "dashboard.view", "2026-04-20T10:00:00Z", "2026-04-20T10:00:00Z"),
+	}})
+	_, err := refresh.Run(context.Background(), db.Pool, opts(refresh.Options{}))
+	var ce *refresh.CheckError
+	if !errors.As(err, &ce) {
+		t.Fatalf("refresh error = %v, want a *refresh.CheckError", err)
+	}
+	for i := range ce.Failures {
+		slices.SortFunc(ce.Failures[i].Rows, func(a, b []string) int { return strings.Compare(strings.Join(a, ","), strings.Join(b, ",")) })
+	}
+	want := []refresh.CheckFailure{{
+		Check:   "sql/checks/events_customer_exists.sql",
+		Columns: []string{"customer_id", "event_id"},
+		Rows:    [][]string{{"cus_nobody", "e98"}, {"cus_nobody", "e99"}},
+	}, {
+		Check:   "sql/checks/events_user_exists.sql",
+		Columns: []string{"customer_id", "event_id", "user_id"},
+		Rows:    [][]string{{"cus_a", "e96", "usr_ghost"}, {"cus_nobody", "e98", "usr_x"}, {"cus_nobody", "e99", "usr_x"}},
+	}}
+	if diff := cmp.Diff(want, ce.Failures); diff != "" {
+		t.Errorf("check failures (-want +got):\n%s", diff)
+	}
+}

@@ -59,26 +59,36 @@ where r.customer_id = d.customer_id
   and (r.customer_id = any(@tenants) or @tenants is null)
   and not @rebuild;
 
--- lateral: each changed day reads its own events through the (customer_id, occurred_at) index, whatever the
--- statistics say, so a nightly run never scans history. "offset 0" keeps PostgreSQL from pulling the
--- subquery up into a join: with @tenants bound to one customer it would otherwise join every changed day with
--- every event of that customer and filter the times afterwards (quadratic in the customer's days). (--full, where every day changed, would be a little
--- faster with one scan of core.events, but a plan that depends on statistics is a risk for the nightly path.)
-insert into marts.rollup_user_day (customer_id, day, user_id, events, first_at, last_at, complete)
-select d.customer_id, d.day, e.user_id, count(*), min(e.occurred_at), max(e.occurred_at), d.complete
+-- What each user did with each feature on the changed days (user_id or feature null: events without one), with
+-- one read of the days' events: the day rollups and the users' first uses below come from it. lateral: each
+-- changed day reads its own events through the (customer_id, occurred_at) index, whatever the statistics say,
+-- so a nightly run never scans history. "offset 0" keeps PostgreSQL from pulling the subquery up into a join:
+-- with @tenants bound to one customer it would otherwise join every changed day with every event of that
+-- customer and filter the times afterwards (quadratic in the customer's days). (--full, where every day
+-- changed, would be a little faster with one scan of core.events, but a plan that depends on statistics is a
+-- risk for the nightly path.)
+create temp table pg_temp.refresh_user_features on commit drop as
+select d.customer_id, d.day, d.time_zone, d.complete, e.user_id, e.feature,
+       count(*) as events, min(e.occurred_at) as first_at, max(e.occurred_at) as last_at
 from pg_temp.refresh_days as d
 cross join lateral (
-    select x.user_id, x.occurred_at
+    select x.feature, x.user_id, x.occurred_at
     from core.events as x
     where x.customer_id = d.customer_id
       and (x.customer_id = any(@tenants) or @tenants is null)
       and x.occurred_at >= d.starts_at
       and x.occurred_at < d.ends_at
-      and x.user_id is not null
     offset 0 -- keeps the subquery a lateral one (see above)
 ) as e
-group by d.customer_id, d.day, d.complete, e.user_id
-order by d.customer_id, d.day, e.user_id;
+group by d.customer_id, d.day, d.time_zone, d.complete, e.user_id, e.feature;
+analyze pg_temp.refresh_user_features;
+
+insert into marts.rollup_user_day (customer_id, day, user_id, events, first_at, last_at, complete)
+select customer_id, day, user_id, sum(events), min(first_at), max(last_at), complete
+from pg_temp.refresh_user_features
+where user_id is not null
+group by customer_id, day, complete, user_id
+order by customer_id, day, user_id;
 
 delete from marts.rollup_customer_day as r
 using pg_temp.refresh_days as d
@@ -102,24 +112,6 @@ where r.customer_id = d.customer_id
   and (r.customer_id = any(@tenants) or @tenants is null)
   and not @rebuild;
 
--- What each user did with each feature on the changed days (user_id null: events without a user): the
--- feature rollup and the users' first uses below come from it, with one read of the days' events.
-create temp table pg_temp.refresh_user_features on commit drop as
-select d.customer_id, d.day, d.time_zone, d.complete, e.user_id, e.feature, count(*) as events, min(e.occurred_at) as first_at
-from pg_temp.refresh_days as d
-cross join lateral (
-    select x.feature, x.user_id, x.occurred_at
-    from core.events as x
-    where x.customer_id = d.customer_id
-      and (x.customer_id = any(@tenants) or @tenants is null)
-      and x.occurred_at >= d.starts_at
-      and x.occurred_at < d.ends_at
-      and x.feature is not null
-    offset 0 -- keeps the subquery a lateral one (see above)
-) as e
-group by d.customer_id, d.day, d.time_zone, d.complete, e.user_id, e.feature;
-analyze pg_temp.refresh_user_features;
-
 insert into marts.rollup_feature_day (customer_id, day, feature, events, users, active_share, complete)
 select f.customer_id, f.day, f.feature, sum(f.events), count(f.user_id),
        round(count(f.user_id)::numeric / nullif(c.active_users, 0), 4), f.complete
@@ -128,6 +120,7 @@ left join marts.rollup_customer_day as c
        on c.customer_id = f.customer_id
       and c.day = f.day
       and (c.customer_id = any(@tenants) or @tenants is null)
+where f.feature is not null
 group by f.customer_id, f.day, f.feature, f.complete, c.active_users
 order by f.customer_id, f.day, f.feature;
 
@@ -140,6 +133,7 @@ create temp table pg_temp.refresh_first_use on commit drop as
 select customer_id, user_id, feature, min(first_at) as first_at, min(time_zone) as time_zone
 from pg_temp.refresh_user_features
 where user_id is not null
+  and feature is not null
 group by customer_id, user_id, feature;
 analyze pg_temp.refresh_first_use;
 

@@ -15,6 +15,8 @@
 #      A/B of the two binaries in the same run, new / baseline = mean of this tree's two rebuilds over the
 #      baseline's; the marts of every rebuild must equal those of step 2.
 #
+# Every timed run starts right after a CHECKPOINT (checkpoint(), below), as a nightly run does.
+#
 # Prints a summary (and the reader's longest waits) for docs/benchmarks.md. Uses DATABASE_URL (superuser; a
 # database elt_bench_refresh is created there and dropped at the end) or else starts a throwaway cluster
 # (fsync on, shared_buffers=1GB) in a temporary folder and removes it at exit.
@@ -157,6 +159,11 @@ gen_events 0 "$EVENTS" "$first_day" "$DAYS"
 log "generated in $(( $(date +%s) - gen_start )) s; staging.events is $(psql -X -At "$db" -c "select pg_size_pretty(pg_total_relation_size('staging.events'))")"
 
 now_ms() { date +%s%3N; }
+# Every timed run starts right after a checkpoint, as a nightly run does (the last one was minutes ago; the
+# pages it touches were last written a day ago): each page it changes first then goes to the WAL whole (a
+# full-page write). Without it, a run's cost would depend on when the server's last checkpoint happened to
+# start (a run just after the initial build, within the same checkpoint cycle, writes few full pages).
+checkpoint() { "${PSQL[@]}" -c checkpoint; }
 timed() { # label command...: runs it, prints its wall time in ms on stdout
     local t0 t1
     t0=$(now_ms)
@@ -217,6 +224,7 @@ read -r idle_n idle_max idle_q <"$work/idle.result"
 
 log "incremental refresh"
 reader_start incr
+checkpoint
 incr_ms=$(DATABASE_URL=$runner timed "$ELT" refresh "${REFRESH_ARGS[@]}")
 reader_stop incr
 read -r incr_n incr_max incr_q <"$work/incr.result"
@@ -227,12 +235,14 @@ ONE_CUSTOMER=${ONE_CUSTOMER:-7}
 log "adding $NEW_EVENTS events on $LATEST, all of customer $ONE_CUSTOMER"
 gen_events "$((EVENTS + NEW_EVENTS))" "$NEW_EVENTS" "$LATEST" 1 "$ONE_CUSTOMER"
 log "incremental refresh, one customer changed"
+checkpoint
 one_ms=$(DATABASE_URL=$runner timed "$ELT" refresh "${REFRESH_ARGS[@]}")
 one_steps=$(psql -X -At "$db" -c "$steps_sql")
 digest_incr=$(marts_digest)
 
 log "full rebuild"
 reader_start full
+checkpoint
 full_ms=$(DATABASE_URL=$runner timed "$ELT" refresh --full "${REFRESH_ARGS[@]}")
 reader_stop full
 read -r full_n full_max full_q <"$work/full.result"
@@ -248,6 +258,7 @@ if [ -n "${BASELINE_REF:-}" ]; then
     # The baseline runs at the same clock when it knows --as-of (since issue 12), so its marts can be compared.
     base_args=()
     if "$work/baseline/bin/elt" refresh --help 2>&1 | grep -q -- '--as-of'; then base_args=("${REFRESH_ARGS[@]}"); fi
+    checkpoint
     base_ms=$(DATABASE_URL=$runner timed "$work/baseline/bin/elt" refresh --full --project "$work/baseline" "${base_args[@]}")
     base_steps=$(psql -X -At "$db" -c "$steps_sql")
     base_status=$(psql -X -At "$db" -c "select status from elt.runs where kind = 'refresh' order by run_id desc limit 1")
@@ -259,6 +270,7 @@ if [ -n "${BASELINE_REF:-}" ]; then
         base_same="no (expected when the model changed since $BASELINE_REF)"
     fi
     log "full rebuild, this tree again"
+    checkpoint
     full2_ms=$(DATABASE_URL=$runner timed "$ELT" refresh --full "${REFRESH_ARGS[@]}")
     full2_steps=$(psql -X -At "$db" -c "$steps_sql")
     [ "$(marts_digest)" = "$digest_incr" ] || same=NO
