@@ -326,9 +326,12 @@ func (r *runner) unit(ctx context.Context, conn *pgxpool.Conn, s step, key unitK
 		// A unit's commit does not wait for its WAL to reach disk: the step's last transaction, which moves
 		// the watermark, waits for all of it. A crash before that loses at most units that the next run,
 		// starting from the same watermark, does again (with their elt.refresh_units rows, which go with
-		// them).
-		if _, err := tx.Exec(ctx, `select pg_catalog.set_config('synchronous_commit', 'off', true)`); err != nil {
-			return err
+		// them). Not on Citus: there a unit's rows commit on the workers and its elt.refresh_units rows on
+		// the coordinator, so a coordinator crash could keep the rows and lose the record of them.
+		if !r.citus {
+			if _, err := tx.Exec(ctx, `select pg_catalog.set_config('synchronous_commit', 'off', true)`); err != nil {
+				return err
+			}
 		}
 		if rebuild {
 			// The unit's keys' rows only, with DELETE (see step): readers keep seeing them until the unit

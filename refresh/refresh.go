@@ -38,7 +38,7 @@ type Options struct {
 	LockTimeout time.Duration
 	// Logger receives one line per step. Nil discards.
 	Logger *slog.Logger
-	// Sessions is how many sessions run the units of a split step ("-- split:") at once. Zero means the
+	// Sessions is how many sessions run the units of a split step ("-- split:"), and the data checks, at once. Zero means the
 	// client's cores, at most DefaultSessions; never more than the pool's connections minus two (the run's own
 	// connection, which holds the refresh lock, and one for the step log).
 	Sessions int

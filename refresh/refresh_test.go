@@ -1312,8 +1312,8 @@ func TestRebuildInPlace(t *testing.T) {
 	}
 }
 
-// TestChecksFindUnknownCustomerAndUser: the events checks, which compare the new events' customers and
-// (customer, user) pairs first, still return every event of a missing customer or user, and nothing else.
+// TestChecksFindUnknownCustomerAndUser: the events checks (events_customer_exists.sql compares the new
+// events' customers first) return every event of a missing customer or user, and nothing else.
 func TestChecksFindUnknownCustomerAndUser(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)

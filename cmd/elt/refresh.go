@@ -15,7 +15,7 @@ type RefreshCmd struct {
 	Full        bool          `name:"full" help:"Rebuild every step from everything in staging (no re-fetching), instead of only the batches loaded since the last run. Gives exactly what the incremental path gives."`
 	LockTimeout time.Duration `name:"lock-timeout" default:"1m" placeholder:"DURATION" help:"Longest wait of any step for a table lock held by another session; past it the run fails and can be run again (${default})."`
 	AsOf        string        `name:"as-of" placeholder:"TIME" help:"The run's clock, RFC 3339 (e.g. 2026-11-30T23:00:00Z): what today is for the marts, and so which periods are complete. Default: now. For replaying a past run; never set it earlier than a previous run's."`
-	Sessions    int           `name:"sessions" default:"0" placeholder:"N" help:"Sessions that run the units of a split step (a \"-- split:\" line: one transaction per key) at once; 0: the client's cores, at most 4, and at most the pool's connections minus 2 (pool_max_conns in the database URL)."`
+	Sessions    int           `name:"sessions" default:"0" placeholder:"N" help:"Sessions that run the units of a split step (a \"-- split:\" line: one transaction per key), and the data checks, at once; 0: the client's cores, at most 4, and at most the pool's connections minus 2 (pool_max_conns in the database URL)."`
 }
 
 // Help is the long help of elt refresh.

@@ -12,13 +12,11 @@ with seen as materialized (
       and e.batch_id <= @batch_to
       and (e.customer_id = any(@tenants) or @tenants is null)
 ),
+-- (except rather than a correlated "not exists": Citus plans no correlated subquery over a CTE.)
 missing as materialized (
-    select s.customer_id
-    from seen as s
-    where not exists (
-        select from core.customers as c
-        where c.customer_id = s.customer_id and (c.customer_id = any(@tenants) or @tenants is null)
-    )
+    select customer_id from seen
+    except
+    select c.customer_id from core.customers as c where (c.customer_id = any(@tenants) or @tenants is null)
 )
 select e.customer_id, e.event_id
 from missing as m

@@ -15,7 +15,8 @@
 #      A/B of the two binaries in the same run, new / baseline = mean of this tree's two rebuilds over the
 #      baseline's; the marts of every rebuild must equal those of step 2.
 #
-# Every timed run starts right after a CHECKPOINT (checkpoint(), below), as a nightly run does.
+# Every timed run but the initial build starts right after a CHECKPOINT (checkpoint(), below), as a nightly
+# run does; the reader starts after it.
 #
 # Prints a summary (and the reader's longest waits) for docs/benchmarks.md. Uses DATABASE_URL (superuser; a
 # database elt_bench_refresh is created there and dropped at the end) or else starts a throwaway cluster
@@ -223,8 +224,8 @@ reader_stop idle
 read -r idle_n idle_max idle_q <"$work/idle.result"
 
 log "incremental refresh"
-reader_start incr
 checkpoint
+reader_start incr
 incr_ms=$(DATABASE_URL=$runner timed "$ELT" refresh "${REFRESH_ARGS[@]}")
 reader_stop incr
 read -r incr_n incr_max incr_q <"$work/incr.result"
@@ -241,8 +242,8 @@ one_steps=$(psql -X -At "$db" -c "$steps_sql")
 digest_incr=$(marts_digest)
 
 log "full rebuild"
-reader_start full
 checkpoint
+reader_start full
 full_ms=$(DATABASE_URL=$runner timed "$ELT" refresh --full "${REFRESH_ARGS[@]}")
 reader_stop full
 read -r full_n full_max full_q <"$work/full.result"
