@@ -102,7 +102,7 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 		}
 	}
 
-	err = pgx.BeginTxFunc(ctx, r.conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = r.readTx(ctx, r.conn, "", func(tx pgx.Tx) error {
 		sessions := r.sessions(len(checks))
 		var snapshot string
 		if sessions > 1 {
@@ -113,27 +113,23 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 				return fmt.Errorf("refresh: export the data checks' snapshot: unexpected snapshot id %q", snapshot)
 			}
 		}
-		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
-			return err
+		conns, err := r.acquire(ctx, sessions-1)
+		if err != nil {
+			r.log.Warn("data checks run on fewer sessions", "sessions", len(conns)+1, "err", err)
 		}
 		var wg sync.WaitGroup
-		for range sessions - 1 {
-			conn, err := r.pool.Acquire(ctx)
-			if err != nil {
-				r.log.Warn("data checks run on fewer sessions", "err", err)
-				break
-			}
+		for _, conn := range conns {
 			wg.Go(func() {
 				defer conn.Release()
-				if err := r.importSnapshot(ctx, conn, snapshot, work); err != nil {
-					// This session takes no check; the others take them all. (After a failed check the
-					// exporting transaction may be aborted, and the import fails: nothing to report.)
-					mu.Lock()
-					stopped := stop
-					mu.Unlock()
-					if !stopped && ctx.Err() == nil {
-						r.log.Warn("a session of the data checks could not share their snapshot", "err", err)
-					}
+				err := r.readTx(ctx, conn, snapshot, func(tx pgx.Tx) error { work(tx); return nil })
+				// A session whose import failed takes no check; the others take them all. (After a failed
+				// check the exporting transaction may be aborted, and the import or the commit fails:
+				// nothing to report.)
+				mu.Lock()
+				stopped := stop
+				mu.Unlock()
+				if err != nil && !stopped && ctx.Err() == nil {
+					r.log.Warn("a session of the data checks could not share their snapshot", "err", err)
 				}
 			})
 		}
@@ -178,20 +174,19 @@ func (r *runner) check(ctx context.Context, checks []check, hi int64) error {
 	return nil
 }
 
-// importSnapshot runs work in a read-only repeatable-read transaction on conn that reads the exported
-// snapshot; the error is that of the import (a check's own error is in its outcome).
-func (r *runner) importSnapshot(ctx context.Context, conn *pgxpool.Conn, snapshot string, work func(pgx.Tx)) error {
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // read only: nothing to keep
-	if _, err := tx.Exec(ctx, "set transaction snapshot '"+snapshot+"'"); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
-		return err
-	}
-	work(tx)
-	return nil
+// readTx runs fn in a read-only repeatable-read transaction on conn configured by setLocals that reads the
+// exported snapshot, if one is given (SET TRANSACTION SNAPSHOT comes first: setLocals is a query and takes
+// the transaction's snapshot).
+func (r *runner) readTx(ctx context.Context, conn *pgxpool.Conn, snapshot string, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if snapshot != "" {
+			if _, err := tx.Exec(ctx, "set transaction snapshot '"+snapshot+"'"); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, setLocals, r.timeout); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }

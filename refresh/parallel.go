@@ -28,6 +28,20 @@ func (r *runner) sessions(n int) int {
 	return max(1, min(want, n, int(r.pool.Config().MaxConns)-2))
 }
 
+// acquire takes up to n connections of the pool, stopping at the first that cannot be had (a busy pool),
+// and returns those it took with that error.
+func (r *runner) acquire(ctx context.Context, n int) ([]*pgxpool.Conn, error) {
+	var conns []*pgxpool.Conn
+	for range n {
+		conn, err := r.pool.Acquire(ctx)
+		if err != nil {
+			return conns, err
+		}
+		conns = append(conns, conn)
+	}
+	return conns, nil
+}
+
 // unitKey is one unit of a split step: its keys as text (for messages) and the array literal of them that
 // @tenants binds.
 type unitKey struct {
@@ -139,17 +153,12 @@ func (r *runner) splitStep(ctx context.Context, s step, hi int64) error {
 		}
 		// Every session is taken before the first unit starts; fewer than asked for (a busy pool) just run
 		// more units each.
-		var conns []*pgxpool.Conn
-		for range sessions {
-			conn, err := r.pool.Acquire(ctx)
-			if err != nil {
-				if len(conns) == 0 {
-					return fail(fmt.Errorf("step %s: connect a session for its units: %w", s.name, err))
-				}
-				r.log.Warn("refresh step runs on fewer sessions", "step", s.name, "sessions", len(conns), "err", err)
-				break
-			}
-			conns = append(conns, conn)
+		conns, err := r.acquire(ctx, sessions)
+		if len(conns) == 0 {
+			return fail(fmt.Errorf("step %s: connect a session for its units: %w", s.name, err))
+		}
+		if err != nil {
+			r.log.Warn("refresh step runs on fewer sessions", "step", s.name, "sessions", len(conns), "err", err)
 		}
 		sessions = len(conns)
 		var wg sync.WaitGroup

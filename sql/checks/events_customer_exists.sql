@@ -5,16 +5,14 @@
 -- loop, 0.2 s per 100,000 events.)
 -- @tenants: the customers of those batches (docs/refresh.md, prune by tenant).
 -- tenants: select distinct s.record ->> 'customer_id' from staging.events as s where s.batch_id > @checked_from and s.batch_id <= @batch_to
-with seen as materialized (
-    select distinct e.customer_id
+-- (except, which also keeps each customer once, rather than a correlated "not exists": Citus plans no
+-- correlated subquery over a CTE.)
+with missing as materialized (
+    select e.customer_id
     from core.events as e
     where e.batch_id > @checked_from
       and e.batch_id <= @batch_to
       and (e.customer_id = any(@tenants) or @tenants is null)
-),
--- (except rather than a correlated "not exists": Citus plans no correlated subquery over a CTE.)
-missing as materialized (
-    select customer_id from seen
     except
     select c.customer_id from core.customers as c where (c.customer_id = any(@tenants) or @tenants is null)
 )
